@@ -1,0 +1,73 @@
+"""The one exception tree. The CLI turns any FlowkitError into a clear message and exit 1."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, order=True)
+class Location:
+    """Where in a spec file something is: 1-based line and column."""
+
+    file: str
+    line: int
+    col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+class FlowkitError(Exception):
+    """Base of every error flowkit raises on purpose."""
+
+    def __init__(self, message: str, location: Location | None = None):
+        super().__init__(message)
+        self.message = message
+        self.location = location
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.message}" if self.location else self.message
+
+
+class SpecError(FlowkitError):
+    """A workflow file is wrong. May carry several problems, each with its own location."""
+
+    def __init__(self, problems: list[FlowkitError]):
+        self.problems = sorted(problems, key=lambda p: (p.location or Location("", 0, 0)))
+        first = self.problems[0]
+        super().__init__(first.message, first.location)
+
+    def __str__(self) -> str:
+        return "\n".join(str(p) for p in self.problems)
+
+
+class ConfigError(FlowkitError):
+    """A bad command-line option, override or environment value."""
+
+
+class DataError(FlowkitError):
+    """Market data is missing, malformed, or would leak the future."""
+
+
+class ModelError(FlowkitError):
+    """A model call failed after retries and fallbacks, or its output never validated."""
+
+
+class CacheMiss(ModelError):
+    """Replay mode asked the cache for a response it does not hold."""
+
+
+class BudgetExceeded(FlowkitError):
+    """A per-run cost or token budget was reached; the run stops cleanly."""
+
+
+class StepError(FlowkitError):
+    """An agent or pattern step failed; names the step."""
+
+
+class StoreError(FlowkitError):
+    """The DuckDB event log cannot be opened or written."""
+
+
+class BrokerError(FlowkitError):
+    """An order could not be placed, or live trading was not confirmed."""

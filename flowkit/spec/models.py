@@ -1,0 +1,318 @@
+"""pydantic models of a firm file. Structural only: references and topology are checked in
+`semantics.py`. `schemas/workflow.schema.json` is generated from these models
+(`python -m flowkit.spec.schema --write`) and a test keeps the two in agreement."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+JOIN_PATTERN = r"^(all|any|quorum:[1-9][0-9]*)$"
+SYMBOL_PATTERN = r"^[A-Z0-9][A-Z0-9.\-/]*$"
+
+Id = str  # documented by ID_PATTERN where used
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _id(description: str) -> Any:
+    return Field(pattern=ID_PATTERN, description=description)
+
+
+# ---------------------------------------------------------------- models
+
+
+class ModelProfile(Strict):
+    """A named model profile that agents point at."""
+
+    model: str = Field(
+        min_length=1,
+        description="litellm model id (gpt-4o-mini, anthropic/claude-3-5-haiku-latest, "
+        "ollama_chat/llama3.1, openai/<name> with api_base) or `offline` for the built-in "
+        "rules-based stand-in. Allows ${env:NAME:-default}.",
+    )
+    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature.")
+    max_tokens: int = Field(1024, ge=1, le=200_000, description="Completion token limit per call.")
+    timeout: float = Field(60, gt=0, le=600, description="Seconds before one call is abandoned.")
+    retries: int = Field(2, ge=0, le=10, description="Retries of a failed call (429, 5xx, timeout) "
+                         "with exponential backoff, honouring Retry-After, before fallbacks.")
+    fallbacks: list[str] = Field(default_factory=list, description="Profile names tried in order "
+                                 "when this profile's model keeps failing.")
+    api_base: str | None = Field(None, description="Base URL of an OpenAI-compatible server. "
+                                 "Allows ${env:NAME:-default}.")
+    api_key_env: str | None = Field(None, pattern=r"^[A-Z_][A-Z0-9_]*$", description="Name of the "
+                                    "environment variable holding the API key. Keys are never "
+                                    "written in workflow files.")
+    knowledge_cutoff: dt.date | None = Field(None, description="Last date the model may have seen "
+                                             "in training; backtests before it are flagged.")
+    rpm: int | None = Field(None, ge=1, le=100_000, description="Rate limit: requests per minute.")
+
+
+# ---------------------------------------------------------------- roles and agents
+
+
+class InlinePrompt(Strict):
+    inline: str = Field(min_length=1, description="A jinja2 template written in the YAML itself.")
+
+
+PromptRef = Union[str, InlinePrompt]
+OutputRef = Union[str, dict[str, Any]]
+
+ROLE_KINDS = ("analyst", "researcher", "judge", "trader", "risk", "decider", "manager")
+
+
+class RoleSpec(Strict):
+    """A user-defined role, or an override of a built-in role's prompt or output."""
+
+    kind: Literal["analyst", "researcher", "judge", "trader", "risk", "decider", "manager"] | None = Field(
+        None, description="What the role does: decides which patterns may use it and how the "
+        "offline model answers it. Required for a new role; inherited when overriding a built-in.")
+    description: str = Field("", description="What the role is for.")
+    prompt: PromptRef | None = Field(None, description="Template file under prompts/ (path relative "
+                                     "to the workflow file) or {inline: ...}.")
+    output: OutputRef | None = Field(None, description="Built-in output schema name, or an inline "
+                                     "JSON Schema object.")
+
+
+class AgentSpec(Strict):
+    """An instance of a role with its model, prompt and tools."""
+
+    role: str = Field(pattern=ID_PATTERN, description="A built-in role or one defined under `roles:`.")
+    model: str = Field("default", pattern=ID_PATTERN, description="Name of a profile under `models:`.")
+    description: str = Field("", description="Free text shown in graphs and transcripts.")
+    prompt: PromptRef | None = Field(None, description="Overrides the role's prompt: a template file "
+                                     "path or {inline: ...}.")
+    output: OutputRef | None = Field(None, description="Overrides the role's output: a schema name "
+                                     "or an inline JSON Schema.")
+    tools: list[str] = Field(default_factory=list, description="Registered Python tools the agent "
+                             "may call through the model's tool-calling interface.")
+    inputs: list[str] = Field(default_factory=list, description="Agent ids whose outputs this agent "
+                              "reads; each must run before it.")
+    stance: Literal["aggressive", "conservative", "neutral"] | None = Field(
+        None, description="Risk stance of a risk_debater.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Extra values templates read "
+                                   "as `params`.")
+    max_tool_rounds: int = Field(3, ge=0, le=20, description="Bound on tool-call round trips.")
+
+
+# ---------------------------------------------------------------- pipeline steps
+
+
+class StepBase(Strict):
+    id: str | None = Field(None, pattern=ID_PATTERN, description="Name of the step in logs and graphs.")
+    when: str | None = Field(None, min_length=1, description="Condition (jinja2 expression over "
+                             "earlier outputs, e.g. `trader.action != 'HOLD'`); the step is "
+                             "skipped when false.")
+
+
+class AgentStep(StepBase):
+    agent: str = Field(pattern=ID_PATTERN, description="Agent id to run.")
+
+
+class SequentialStep(StepBase):
+    sequential: list["Step"] = Field(min_length=1, description="Steps run one after another; each "
+                                     "sees the outputs of those before it.")
+
+
+class ParallelBody(Strict):
+    steps: list["Step"] = Field(min_length=1, description="Steps run concurrently.")
+    join: str = Field("all", pattern=JOIN_PATTERN, description="all: wait for every branch; any: "
+                      "the first success; quorum:N: the first N successes.")
+    on_error: Literal["fail_fast", "continue"] = Field("fail_fast", description="fail_fast cancels "
+                                                      "the rest on the first failure; continue "
+                                                      "records the failure and goes on.")
+
+
+class ParallelStep(StepBase):
+    parallel: ParallelBody = Field(description="Run steps concurrently and join them.")
+
+
+class HierarchicalBody(Strict):
+    manager: str = Field(pattern=ID_PATTERN, description="Agent of kind manager that assigns tasks "
+                         "and decides.")
+    workers: list[str] = Field(min_length=1, description="Agent ids the manager may assign.")
+    max_rounds: int = Field(ge=1, le=10, description="Assign-report rounds before the manager must "
+                            "decide.")
+
+
+class HierarchicalStep(StepBase):
+    hierarchical: HierarchicalBody = Field(description="A manager assigns workers, reads their reports, decides.")
+
+
+class DebateBody(Strict):
+    participants: list[str] = Field(min_length=2, description="Agent ids that speak in turn.")
+    rounds: int = Field(ge=1, le=10, description="Exact number of rounds; each participant speaks "
+                        "once per round.")
+    judge: str = Field(pattern=ID_PATTERN, description="Agent of kind judge or decider that rules on "
+                       "the transcript.")
+
+
+class DebateStep(StepBase):
+    debate: DebateBody = Field(description="Participants argue in turn for fixed rounds; a judge rules.")
+
+
+class BroadcastBody(Strict):
+    agents: list[str] = Field(min_length=2, description="Agent ids sharing one blackboard.")
+    rounds: int = Field(ge=1, le=10, description="Rounds; in each every agent posts concurrently, "
+                        "seeing all earlier rounds.")
+
+
+class BroadcastStep(StepBase):
+    broadcast: BroadcastBody = Field(description="Agents post to one shared blackboard each round.")
+
+
+Step = Union[
+    str, AgentStep, SequentialStep, ParallelStep, HierarchicalStep, DebateStep, BroadcastStep
+]
+PATTERN_KEYS = ("agent", "sequential", "parallel", "hierarchical", "debate", "broadcast")
+
+
+# ---------------------------------------------------------------- market, risk, portfolio
+
+
+class MarketSpec(Strict):
+    symbols: list[str] = Field(min_length=1, description="Symbols the firm decides on "
+                               "(AAPL, BTC-USDT, ...).")
+    source: Literal["sample", "csv", "ccxt"] = Field("sample", description="sample: the real data "
+                                                     "shipped with flowkit; csv: your files; ccxt: "
+                                                     "an exchange, cached in DuckDB.")
+    path: str | None = Field(None, description="csv: folder holding ohlcv/, news/, fundamentals/. "
+                             "Allows ${env:NAME:-default}.")
+    exchange: str | None = Field(None, pattern=r"^[a-z0-9_]+$", description="ccxt: exchange id, "
+                                 "e.g. binance or bybit.")
+    timeframe: Literal["1d", "1h"] = Field("1d", description="Bar size.")
+    lookback: int = Field(250, ge=20, le=5000, description="Bars of history agents see.")
+    benchmark: str | None = Field(None, pattern=SYMBOL_PATTERN, description="Symbol used as the "
+                                  "market reference (SPY for stocks).")
+    sectors: dict[str, str] = Field(default_factory=dict, description="symbol -> sector, for the "
+                                    "sector limit; sample symbols have built-in sectors.")
+
+
+class CvarSpec(Strict):
+    enabled: bool = Field(True, description="Turn the CVaR trigger on or off.")
+    window: int = Field(20, ge=5, le=500, description="Trailing daily P&L observations.")
+    confidence: float = Field(0.95, gt=0.5, lt=1, description="CVaR confidence level.")
+    trigger_drop_pct: float = Field(25, gt=0, le=1000, description="Relative worsening of CVaR "
+                                    "versus the previous day that turns the firm risk-averse.")
+    scale: float = Field(0.5, ge=0, le=1, description="Multiplier on new exposure while risk-averse "
+                         "(0 blocks new buys).")
+
+
+class RiskSpec(Strict):
+    """Hard limits. The rule engine enforces them whatever any model says."""
+
+    max_position_pct: float = Field(20, gt=0, le=100, description="Largest |position| as % of equity.")
+    max_sector_pct: float = Field(60, gt=0, le=100, description="Largest sector exposure, % of equity.")
+    max_gross_exposure_pct: float = Field(100, gt=0, le=400, description="Sum of |positions| as % "
+                                          "of equity.")
+    min_cash_pct: float = Field(5, ge=0, le=100, description="Cash floor, % of equity.")
+    allow_short: bool = Field(False, description="Whether positions may go below zero.")
+    stop_loss_pct: float | None = Field(8, gt=0, le=100, description="Default stop below entry, % "
+                                        "(the trader may set a tighter one).")
+    take_profit_pct: float | None = Field(20, gt=0, le=1000, description="Default take-profit above "
+                                          "entry, %.")
+    max_drawdown_pct: float | None = Field(25, gt=0, le=100, description="Drawdown from peak equity "
+                                           "that halts new exposure and flattens the book.")
+    cvar: CvarSpec | None = Field(None, description="FinCon's CVaR trigger.")
+
+
+class PortfolioSpec(Strict):
+    initial_cash: float = Field(100_000, gt=0, description="Starting cash.")
+    currency: str = Field("USD", min_length=1, description="Quote currency.")
+    fee_bps: float = Field(1, ge=0, le=1000, description="Fee per fill, basis points of notional.")
+    slippage_bps: float = Field(5, ge=0, le=1000, description="Adverse price move per fill, bps.")
+    fill: Literal["next_open", "close"] = Field("next_open", description="Fill at the next bar's open "
+                                                "(default) or at the decision bar's close.")
+    fractional: bool = Field(False, description="Allow fractional quantities (crypto).")
+    broker: Literal["paper", "ccxt"] = Field("paper", description="paper: simulated fills; ccxt: an "
+                                             "exchange's sandbox (live needs --live and "
+                                             "FLOWKIT_LIVE_CONFIRM).")
+    exchange: str | None = Field(None, pattern=r"^[a-z0-9_]+$", description="ccxt broker exchange id.")
+
+
+# ---------------------------------------------------------------- backtest, learning, log, runtime
+
+
+class BacktestSpec(Strict):
+    start: dt.date = Field(description="First decision date.")
+    end: dt.date = Field(description="Last decision date.")
+    every: Literal["1d", "1w", "1h"] = Field("1d", description="Decision frequency.")
+    risk_free_rate: float = Field(0.0, ge=-0.1, le=1, description="Annual risk-free rate for "
+                                  "Sharpe/Sortino.")
+    periods_per_year: int | None = Field(None, ge=1, le=10_000, description="Annualisation; default "
+                                         "252 for stocks, 365 for crypto daily.")
+
+
+class TrainSpec(Strict):
+    start: dt.date = Field(description="First date of the training window.")
+    end: dt.date = Field(description="Last date; must be before the test window starts.")
+    episodes: int = Field(4, ge=1, le=100, description="Training episodes.")
+
+
+class BeliefsSpec(Strict):
+    enabled: bool = Field(True, description="Feed learned beliefs to agents (off = ablation).")
+    agents: list[str] = Field(default_factory=list, description="Agents beliefs may reach; empty "
+                              "means every agent a belief concerns.")
+    top_k: int = Field(5, ge=1, le=50, description="Most beliefs shown to one agent.")
+    frozen: bool = Field(True, description="Beliefs do not change during a test run.")
+
+
+class ReflectionSpec(Strict):
+    enabled: bool = Field(True, description="Store lessons after outcomes are known.")
+    agents: list[str] = Field(default_factory=list, description="Agents that receive lessons.")
+    horizon: int = Field(5, ge=1, le=250, description="Bars after a decision before its outcome is "
+                         "judged.")
+
+
+class LearningSpec(Strict):
+    beliefs: BeliefsSpec | None = Field(None, description="FinCon conceptual verbal reinforcement.")
+    reflection: ReflectionSpec | None = Field(None, description="TradingAgents-style reflection.")
+    train: TrainSpec | None = Field(None, description="The training window for `flowkit train`.")
+
+
+class LogSpec(Strict):
+    db: str = Field("flowkit.duckdb", min_length=1, description="DuckDB file. Allows "
+                    "${env:NAME:-default}; FLOWKIT_DB and --db override it.")
+    prompts: bool = Field(True, description="Store full request messages in model_calls.")
+
+
+class RuntimeSpec(Strict):
+    concurrency: int = Field(8, ge=1, le=256, description="Most model calls in flight at once.")
+    cache: Literal["off", "read_write", "replay"] = Field("read_write", description="Response cache "
+                                                          "mode; replay fails on a miss.")
+    max_cost_usd: float | None = Field(None, gt=0, description="Stop the run cleanly past this cost.")
+    max_tokens: int | None = Field(None, ge=1, description="Stop the run cleanly past this many tokens.")
+    output_attempts: int = Field(3, ge=1, le=10, description="Tries to get output that validates "
+                                 "(re-asked with the validation error).")
+    seed: int = Field(0, ge=0, description="Seed passed to models that accept one.")
+
+
+class Workflow(Strict):
+    """A whole trading firm."""
+
+    version: Literal[1] = Field(description="Language version; 1.")
+    name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$", description="Firm name in logs.")
+    description: str = Field("", description="What the firm is.")
+    models: dict[str, ModelProfile] = Field(min_length=1, description="Named model profiles.")
+    roles: dict[str, RoleSpec] = Field(default_factory=dict, description="New roles, or overrides "
+                                       "of built-in roles' prompts and outputs.")
+    agents: dict[str, AgentSpec] = Field(min_length=1, description="The firm's agents by id.")
+    pipeline: list[Step] = Field(min_length=1, description="Steps run in order for each symbol.")
+    decision: str | None = Field(None, pattern=ID_PATTERN, description="Agent whose output is the "
+                                 "firm's decision; default: the last trader/decider in the pipeline.")
+    market: MarketSpec = Field(description="What the firm trades and where the data comes from.")
+    risk: RiskSpec = Field(default_factory=RiskSpec, description="Hard limits the rule engine enforces.")
+    portfolio: PortfolioSpec = Field(default_factory=PortfolioSpec, description="Cash, costs, fills, broker.")
+    backtest: BacktestSpec | None = Field(None, description="Default backtest window (--start/--end override).")
+    learning: LearningSpec | None = Field(None, description="Beliefs, reflection and the training window.")
+    log: LogSpec = Field(default_factory=LogSpec, description="Where the DuckDB event log goes.")
+    runtime: RuntimeSpec = Field(default_factory=RuntimeSpec, description="Concurrency, cache, budgets, re-asks.")
+
+
+for _m in (SequentialStep, ParallelBody, ParallelStep, Workflow):
+    _m.model_rebuild()

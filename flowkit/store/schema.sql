@@ -1,0 +1,158 @@
+-- flowkit event log: the public tables users query with SQL.
+-- Every table carries run_id. Times are UTC TIMESTAMPs; JSON columns hold JSON text.
+-- as_of is the decision time (the moment after which no data was visible to agents).
+
+CREATE TABLE IF NOT EXISTS runs (
+    run_id          VARCHAR,      -- short unique id, e.g. 20261124-074712-3fa9
+    workflow_name   VARCHAR,
+    workflow_path   VARCHAR,
+    workflow_hash   VARCHAR,      -- sha256 of the workflow file bytes
+    mode            VARCHAR,      -- decide | backtest | train | replay
+    parent_run_id   VARCHAR,      -- for replay/resume/seeds: the run this one derives from
+    status          VARCHAR,      -- running | completed | failed | budget_exceeded | interrupted
+    started_at      TIMESTAMP,
+    finished_at     TIMESTAMP,
+    config          JSON,         -- the resolved workflow (no secrets)
+    error           VARCHAR,
+    flowkit_version VARCHAR
+);
+
+CREATE TABLE IF NOT EXISTS steps (
+    run_id      VARCHAR,
+    seq         BIGINT,          -- order in which steps finished within the run
+    step_id     VARCHAR,         -- path in the compiled graph, e.g. research_debate/r2/bull
+    symbol      VARCHAR,
+    as_of       TIMESTAMP,
+    agent       VARCHAR,         -- agent id (NULL for pattern nodes)
+    role        VARCHAR,
+    pattern     VARCHAR,         -- agent | sequential | parallel | debate | hierarchical | broadcast
+    round       INTEGER,         -- debate/broadcast/hierarchical round, NULL otherwise
+    started_at  TIMESTAMP,
+    finished_at TIMESTAMP,
+    duration_ms DOUBLE,
+    status      VARCHAR,         -- ok | failed | skipped
+    input       JSON,            -- what the step saw (rendered prompt or child summary)
+    output      JSON,            -- the validated typed output
+    error       VARCHAR
+);
+
+CREATE TABLE IF NOT EXISTS model_calls (
+    run_id            VARCHAR,
+    call_id           VARCHAR,
+    step_id           VARCHAR,
+    symbol            VARCHAR,
+    as_of             TIMESTAMP,
+    agent             VARCHAR,
+    model             VARCHAR,   -- the model id that answered (after fallbacks)
+    attempt           INTEGER,   -- 1-based attempt number within the step (retries, re-asks, fallbacks)
+    request           JSON,      -- messages sent (and tool/response_format summary)
+    response          VARCHAR,   -- raw text (or tool calls JSON) returned
+    prompt_tokens     INTEGER,
+    completion_tokens INTEGER,
+    cost_usd          DOUBLE,
+    latency_ms        DOUBLE,
+    cached            BOOLEAN,
+    cache_key         VARCHAR,
+    error             VARCHAR,
+    started_at        TIMESTAMP
+);
+
+CREATE TABLE IF NOT EXISTS decisions (
+    run_id        VARCHAR,
+    symbol        VARCHAR,
+    as_of         TIMESTAMP,
+    agent         VARCHAR,       -- the agent whose output is the firm's decision
+    action        VARCHAR,       -- BUY | SELL | HOLD
+    size_pct      DOUBLE,        -- requested size, % of equity
+    target_weight DOUBLE,        -- signed target weight after the decision (fraction of equity)
+    confidence    DOUBLE,        -- 0..1
+    entry         DOUBLE,
+    stop_loss     DOUBLE,
+    take_profit   DOUBLE,
+    reasoning     VARCHAR
+);
+
+CREATE TABLE IF NOT EXISTS risk_reviews (
+    run_id        VARCHAR,
+    symbol        VARCHAR,
+    as_of         TIMESTAMP,
+    verdict       VARCHAR,       -- approve | resize | reject
+    rule          VARCHAR,       -- the rule that decided (NULL on plain approve)
+    requested_qty DOUBLE,        -- signed quantity the proposal asked for
+    approved_qty  DOUBLE,        -- signed quantity allowed through
+    details       JSON           -- the numbers that decided it, every rule checked
+);
+
+CREATE TABLE IF NOT EXISTS orders (
+    run_id       VARCHAR,
+    order_id     VARCHAR,        -- deterministic client order id (idempotency key)
+    symbol       VARCHAR,
+    as_of        TIMESTAMP,      -- decision time that produced the order
+    side         VARCHAR,        -- buy | sell
+    quantity     DOUBLE,         -- positive
+    order_type   VARCHAR,        -- market | limit
+    limit_price  DOUBLE,
+    reason       VARCHAR,        -- decision | stop_loss | take_profit | drawdown_halt | rebalance
+    status       VARCHAR,        -- submitted | filled | rejected | cancelled
+    broker       VARCHAR,        -- paper | ccxt:<exchange>
+    submitted_at TIMESTAMP
+);
+
+CREATE TABLE IF NOT EXISTS fills (
+    run_id     VARCHAR,
+    fill_id    VARCHAR,
+    order_id   VARCHAR,
+    symbol     VARCHAR,
+    time       TIMESTAMP,
+    side       VARCHAR,
+    quantity   DOUBLE,
+    price      DOUBLE,           -- executed price including slippage
+    fee        DOUBLE,
+    slippage   DOUBLE            -- cost of slippage in quote currency
+);
+
+CREATE TABLE IF NOT EXISTS portfolio (
+    run_id         VARCHAR,
+    time           TIMESTAMP,
+    cash           DOUBLE,
+    equity         DOUBLE,
+    gross_exposure DOUBLE,       -- sum |position value| / equity
+    drawdown       DOUBLE,       -- from peak equity, <= 0
+    positions      JSON          -- {symbol: {qty, avg_cost, price, value, unrealized_pnl}}
+);
+
+CREATE TABLE IF NOT EXISTS beliefs (
+    belief_id  VARCHAR,
+    run_id     VARCHAR,          -- the training run that produced it
+    episode    INTEGER,
+    created_at TIMESTAMP,
+    workflow   VARCHAR,
+    text       VARCHAR,          -- the sentence agents read
+    agents     JSON,             -- agent ids it is propagated to
+    condition  JSON,             -- structured condition the offline model can evaluate
+    effect     JSON,             -- structured effect (e.g. {"bias": -0.2})
+    evidence   JSON,             -- the episode comparison that produced it
+    frozen     BOOLEAN
+);
+
+CREATE TABLE IF NOT EXISTS checkpoints (
+    run_id     VARCHAR,
+    seq        BIGINT,
+    as_of      TIMESTAMP,        -- last decision time fully done
+    state      JSON,             -- portfolio/broker/risk state to resume from
+    created_at TIMESTAMP
+);
+
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id   VARCHAR,
+    strategy VARCHAR,            -- firm | buy_and_hold | sma_crossover | macd
+    symbol   VARCHAR,            -- NULL for the whole portfolio
+    metrics  JSON
+);
+
+CREATE TABLE IF NOT EXISTS model_cache (
+    cache_key  VARCHAR,          -- sha256 of (model, messages, parameters)
+    model      VARCHAR,
+    response   JSON,             -- the ModelResponse payload to replay
+    created_at TIMESTAMP
+);
