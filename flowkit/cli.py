@@ -24,7 +24,7 @@ def _validate(args: argparse.Namespace) -> int:
         try:
             wf = load_workflow(path, args.set)
         except FlowkitError as exc:
-            print(str(exc), file=sys.stderr)
+            print(str(exc) if exc.location else f"error: {exc}", file=sys.stderr)
             failed += 1
             continue
         spec = wf.spec
@@ -126,6 +126,38 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     _add_common(p, spec_overrides=False)
     p.set_defaults(handler=_lazy("flowkit.commands", "replay"))
+
+    p = sub.add_parser("resume", help="continue a killed run from its last checkpoint")
+    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument("--quiet", action="store_true")
+    _add_common(p, spec_overrides=False)
+    p.set_defaults(handler=_lazy("flowkit.commands", "resume"))
+
+    p = sub.add_parser("report", help="write a self-contained HTML report (and PNG) of a backtest")
+    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument("--out", help="HTML file to write (default: reports/RUN_ID.html)")
+    _add_common(p, spec_overrides=False)
+    p.set_defaults(handler=_lazy("flowkit.commands", "report"))
+
+    p = sub.add_parser("compare", help="run several firms on the same window; one side-by-side report")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--start", required=True)
+    p.add_argument("--end", required=True)
+    p.add_argument("--symbol", action="append", dest="symbols", metavar="SYM")
+    p.add_argument("--out", help="HTML file (default: reports/compare-<first run>.html)")
+    p.add_argument("--model", help="litellm model id for every profile of every firm")
+    p.add_argument("--quiet", action="store_true")
+    _add_common(p)
+    p.set_defaults(handler=_lazy("flowkit.commands", "compare"))
+
+    p = sub.add_parser("train", help="FinCon training: episodes over the training window distil beliefs")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--episodes", type=int, help="training episodes (default: learning.train.episodes)")
+    p.add_argument("--symbol", action="append", dest="symbols", metavar="SYM")
+    p.add_argument("--model", help="litellm model id for every profile")
+    p.add_argument("--quiet", action="store_true")
+    _add_common(p)
+    p.set_defaults(handler=_lazy("flowkit.commands", "train"))
 
     return top
 

@@ -47,16 +47,16 @@ SUSPECT_SHARPE = 3.0
 MIN_RELIABLE_PERIODS = 30
 _FLAT = 1e-9  # |position| below this is flat (fractional quantities carry float noise)
 
-NAN = float("nan")
+_NAN = float("nan")
 
 
 def compute_metrics(
-    equity: Sequence[float],
+    equity: Sequence[float] | np.ndarray,
     *,
     periods_per_year: int,
     risk_free_rate: float = 0.0,
     trades: list[dict] | None = None,
-    exposure: Sequence[float] | None = None,
+    exposure: Sequence[float] | np.ndarray | None = None,
     turnover_notional: float | None = None,
 ) -> dict[str, float]:
     """Metrics of an equity curve sampled once per period; conventions in the module docstring.
@@ -76,25 +76,25 @@ def compute_metrics(
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         r = e[1:] / e[:-1] - 1.0
         excess = r - rf
-        growth = e[-1] / e[0] if len(e) else NAN
+        growth = e[-1] / e[0] if len(e) else _NAN
         out["cumulative_return"] = growth - 1.0
-        out["annual_return"] = growth ** (ppy / n) - 1.0 if n and growth >= 0 else NAN
-        out["annual_mean_return"] = r.mean() * ppy if n else NAN
-        out["annual_volatility"] = r.std(ddof=1) * math.sqrt(ppy) if n >= 2 else NAN
+        out["annual_return"] = growth ** (ppy / n) - 1.0 if n and growth >= 0 else _NAN
+        out["annual_mean_return"] = r.mean() * ppy if n else _NAN
+        out["annual_volatility"] = r.std(ddof=1) * math.sqrt(ppy) if n >= 2 else _NAN
         flat = n < 2 or excess.max() == excess.min()  # empyrical's zero-dispersion test
-        out["sharpe"] = NAN if flat else excess.mean() / excess.std(ddof=1) * math.sqrt(ppy)
-        downside = math.sqrt(np.mean(np.minimum(excess, 0.0) ** 2) * ppy) if n else NAN
+        out["sharpe"] = _NAN if flat else excess.mean() / excess.std(ddof=1) * math.sqrt(ppy)
+        downside = math.sqrt(np.mean(np.minimum(excess, 0.0) ** 2) * ppy) if n else _NAN
         out["downside_risk"] = downside
-        out["sortino"] = excess.mean() * ppy / downside if n >= 2 and downside > 0 else NAN
-        mdd = float((e / np.maximum.accumulate(e) - 1.0).min()) if len(e) else NAN
+        out["sortino"] = excess.mean() * ppy / downside if n >= 2 and downside > 0 else _NAN
+        mdd = float((e / np.maximum.accumulate(e) - 1.0).min()) if len(e) else _NAN
         out["max_drawdown"] = mdd
-        out["calmar"] = out["annual_return"] / abs(mdd) if mdd < 0 else NAN
+        out["calmar"] = out["annual_return"] / abs(mdd) if mdd < 0 else _NAN
         out["turnover"] = (
-            turnover_notional / e.mean() * ppy / n if turnover_notional is not None and n else NAN
+            turnover_notional / e.mean() * ppy / n if turnover_notional is not None and n else _NAN
         )
-    out["exposure"] = float(np.mean(exposure)) if exposure is not None and len(exposure) else NAN
+    out["exposure"] = float(np.mean(exposure)) if exposure is not None and len(exposure) else _NAN
     out.update(_trade_stats(trades))
-    out["final_equity"] = float(e[-1]) if len(e) else NAN
+    out["final_equity"] = float(e[-1]) if len(e) else _NAN
     return {k: _finite(v) for k, v in out.items()}
 
 
@@ -141,27 +141,27 @@ def round_trips(fills: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
 def flag_suspect(metrics: Mapping[str, float]) -> list[str]:
     """Warnings about results too good or too thin to trust (empty when none apply)."""
     flags = []
-    sharpe = metrics.get("sharpe", NAN)
+    sharpe = metrics.get("sharpe", _NAN)
     if sharpe > SUSPECT_SHARPE:
         flags.append(f"Sharpe {sharpe:.2f} > {SUSPECT_SHARPE:g} is suspect: check for look-ahead, "
                      "costs left out or a window too short to mean anything")
-    periods = metrics.get("periods", NAN)
+    periods = metrics.get("periods", _NAN)
     if periods < MIN_RELIABLE_PERIODS:
         flags.append(f"only {periods:g} periods: annualised figures are unreliable")
-    if metrics.get("win_rate", NAN) == 1.0 and metrics.get("num_trades", 0) >= 5:
+    if metrics.get("win_rate", _NAN) == 1.0 and metrics.get("num_trades", 0) >= 5:
         flags.append(f"all {metrics['num_trades']:g} closed trades won: check fill timing")
     return flags
 
 
 def _trade_stats(trades: list[dict] | None) -> dict[str, float]:
     if trades is None:
-        return {"num_trades": NAN, "win_rate": NAN, "profit_factor": NAN}
+        return {"num_trades": _NAN, "win_rate": _NAN, "profit_factor": _NAN}
     pnl = np.array([float(t["pnl"]) for t in trades])
     gross_loss = -pnl[pnl < 0].sum()
     return {
         "num_trades": len(pnl),
-        "win_rate": float((pnl > 0).mean()) if len(pnl) else NAN,
-        "profit_factor": float(pnl[pnl > 0].sum() / gross_loss) if gross_loss > 0 else NAN,
+        "win_rate": float((pnl > 0).mean()) if len(pnl) else _NAN,
+        "profit_factor": float(pnl[pnl > 0].sum() / gross_loss) if gross_loss > 0 else _NAN,
     }
 
 
@@ -169,4 +169,4 @@ def _finite(value: float) -> float:
     if isinstance(value, int):
         return value
     value = float(value)
-    return value if math.isfinite(value) else NAN
+    return value if math.isfinite(value) else _NAN

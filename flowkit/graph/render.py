@@ -1,144 +1,143 @@
-"""The compiled topology as a Mermaid or Graphviz graph: every agent, pattern and edge."""
+"""The compiled topology as a Mermaid or Graphviz graph: every agent, pattern and edge.
+
+Node ids are namespaced (`a_<agent>`, `g_<step>`, `io_risk`) so an agent called `risk`, `end`
+or the same as a step id cannot collide with another node or a Mermaid keyword; names appear
+only in labels, escaped for each format."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
+from flowkit.roles.registry import BUILTIN_ROLES, DECISION_KINDS
 from flowkit.spec import models as m
+
+INPUT, RISK, BROKER = "io_input", "io_risk", "io_broker"
 
 
 @dataclass
 class _Graph:
-    nodes: dict[str, str] = field(default_factory=dict)          # id -> label
-    shapes: dict[str, str] = field(default_factory=dict)         # id -> agent|judge|manager|io|board
+    nodes: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> (shape, label lines)
     groups: list[tuple[str, str, list[str]]] = field(default_factory=list)  # (id, label, members)
-    edges: list[tuple[str, str, str]] = field(default_factory=list)        # (src, dst, label)
+    edges: list[tuple[str, str, str]] = field(default_factory=list)  # (src, dst, label)
+    order: list[str] = field(default_factory=list)  # agent ids in pipeline order
     counter: int = 0
 
     def fresh(self, prefix: str) -> str:
         self.counter += 1
         return f"{prefix}{self.counter}"
 
+    def link(self, sources: list[str], targets: list[str], label: str = "") -> None:
+        self.edges += [(s, t, label) for s in sources for t in targets]
+
 
 def build(spec: m.Workflow) -> _Graph:
     g = _Graph()
-    g.nodes["input"] = f"market data as of t<br/>{', '.join(spec.market.symbols)}"
-    g.shapes["input"] = "io"
-    exits = ["input"]
+    g.nodes[INPUT] = ("io", f"market data as of t\n{', '.join(spec.market.symbols)}")
+    exits = [INPUT]
     for step in spec.pipeline:
         entries, step_exits = _step(g, spec, step, [])
-        for src in exits:
-            for dst in entries:
-                g.edges.append((src, dst, ""))
+        g.link(exits, entries)
         exits = step_exits
-    g.nodes["risk"] = "risk engine (rules)<br/>approve / resize / reject"
-    g.shapes["risk"] = "io"
-    g.nodes["broker"] = f"{spec.portfolio.broker} broker"
-    g.shapes["broker"] = "io"
-    decider = spec.decision
-    for src in exits:
-        g.edges.append((src, "risk", "decision" if decider in (None, src) else ""))
-    g.edges.append(("risk", "broker", "orders"))
+    g.nodes[RISK] = ("io", "risk engine (rules)\napprove / resize / reject")
+    g.nodes[BROKER] = ("io", f"{spec.portfolio.broker} broker")
+    g.link([_aid(_decider(spec, g.order))], [RISK], "decision")
+    g.link([RISK], [BROKER], "orders")
     return g
+
+
+def _decider(spec: m.Workflow, order: list[str]) -> str:
+    """The decision agent, as the compiler picks it: explicit, else the last trader/decider."""
+    if spec.decision:
+        return spec.decision
+
+    def kind(aid: str) -> str | None:
+        role = spec.agents[aid].role
+        own = spec.roles.get(role)
+        return own.kind if own and own.kind else getattr(BUILTIN_ROLES.get(role), "kind", None)
+
+    return [a for a in order if kind(a) in DECISION_KINDS][-1]
+
+
+def _aid(agent: str) -> str:
+    return f"a_{agent}"
 
 
 def _agent(g: _Graph, spec: m.Workflow, aid: str, shape: str = "agent") -> str:
     agent = spec.agents[aid]
     stance = f" ({agent.stance})" if agent.stance else ""
-    g.nodes[aid] = f"{aid}<br/><i>{agent.role}{stance}</i>"
-    g.shapes[aid] = shape
-    return aid
+    g.nodes[_aid(aid)] = (shape, f"{aid}\n{agent.role}{stance}")
+    g.order.append(aid)
+    return _aid(aid)
+
+
+def _rounds(n: int) -> str:
+    return f"{n} round{'s' if n != 1 else ''}"
 
 
 def _step(g: _Graph, spec: m.Workflow, step: Any, members: list[str]) -> tuple[list[str], list[str]]:
     """Add a step; return (entry nodes, exit nodes). `members` collects the group's nodes."""
     if isinstance(step, str):
-        members.append(_agent(g, spec, step))
-        return [step], [step]
+        node = _agent(g, spec, step)
+        members.append(node)
+        return [node], [node]
     cond = f" when {step.when}" if step.when else ""
     if isinstance(step, m.AgentStep):
-        members.append(_agent(g, spec, step.agent))
+        node = _agent(g, spec, step.agent)
+        members.append(node)
         if step.when:
-            g.groups.append((g.fresh("when"), f"when {step.when}", [step.agent]))
-        return [step.agent], [step.agent]
+            g.groups.append((g.fresh("g_when"), f"when {step.when}", [node]))
+        return [node], [node]
     inner: list[str] = []
-    gid = step.id or g.fresh("p")
+    gid = f"g_{step.id}" if step.id else g.fresh("g_step")
     if isinstance(step, m.SequentialStep):
         label, entries, exits = f"sequential{cond}", [], []
         for child in step.sequential:
             c_in, c_out = _step(g, spec, child, inner)
-            if not entries:
-                entries = c_in
-            for src in exits:
-                for dst in c_in:
-                    g.edges.append((src, dst, ""))
-            exits = c_out
+            g.link(exits, c_in)
+            entries, exits = entries or c_in, c_out
     elif isinstance(step, m.ParallelStep):
         body = step.parallel
         label = f"parallel join={body.join} on_error={body.on_error}{cond}"
         entries, exits = [], []
         for child in body.steps:
             c_in, c_out = _step(g, spec, child, inner)
-            entries += c_in
-            exits += c_out
+            entries, exits = entries + c_in, exits + c_out
     elif isinstance(step, m.DebateStep):
         body = step.debate
-        label = f"debate, {body.rounds} round{'s' if body.rounds != 1 else ''}{cond}"
+        label = f"debate, {_rounds(body.rounds)}{cond}"
         entries = [_agent(g, spec, p) for p in body.participants]
         inner += entries
-        for a, b in zip(body.participants, body.participants[1:] + body.participants[:1]):
-            if a != b and not (len(body.participants) == 2 and a == body.participants[1]):
-                g.edges.append((a, b, "argues"))
+        # Speaking order: each participant answers the one before; two speakers need one edge.
+        turns = list(zip(entries, entries[1:] + entries[:1]))
+        for a, b in turns[:1] if len(entries) == 2 else turns:
+            g.edges.append((a, b, "argues"))
         judge = _agent(g, spec, body.judge, "judge")
-        for p in body.participants:
-            g.edges.append((p, judge, "transcript"))
+        g.link(entries, [judge], "transcript")
         inner.append(judge)
         exits = [judge]
     elif isinstance(step, m.HierarchicalStep):
         body = step.hierarchical
-        label = f"hierarchical, max {body.max_rounds} rounds{cond}"
+        label = f"hierarchical, at most {_rounds(body.max_rounds)}{cond}"
         manager = _agent(g, spec, body.manager, "manager")
-        inner.append(manager)
-        for w in body.workers:
-            inner.append(_agent(g, spec, w))
-            g.edges.append((manager, w, "assigns"))
-            g.edges.append((w, manager, "reports"))
+        workers = [_agent(g, spec, w) for w in body.workers]
+        g.link([manager], workers, "assigns")
+        g.link(workers, [manager], "reports")
+        inner += [manager, *workers]
         entries, exits = [manager], [manager]
     else:
         body = step.broadcast
-        label = f"broadcast, {body.rounds} round{'s' if body.rounds != 1 else ''}{cond}"
-        board = g.fresh("board")
-        g.nodes[board] = "shared blackboard"
-        g.shapes[board] = "board"
-        inner.append(board)
-        for a in body.agents:
-            inner.append(_agent(g, spec, a))
-            g.edges.append((a, board, "posts"))
-            g.edges.append((board, a, "reads"))
-        entries, exits = list(body.agents), list(body.agents)
+        label = f"broadcast, {_rounds(body.rounds)}{cond}"
+        board = g.fresh("io_board")
+        g.nodes[board] = ("board", "shared blackboard")
+        posters = [_agent(g, spec, a) for a in body.agents]
+        g.link(posters, [board], "posts")
+        g.link([board], posters, "reads")
+        inner += [board, *posters]
+        entries, exits = posters, posters
     g.groups.append((gid, label, inner))
     members += inner
     return entries, exits
-
-
-_MERMAID_SHAPES = {"agent": ('["', '"]'), "judge": ('{{"', '"}}'), "manager": ('[["', '"]]'),
-                   "io": ('(["', '"])'), "board": ('[("', '")]')}
-
-
-def mermaid(spec: m.Workflow) -> str:
-    g = build(spec)
-    lines = ["flowchart TD"]
-    grouped = {n for _, _, ms in g.groups for n in ms}
-    for nid, label in g.nodes.items():
-        if nid not in grouped:
-            a, b = _MERMAID_SHAPES[g.shapes[nid]]
-            lines.append(f"  {nid}{a}{label}{b}")
-    for gid, label, members in _nest(g):
-        lines.extend(_mermaid_group(g, gid, label, members, "  "))
-    for src, dst, label in g.edges:
-        lines.append(f"  {src} -->|{label}| {dst}" if label else f"  {src} --> {dst}")
-    return "\n".join(lines) + "\n"
 
 
 def _nest(g: _Graph) -> list[tuple[str, str, list[Any]]]:
@@ -161,47 +160,76 @@ def _nest(g: _Graph) -> list[tuple[str, str, list[Any]]]:
     return [tree(gid) for gid in order if gid not in parent]
 
 
-def _mermaid_group(g: _Graph, gid: str, label: str, items: list[Any], indent: str) -> list[str]:
-    out = [f'{indent}subgraph {gid}["{label}"]']
-    for item in items:
-        if isinstance(item, tuple):
-            out.extend(_mermaid_group(g, *item, indent + "  "))
-        else:
-            a, b = _MERMAID_SHAPES[g.shapes[item]]
-            out.append(f"{indent}  {item}{a}{g.nodes[item]}{b}")
-    out.append(f"{indent}end")
-    return out
+def _render(g: _Graph, node: Any, group: Any, edge: Any, head: list[str], tail: list[str]) -> str:
+    """Shared walk of both formats: ungrouped nodes, nested groups, then edges."""
+    lines = list(head)
+    grouped = {n for _, _, ms in g.groups for n in ms}
+    lines += [node(nid, "  ") for nid in g.nodes if nid not in grouped]
+
+    def emit(gid: str, label: str, items: list[Any], indent: str) -> None:
+        open_, close = group(gid, label, indent)
+        lines.extend(open_)
+        for item in items:
+            if isinstance(item, tuple):
+                emit(*item, indent + "  ")
+            else:
+                lines.append(node(item, indent + "  "))
+        lines.append(close)
+
+    for tree in _nest(g):
+        emit(*tree, "  ")
+    lines += [edge(src, dst, label) for src, dst, label in g.edges]
+    return "\n".join(lines + tail) + "\n"
+
+
+_MERMAID_SHAPES = {"agent": ('["', '"]'), "judge": ('{{"', '"}}'), "manager": ('[["', '"]]'),
+                   "io": ('(["', '"])'), "board": ('[("', '")]')}
+
+
+def _mermaid_text(text: str) -> str:
+    # Mermaid reads HTML entities in quoted labels; a raw quote would end the label.
+    return text.replace("&", "&amp;").replace('"', "#quot;").replace("<", "&lt;") \
+        .replace(">", "&gt;").replace("\n", "<br/>")
+
+
+def mermaid(spec: m.Workflow) -> str:
+    g = build(spec)
+
+    def node(nid: str, indent: str) -> str:
+        shape, label = g.nodes[nid]
+        a, b = _MERMAID_SHAPES[shape]
+        return f"{indent}{nid}{a}{_mermaid_text(label)}{b}"
+
+    def group(gid: str, label: str, indent: str) -> tuple[list[str], str]:
+        return [f'{indent}subgraph {gid}["{_mermaid_text(label)}"]'], f"{indent}end"
+
+    def edge(src: str, dst: str, label: str) -> str:
+        return f"  {src} -->|{_mermaid_text(label)}| {dst}" if label else f"  {src} --> {dst}"
+
+    return _render(g, node, group, edge, ["flowchart TD"], [])
 
 
 _DOT_SHAPES = {"agent": "box", "judge": "hexagon", "manager": "box3d", "io": "oval",
                "board": "cylinder"}
 
 
+def _dot_text(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
 def dot(spec: m.Workflow) -> str:
     g = build(spec)
-    lines = [f'digraph "{spec.name}" {{', "  rankdir=TB;", '  node [fontname="Helvetica"];']
-    grouped = {n for _, _, ms in g.groups for n in ms}
-    for nid, label in g.nodes.items():
-        if nid not in grouped:
-            lines.append(_dot_node(g, nid, "  "))
-    for gid, label, items in _nest(g):
-        lines.extend(_dot_group(g, gid, label, items, "  "))
-    for src, dst, label in g.edges:
-        attr = f' [label="{label}"]' if label else ""
-        lines.append(f'  "{src}" -> "{dst}"{attr};')
-    lines.append("}")
-    return "\n".join(lines) + "\n"
 
+    def node(nid: str, indent: str) -> str:
+        shape, label = g.nodes[nid]
+        return f"{indent}{nid} [label={_dot_text(label)}, shape={_DOT_SHAPES[shape]}];"
 
-def _dot_node(g: _Graph, nid: str, indent: str) -> str:
-    label = g.nodes[nid].replace("<br/>", "\\n").replace("<i>", "").replace("</i>", "")
-    return f'{indent}"{nid}" [label="{label}", shape={_DOT_SHAPES[g.shapes[nid]]}];'
+    def group(gid: str, label: str, indent: str) -> tuple[list[str], str]:
+        return [f"{indent}subgraph cluster_{gid} {{", f"{indent}  label={_dot_text(label)};"], \
+            f"{indent}}}"
 
+    def edge(src: str, dst: str, label: str) -> str:
+        return f"  {src} -> {dst}" + (f" [label={_dot_text(label)}]" if label else "") + ";"
 
-def _dot_group(g: _Graph, gid: str, label: str, items: list[Any], indent: str) -> list[str]:
-    out = [f'{indent}subgraph "cluster_{gid}" {{', f'{indent}  label="{label}";']
-    for item in items:
-        out.extend(_dot_group(g, *item, indent + "  ") if isinstance(item, tuple)
-                   else [_dot_node(g, item, indent + "  ")])
-    out.append(f"{indent}}}")
-    return out
+    head = [f"digraph {_dot_text(spec.name)} {{", "  rankdir=TB;", '  node [fontname="Helvetica"];']
+    return _render(g, node, group, edge, head, ["}"])

@@ -25,7 +25,7 @@ import socket
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 HOST = "127.0.0.1"
@@ -41,12 +41,16 @@ class FakeRequest:
     response_format: dict[str, Any] | None
     tools: list[dict[str, Any]] | None
     body: dict[str, Any]
+    headers: dict[str, str]  # lower-cased names
+    received_at: float  # time.monotonic() when the request arrived
     handled_ms: float = 0.0  # the server's own time for this request, latency included
 
     @property
     def schema(self) -> dict[str, Any] | None:
         rf = self.response_format or {}
-        return (rf.get("json_schema") or {}).get("schema") if rf.get("type") == "json_schema" else None
+        if rf.get("type") != "json_schema":
+            return None
+        return (rf.get("json_schema") or {}).get("schema")
 
 
 # ---------------------------------------------------------------- behaviours
@@ -79,7 +83,8 @@ class CallTools:
         calls = self.calls
         if not calls:
             fn = (req.tools or [{}])[0].get("function", {})
-            calls = ((fn.get("name", "tool"), instance(fn.get("parameters") or {"type": "object"})),)
+            params = fn.get("parameters") or {"type": "object"}
+            calls = ((fn.get("name", "tool"), instance(params)),)
         tool_calls = [
             {"id": f"call_{i}", "type": "function",
              "function": {"name": name, "arguments": json.dumps(args)}}
@@ -163,7 +168,8 @@ def _default_content(req: FakeRequest) -> str:
     return "{}" if rf_type == "json_object" else "fake answer"
 
 
-def _completion(req: FakeRequest, content: str | None, tool_calls: list | None = None) -> _Reply:
+def _completion(req: FakeRequest, content: str | None,
+                tool_calls: list[dict[str, Any]] | None = None) -> _Reply:
     message: dict[str, Any] = {"role": "assistant", "content": content}
     if tool_calls:
         message["tool_calls"] = tool_calls
@@ -229,12 +235,13 @@ def _resolve(ref: str, root: dict[str, Any]) -> dict[str, Any]:
     node: Any = root
     for part in ref.removeprefix("#/").split("/"):
         node = node[part]
-    return node
+    return dict(node)
 
 
 def _number(schema: dict[str, Any], integer: bool) -> float | int:
-    lo = schema.get("minimum", schema.get("exclusiveMinimum"))
-    hi = schema.get("maximum", schema.get("exclusiveMaximum"))
+    lo: float | None = schema.get("minimum", schema.get("exclusiveMinimum"))
+    hi: float | None = schema.get("maximum", schema.get("exclusiveMaximum"))
+    value: float
     if lo is not None and hi is not None:
         value = (lo + hi) / 2
     elif lo is not None:
@@ -269,11 +276,13 @@ class FakeOpenAIServer:
         self.latency_ms = latency_ms
         self.port = 0
         self.requests: list[FakeRequest] = []
+        self.max_in_flight = 0  # most requests handled at once, for concurrency tests
+        self._in_flight = 0
         self._queues: dict[str | None, deque[Behaviour]] = {}
         self._defaults: dict[str | None, Behaviour] = {}
         self._lock = threading.Lock()  # tests script from their thread while the server reads
         self._server: asyncio.Server | None = None
-        self._handlers: set[asyncio.Task] = set()
+        self._handlers: set[asyncio.Task[None]] = set()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -299,6 +308,8 @@ class FakeOpenAIServer:
             self._defaults[model] = behaviour
 
     def _next(self, model: str) -> Behaviour:
+        """The model's queue, then the shared queue, the model's default, the shared default,
+        and finally a normal Answer."""
         with self._lock:
             for key in (model, None):
                 if self._queues.get(key):
@@ -369,7 +380,7 @@ class FakeOpenAIServer:
 
     async def _serve_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         head = await reader.readuntil(b"\r\n\r\n")
-        started = time.perf_counter()
+        received_at, started = time.monotonic(), time.perf_counter()
         request_line, *header_lines = head.decode("latin-1").split("\r\n")
         method, path, _ = request_line.split(" ", 2)
         headers = {k.strip().lower(): v.strip()
@@ -383,14 +394,19 @@ class FakeOpenAIServer:
         body = json.loads(raw or b"{}")
         req = FakeRequest(model=body.get("model", ""), messages=body.get("messages", []),
                           response_format=body.get("response_format"), tools=body.get("tools"),
-                          body=body)
+                          body=body, headers=headers, received_at=received_at)
         self.requests.append(req)
         behaviour = self._next(req.model)
-        delay = self.latency_ms / 1000 + behaviour.delay
-        if delay:
-            await asyncio.sleep(delay)
-        status, extra, payload = behaviour.reply(req)
-        await self._write(writer, status, extra, payload)
+        self._in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self._in_flight)
+        try:
+            delay = self.latency_ms / 1000 + behaviour.delay
+            if delay:
+                await asyncio.sleep(delay)
+            status, extra, payload = behaviour.reply(req)
+            await self._write(writer, status, extra, payload)
+        finally:
+            self._in_flight -= 1
         req.handled_ms = (time.perf_counter() - started) * 1000
         return keep_alive
 

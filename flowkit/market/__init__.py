@@ -1,0 +1,36 @@
+"""Market data: sources, the clock rules, indicators and the as-of views agents see.
+
+Sources (`market.source`): `sample` (real data shipped in `flowkit/market/sample/`), `csv` (a
+folder with the same layout) and `ccxt` (any exchange's OHLCV, cached in DuckDB).
+pandas is never imported; ccxt and duckdb only when the ccxt source loads.
+
+Clock rules. Every time is UTC (`datetime64[s]`); a decision at instant t sees only what is
+visible at t.
+
+- Bars. A daily stock bar dated D opens at 09:30 and closes at 16:00 America/New_York on D
+  (13:30/14:30 and 20:00/21:00 UTC, by zoneinfo; half-day sessions are treated as closing at
+  16:00, which only delays them). A crypto daily bar dated D opens at D 00:00 UTC and closes at
+  D+1 00:00 UTC. An hourly bar closes one hour after it opens. A bar is visible from its close:
+  `Bars.index_asof(t)` is the last bar with close_time <= t.
+- Sessions. A bar's session date is D for daily bars, and the New York (stocks) or UTC (crypto)
+  date of its open for hourly bars. A decision's session is that of the last bar it sees.
+- News. An item with `datetime_utc` is visible from that instant. A date-only item dated D is
+  visible only to decisions whose session date is after D (from the close of the next session):
+  the day alone does not say whether it came before the close.
+- Earnings. A report with `reported_date` R is visible only to decisions on sessions strictly
+  after the next session after R: reports land after the close, and some sources date them a day
+  early (GOOGL's are).
+- Lookback. An agent sees at most `market.lookback` raw bars (`history()`, `recent_bars`,
+  `price.bars`). Indicators and price changes are computed causally over the full past once per
+  symbol and read at the decision's bar, so they never depend on later bars nor on the lookback.
+
+`decision_times(symbol, start, end, every)` gives the close time of the bar ending each period
+whose session date is in [start, end]: every bar (1h, hourly data only), the last bar of each
+session (1d) or of each ISO week (1w: Friday, or Thursday before Good Friday; Sunday for crypto).
+"""
+
+from flowkit.market.bars import Bars
+from flowkit.market.data import MarketData, load_market
+from flowkit.market.view import AsOfView
+
+__all__ = ["AsOfView", "Bars", "MarketData", "load_market"]

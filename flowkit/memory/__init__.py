@@ -1,0 +1,166 @@
+"""What a firm learns from its own results.
+
+- Reflection (TradingAgents): once a decision's outcome is known (`reflection.horizon` bars
+  later, never earlier), a lesson is written and fed to the chosen agents on later decisions.
+- Beliefs (FinCon conceptual verbal reinforcement): `flowkit train` distils investment beliefs
+  from training episodes (flowkit.memory.beliefs); a test run loads the frozen beliefs of the
+  latest training run and gives each one only to the agents it concerns.
+
+A belief is {"text", "condition", "effect", "agents"}: the sentence an LLM reads, plus the
+structured condition/effect the offline model acts on (flowkit.llm.offline)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from flowkit.errors import FlowkitError
+
+
+@dataclass
+class Memory:
+    run_id: str
+    log: Any
+    beliefs: list[dict[str, Any]] = field(default_factory=list)
+    top_k: int = 5
+    reflect: bool = False
+    reflect_agents: list[str] = field(default_factory=list)
+    horizon: int = 5
+    pending: list[dict[str, Any]] = field(default_factory=list)   # decisions awaiting an outcome
+    lessons: dict[str, list[str]] = field(default_factory=dict)   # symbol -> lessons, oldest first
+    trajectory: list[dict[str, Any]] = field(default_factory=list)  # matured decisions (training)
+
+    @classmethod
+    def for_session(cls, session: Any, beliefs: list[dict[str, Any]] | None = None) -> "Memory":
+        learning = session.spec.learning
+        b, r = learning.beliefs, learning.reflection
+        memory = cls(session.run_id, session.log)
+        if b is not None and b.enabled:
+            memory.top_k = b.top_k
+            memory.beliefs = beliefs if beliefs is not None else load_beliefs(session)
+            if b.agents:
+                for belief in memory.beliefs:
+                    belief["agents"] = [a for a in belief["agents"] if a in b.agents]
+        if r is not None:  # training episodes judge decisions at this horizon too
+            memory.horizon = r.horizon
+            memory.reflect = r.enabled
+            memory.reflect_agents = list(r.agents) or [session.firm.decision_agent]
+        return memory
+
+    # ---------------------------------------------------------------- feeding agents
+
+    def for_decision(self, symbol: str, t: Any) -> tuple[dict[str, list[dict[str, Any]]],
+                                                         dict[str, list[str]]]:
+        per_agent: dict[str, list[dict[str, Any]]] = {}
+        for belief in self.beliefs:
+            for agent in belief["agents"]:
+                got = per_agent.setdefault(agent, [])
+                if len(got) < self.top_k:
+                    got.append({"text": belief["text"], "condition": belief["condition"],
+                                "effect": belief["effect"]})
+        recent = self.lessons.get(symbol, [])[-5:] if self.reflect else []
+        lessons = {a: recent for a in self.reflect_agents} if recent else {}
+        return per_agent, lessons
+
+    # ---------------------------------------------------------------- outcomes
+
+    def observe(self, seq: int, t: Any, decisions: list[Any], bars: dict[str, Any]) -> None:
+        """Queue today's decisions; turn those whose horizon has passed into lessons."""
+        for d in decisions:
+            i = bars[d.symbol].index_asof(t)
+            self.pending.append({"symbol": d.symbol, "as_of": d.as_of, "index": int(i),
+                                 "action": d.action, "confidence": d.confidence,
+                                 "features": _features(d.state)})
+        still = []
+        for p in self.pending:
+            b = bars[p["symbol"]]
+            j = p["index"] + self.horizon
+            if j <= b.index_asof(t):  # the outcome bar has closed: knowable now, not before
+                self._mature(p, float(b.close[j] / b.close[p["index"]] - 1.0), t)
+            else:
+                still.append(p)
+        self.pending = still
+
+    def _mature(self, p: dict[str, Any], ret: float, t: Any) -> None:
+        sign = {"BUY": 1, "SELL": -1}.get(p["action"], 0)
+        signed = sign * ret
+        self.trajectory.append({**p, "ret": ret, "signed": signed})
+        if not self.reflect:
+            return
+        if sign:
+            verdict = "right" if signed > 0 else "wrong"
+            text = (f"{p['as_of'][:10]} {p['symbol']}: {p['action']} (confidence "
+                    f"{p['confidence']:.2f}) was {verdict}: the price moved {100 * ret:+.1f}% over "
+                    f"the next {self.horizon} bars.")
+        elif abs(ret) >= 0.03:
+            text = (f"{p['as_of'][:10]} {p['symbol']}: HOLD missed a {100 * ret:+.1f}% move over "
+                    f"the next {self.horizon} bars.")
+        else:
+            return
+        drivers = ", ".join(f"{a} {s}" for a, s in p["features"]["signals"].items())
+        if drivers:
+            text += f" Signals then: {drivers}."
+        self.lessons.setdefault(p["symbol"], []).append(text)
+        self.log.append("lessons", {"run_id": self.run_id, "symbol": p["symbol"],
+                                    "as_of": np.datetime64(t, "us").astype(object),
+                                    "decided_at": p["as_of"].rstrip("Z"),
+                                    "agents": self.reflect_agents, "text": text,
+                                    "outcome_pct": 100 * (signed if sign else ret)})
+
+    # ---------------------------------------------------------------- checkpoints
+
+    def to_state(self) -> dict[str, Any]:
+        return {"pending": self.pending, "lessons": self.lessons, "trajectory": self.trajectory}
+
+    def from_state(self, state: dict[str, Any]) -> None:
+        self.pending = list(state["pending"])
+        self.lessons = {k: list(v) for k, v in state["lessons"].items()}
+        self.trajectory = list(state["trajectory"])
+
+
+def _features(state: Any) -> dict[str, Any]:
+    """What the decision saw, compactly: enough to evaluate belief conditions later."""
+    if state is None:
+        return {"market": {}, "outputs": {}, "signals": {}}
+    signals = {a: o.get("signal") for a, o in state.outputs.items()
+               if isinstance(o, dict) and o.get("signal")}
+    market = {"indicators": state.market.get("indicators", {}), "price": state.market.get("price", {}),
+              "fundamentals": state.market.get("fundamentals"),
+              "news_count_7d": state.market.get("news_count_7d")}
+    outputs = {a: {"signal": o.get("signal"), "score": o.get("score")}
+               for a, o in state.outputs.items() if isinstance(o, dict) and "signal" in o}
+    return {"market": market, "outputs": outputs, "signals": signals}
+
+
+def load_beliefs(session: Any) -> list[dict[str, Any]]:
+    """Frozen beliefs of the latest training run of this workflow, if its window ended before
+    the first decision (`flowkit train` records the window with each belief)."""
+    import json
+
+    rows = session.log.query(
+        "SELECT text, agents, condition, effect, evidence FROM beliefs WHERE workflow = ? AND frozen "
+        "AND run_id = (SELECT run_id FROM beliefs WHERE workflow = ? AND frozen "
+        "ORDER BY created_at DESC LIMIT 1) ORDER BY belief_id", [session.spec.name, session.spec.name])
+    out = []
+    for text, agents, condition, effect, evidence in rows:
+        ev = json.loads(evidence) if isinstance(evidence, str) else (evidence or {})
+        out.append({"text": text, "agents": _json(agents), "condition": _json(condition),
+                    "effect": _json(effect), "train_end": ev.get("train_end")})
+    return out
+
+
+def _json(value: Any) -> Any:
+    import json
+
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def check_window(beliefs: list[dict[str, Any]], first_decision: str) -> None:
+    """Beliefs learned on data that overlaps the test window would leak its future."""
+    late = [b for b in beliefs if b.get("train_end") and b["train_end"] >= first_decision[:10]]
+    if late:
+        raise FlowkitError(f"beliefs were trained on a window ending {late[0]['train_end']}, not "
+                           f"before this run starts ({first_decision[:10]}); retrain on an earlier "
+                           f"window or turn learning.beliefs off")

@@ -5,11 +5,12 @@ All problems are collected and raised together as one SpecError."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from flowkit._paths import asset_dir
 from flowkit.errors import ConfigError, FlowkitError, Location, SpecError
@@ -31,76 +32,92 @@ class LoadedWorkflow:
 
 
 def load_workflow(path: str | os.PathLike[str], overrides: list[str] | None = None,
-                  env: dict[str, str] | None = None) -> LoadedWorkflow:
-    """Parse and check `path`; `overrides` are `dotted.path=value` strings (--set)."""
+                  env: Mapping[str, str] | None = None) -> LoadedWorkflow:
+    """Parse and check `path`; `overrides` are `dotted.path=value` strings (--set).
+
+    Raises SpecError listing every problem, each with its file:line:col (ConfigError for a
+    malformed --set)."""
     file = Path(path)
     shown = str(path)
     try:
         raw = file.read_bytes()
     except OSError as exc:
-        raise FlowkitError(f"cannot read workflow: {exc.strerror or exc}",
-                           Location(shown, 1, 1)) from None
+        raise SpecError([FlowkitError(f"cannot read workflow: {exc.strerror or exc}",
+                                      Location(shown, 1, 1))]) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise SpecError([FlowkitError(f"the file is not UTF-8 text (byte {exc.start})",
-                                      Location(shown, 1, 1))]) from None
+        line_start = raw.rfind(b"\n", 0, exc.start) + 1
+        raise SpecError([FlowkitError(
+            f"the file is not UTF-8 text (byte 0x{raw[exc.start]:02x} here); save it as UTF-8",
+            Location(shown, raw.count(b"\n", 0, exc.start) + 1, exc.start - line_start + 1))]) from None
     doc = parse(text, shown)
-    if doc.data is not None and not isinstance(doc.data, dict):
-        doc.problems.append(FlowkitError("a workflow file is a mapping (version, name, models, "
-                                         "agents, pipeline, market, ...)", doc.at(())))
-    if doc.problems and doc.data is None or (doc.data is not None and not isinstance(doc.data, dict)):
+    if not isinstance(doc.data, dict):
+        if doc.data is not None or not doc.problems:
+            doc.problems.append(FlowkitError("a workflow file is a mapping (version, name, "
+                                             "models, agents, pipeline, market, ...)", doc.at(())))
         raise SpecError(doc.problems)
     for item in overrides or []:
         _apply_override(doc, item)
-    problems = list(doc.problems)
-    yaml_spots = {p.location for p in doc.problems}  # one message per spot: the YAML one says why
-    problems += [p for p in schema.check(doc) if p.location not in yaml_spots]
-    problems += semantics.check(doc, file.parent, asset_dir("prompts"))
+    strings = semantics.check_strings(doc)
+    doc, unset = _interpolate(doc, os.environ if env is None else env)
+    shape, broken = schema.check(doc)
+    rules = semantics.check(doc, file.parent, asset_dir("prompts"), broken)
+    problems = _one_per_spot([doc.problems, strings, unset, shape, rules])
     if problems:
         raise SpecError(problems)
-    data = _interpolate(doc, os.environ if env is None else env)
-    spec = _to_model(data, doc)
-    return LoadedWorkflow(spec, file, text, hashlib.sha256(raw).hexdigest(), data)
+    return LoadedWorkflow(_to_model(doc), file, text, hashlib.sha256(raw).hexdigest(), doc.data)
+
+
+def _one_per_spot(stages: list[list[FlowkitError]]) -> list[FlowkitError]:
+    """One message per file position: the earliest stage says best what is wrong there
+    (`no` read as a boolean, not "expected a string"; a pasted key, not "bad pattern")."""
+    taken: set[Location | None] = set()
+    out: list[FlowkitError] = []
+    for stage in stages:
+        fresh = [p for p in stage if p.location not in taken]
+        taken.update(p.location for p in fresh)
+        out.extend(fresh)
+    return out
 
 
 def _apply_override(doc: Located, item: str) -> None:
-    """--set a.b.c=value: the value is read as a YAML scalar or flow collection."""
-    import yaml
-
+    """--set a.b.c=value: the value is read as YAML, by the same rules as the file."""
     key, sep, value = item.partition("=")
-    parts = [p for p in key.strip().split(".") if p]
-    if not sep or not parts:
+    parts = key.strip().split(".")
+    if not sep or not all(parts):
         raise ConfigError(f"--set expects dotted.path=value, got '{item}'")
-    try:
-        parsed = yaml.safe_load(value) if value.strip() else ""
-    except yaml.YAMLError:
-        raise ConfigError(f"--set {key}: cannot read value '{value}'") from None
-    if hasattr(parsed, "isoformat"):
-        parsed = parsed.isoformat()
+    where = f"--set {key.strip()}"
+    parsed = parse(value, where) if value.strip() else Located("", where)
+    if parsed.data is None and parsed.problems:  # unreadable: report it, keep the file's value
+        doc.problems.extend(parsed.problems)
+        return
     node: Any = doc.data
     path: tuple = ()
-    for part in parts[:-1]:
+    for i, part in enumerate(parts):
         step: Any = int(part) if isinstance(node, list) and part.isdigit() else part
-        if isinstance(node, dict):
-            node = node.setdefault(step, {})
-        elif isinstance(node, list) and isinstance(step, int) and step < len(node):
-            node = node[step]
-        else:
-            raise ConfigError(f"--set {key}: '{part}' is not a mapping key or list index here")
+        if not (isinstance(node, dict) or isinstance(step, int) and step < len(node)):
+            raise ConfigError(f"--set {key}: '{'.'.join(parts[:i])}' has no key or index '{part}'")
         path += (step,)
-    last: Any = int(parts[-1]) if isinstance(node, list) and parts[-1].isdigit() else parts[-1]
-    if isinstance(node, dict):
-        node[last] = parsed
-    elif isinstance(node, list) and isinstance(last, int) and last < len(node):
-        node[last] = parsed
-    else:
-        raise ConfigError(f"--set {key}: cannot set '{parts[-1]}' here")
-    where = Location("--set " + key, 1, 1)
-    doc.values[path + (last,)] = where
+        if i == len(parts) - 1:
+            node[step] = parsed.data
+        else:
+            if isinstance(node, dict) and step not in node:
+                node[step] = {}
+            node = node[step]
+    # The value now comes from the command line: forget the file's locations under it.
+    for table in (doc.values, doc.keys):
+        for stale in [p for p in table if p[:len(path)] == path]:
+            del table[stale]
+    doc.keys[path] = Location(where, 1, 1)
+    doc.values.update({path + p: loc for p, loc in parsed.values.items()})
+    doc.keys.update({path + p: loc for p, loc in parsed.keys.items()})
+    doc.values.setdefault(path, Location(where, 1, 1))
+    doc.problems.extend(parsed.problems)
 
 
-def _interpolate(doc: Located, env: Any) -> dict[str, Any]:
+def _interpolate(doc: Located, env: Mapping[str, str]) -> tuple[Located, list[FlowkitError]]:
+    """The document with ${env:...} resolved where allowed, and the variables that could not be."""
     data = copy.deepcopy(doc.data)
     problems = []
     for path, value in semantics.env_fields(data):
@@ -113,18 +130,16 @@ def _interpolate(doc: Located, env: Any) -> dict[str, Any]:
         for part in path[:-1]:
             node = node[part]
         node[path[-1]] = resolved
-    if problems:
-        raise SpecError(problems)
-    return data
+    return dataclasses.replace(doc, data=data), problems
 
 
-def _to_model(data: dict[str, Any], doc: Located) -> Any:
+def _to_model(doc: Located) -> Any:
     from pydantic import ValidationError
 
     from flowkit.spec.models import Workflow
 
     try:
-        return Workflow.model_validate(data)
+        return Workflow.model_validate(doc.data)
     except ValidationError as exc:  # the schema should have caught it: still say where
         raise SpecError([FlowkitError(err["msg"], doc.at(_pydantic_path(err["loc"])))
                          for err in exc.errors()]) from None

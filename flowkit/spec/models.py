@@ -5,23 +5,64 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal, Union
+import re
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 JOIN_PATTERN = r"^(all|any|quorum:[1-9][0-9]*)$"
 SYMBOL_PATTERN = r"^[A-Z0-9][A-Z0-9.\-/]*$"
+NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$"
+ENV_NAME_PATTERN = r"^[A-Z_][A-Z0-9_]*$"
+EXCHANGE_PATTERN = r"^[a-z0-9_]+$"
 
-Id = str  # documented by ID_PATTERN where used
+# What each pattern means, for error messages (a regex is not an explanation).
+PATTERN_NAMES = {
+    ID_PATTERN: "an id: letters, digits and _, not starting with a digit",
+    JOIN_PATTERN: "all, any or quorum:N with N >= 1",
+    SYMBOL_PATTERN: "an upper-case symbol such as AAPL, BRK.B or BTC-USDT",
+    NAME_PATTERN: "letters, digits, _ . and -",
+    ENV_NAME_PATTERN: "an environment variable name such as OPENAI_API_KEY",
+    EXCHANGE_PATTERN: "a lower-case ccxt exchange id such as binance",
+}
+
+
+# pydantic's lax mode reads "5" as 5, 1 as True and 1704153600 as a date; JSON Schema does
+# not. These validators keep the models exactly as strict as the generated schema, so a file
+# the schema accepts is never rejected later (and the reverse), without changing the schema.
+def _number(value: Any) -> Any:
+    if isinstance(value, (bool, str)):
+        raise ValueError("expected a number")
+    return value
+
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+
+
+def _date(value: Any) -> Any:
+    if value is None or isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value  # None is then accepted or rejected by the annotated type
+    if isinstance(value, str) and _DATE.fullmatch(value):
+        return value
+    raise ValueError("expected a date YYYY-MM-DD")
+
+
+Int = Annotated[int, BeforeValidator(_number)]
+Float = Annotated[float, BeforeValidator(_number)]
+Bool = StrictBool
+Date = Annotated[dt.date, BeforeValidator(_date)]
+Version = Annotated[Literal[1], BeforeValidator(_number)]
+# Optional forms wrap the union: constraints on `Annotated[...] | None` would be lost.
+OptInt = Annotated[int | None, BeforeValidator(_number)]
+OptFloat = Annotated[float | None, BeforeValidator(_number)]
+OptDate = Annotated[dt.date | None, BeforeValidator(_date)]
+Id = Annotated[str, Field(pattern=ID_PATTERN)]  # agent ids, profile and role names
+Symbol = Annotated[str, Field(pattern=SYMBOL_PATTERN)]
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _id(description: str) -> Any:
-    return Field(pattern=ID_PATTERN, description=description)
 
 
 # ---------------------------------------------------------------- models
@@ -36,21 +77,21 @@ class ModelProfile(Strict):
         "ollama_chat/llama3.1, openai/<name> with api_base) or `offline` for the built-in "
         "rules-based stand-in. Allows ${env:NAME:-default}.",
     )
-    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature.")
-    max_tokens: int = Field(1024, ge=1, le=200_000, description="Completion token limit per call.")
-    timeout: float = Field(60, gt=0, le=600, description="Seconds before one call is abandoned.")
-    retries: int = Field(2, ge=0, le=10, description="Retries of a failed call (429, 5xx, timeout) "
+    temperature: Float = Field(0.0, ge=0, le=2, description="Sampling temperature.")
+    max_tokens: Int = Field(1024, ge=1, le=200_000, description="Completion token limit per call.")
+    timeout: Float = Field(60, gt=0, le=600, description="Seconds before one call is abandoned.")
+    retries: Int = Field(2, ge=0, le=10, description="Retries of a failed call (429, 5xx, timeout) "
                          "with exponential backoff, honouring Retry-After, before fallbacks.")
-    fallbacks: list[str] = Field(default_factory=list, description="Profile names tried in order "
+    fallbacks: list[Id] = Field(default_factory=list, description="Profile names tried in order "
                                  "when this profile's model keeps failing.")
     api_base: str | None = Field(None, description="Base URL of an OpenAI-compatible server. "
                                  "Allows ${env:NAME:-default}.")
-    api_key_env: str | None = Field(None, pattern=r"^[A-Z_][A-Z0-9_]*$", description="Name of the "
+    api_key_env: str | None = Field(None, pattern=ENV_NAME_PATTERN, description="Name of the "
                                     "environment variable holding the API key. Keys are never "
                                     "written in workflow files.")
-    knowledge_cutoff: dt.date | None = Field(None, description="Last date the model may have seen "
+    knowledge_cutoff: OptDate = Field(None, description="Last date the model may have seen "
                                              "in training; backtests before it are flagged.")
-    rpm: int | None = Field(None, ge=1, le=100_000, description="Rate limit: requests per minute.")
+    rpm: OptInt = Field(None, ge=1, le=100_000, description="Rate limit: requests per minute.")
 
 
 # ---------------------------------------------------------------- roles and agents
@@ -91,13 +132,13 @@ class AgentSpec(Strict):
                                      "or an inline JSON Schema.")
     tools: list[str] = Field(default_factory=list, description="Registered Python tools the agent "
                              "may call through the model's tool-calling interface.")
-    inputs: list[str] = Field(default_factory=list, description="Agent ids whose outputs this agent "
+    inputs: list[Id] = Field(default_factory=list, description="Agent ids whose outputs this agent "
                               "reads; each must run before it.")
     stance: Literal["aggressive", "conservative", "neutral"] | None = Field(
         None, description="Risk stance of a risk_debater.")
     params: dict[str, Any] = Field(default_factory=dict, description="Extra values templates read "
                                    "as `params`.")
-    max_tool_rounds: int = Field(3, ge=0, le=20, description="Bound on tool-call round trips.")
+    max_tool_rounds: Int = Field(3, ge=0, le=20, description="Bound on tool-call round trips.")
 
 
 # ---------------------------------------------------------------- pipeline steps
@@ -135,8 +176,8 @@ class ParallelStep(StepBase):
 class HierarchicalBody(Strict):
     manager: str = Field(pattern=ID_PATTERN, description="Agent of kind manager that assigns tasks "
                          "and decides.")
-    workers: list[str] = Field(min_length=1, description="Agent ids the manager may assign.")
-    max_rounds: int = Field(ge=1, le=10, description="Assign-report rounds before the manager must "
+    workers: list[Id] = Field(min_length=1, description="Agent ids the manager may assign.")
+    max_rounds: Int = Field(ge=1, le=10, description="Assign-report rounds before the manager must "
                             "decide.")
 
 
@@ -145,8 +186,8 @@ class HierarchicalStep(StepBase):
 
 
 class DebateBody(Strict):
-    participants: list[str] = Field(min_length=2, description="Agent ids that speak in turn.")
-    rounds: int = Field(ge=1, le=10, description="Exact number of rounds; each participant speaks "
+    participants: list[Id] = Field(min_length=2, description="Agent ids that speak in turn.")
+    rounds: Int = Field(ge=1, le=10, description="Exact number of rounds; each participant speaks "
                         "once per round.")
     judge: str = Field(pattern=ID_PATTERN, description="Agent of kind judge or decider that rules on "
                        "the transcript.")
@@ -157,8 +198,8 @@ class DebateStep(StepBase):
 
 
 class BroadcastBody(Strict):
-    agents: list[str] = Field(min_length=2, description="Agent ids sharing one blackboard.")
-    rounds: int = Field(ge=1, le=10, description="Rounds; in each every agent posts concurrently, "
+    agents: list[Id] = Field(min_length=2, description="Agent ids sharing one blackboard.")
+    rounds: Int = Field(ge=1, le=10, description="Rounds; in each every agent posts concurrently, "
                         "seeing all earlier rounds.")
 
 
@@ -167,7 +208,7 @@ class BroadcastStep(StepBase):
 
 
 Step = Union[
-    str, AgentStep, SequentialStep, ParallelStep, HierarchicalStep, DebateStep, BroadcastStep
+    Id, AgentStep, SequentialStep, ParallelStep, HierarchicalStep, DebateStep, BroadcastStep
 ]
 PATTERN_KEYS = ("agent", "sequential", "parallel", "hierarchical", "debate", "broadcast")
 
@@ -176,17 +217,17 @@ PATTERN_KEYS = ("agent", "sequential", "parallel", "hierarchical", "debate", "br
 
 
 class MarketSpec(Strict):
-    symbols: list[str] = Field(min_length=1, description="Symbols the firm decides on "
+    symbols: list[Symbol] = Field(min_length=1, description="Symbols the firm decides on "
                                "(AAPL, BTC-USDT, ...).")
     source: Literal["sample", "csv", "ccxt"] = Field("sample", description="sample: the real data "
                                                      "shipped with flowkit; csv: your files; ccxt: "
                                                      "an exchange, cached in DuckDB.")
     path: str | None = Field(None, description="csv: folder holding ohlcv/, news/, fundamentals/. "
                              "Allows ${env:NAME:-default}.")
-    exchange: str | None = Field(None, pattern=r"^[a-z0-9_]+$", description="ccxt: exchange id, "
+    exchange: str | None = Field(None, pattern=EXCHANGE_PATTERN, description="ccxt: exchange id, "
                                  "e.g. binance or bybit.")
     timeframe: Literal["1d", "1h"] = Field("1d", description="Bar size.")
-    lookback: int = Field(250, ge=20, le=5000, description="Bars of history agents see.")
+    lookback: Int = Field(250, ge=20, le=5000, description="Bars of history agents see.")
     benchmark: str | None = Field(None, pattern=SYMBOL_PATTERN, description="Symbol used as the "
                                   "market reference (SPY for stocks).")
     sectors: dict[str, str] = Field(default_factory=dict, description="symbol -> sector, for the "
@@ -194,78 +235,78 @@ class MarketSpec(Strict):
 
 
 class CvarSpec(Strict):
-    enabled: bool = Field(True, description="Turn the CVaR trigger on or off.")
-    window: int = Field(20, ge=5, le=500, description="Trailing daily P&L observations.")
-    confidence: float = Field(0.95, gt=0.5, lt=1, description="CVaR confidence level.")
-    trigger_drop_pct: float = Field(25, gt=0, le=1000, description="Relative worsening of CVaR "
+    enabled: Bool = Field(True, description="Turn the CVaR trigger on or off.")
+    window: Int = Field(20, ge=5, le=500, description="Trailing daily P&L observations.")
+    confidence: Float = Field(0.95, gt=0.5, lt=1, description="CVaR confidence level.")
+    trigger_drop_pct: Float = Field(25, gt=0, le=1000, description="Relative worsening of CVaR "
                                     "versus the previous day that turns the firm risk-averse.")
-    scale: float = Field(0.5, ge=0, le=1, description="Multiplier on new exposure while risk-averse "
+    scale: Float = Field(0.5, ge=0, le=1, description="Multiplier on new exposure while risk-averse "
                          "(0 blocks new buys).")
 
 
 class RiskSpec(Strict):
     """Hard limits. The rule engine enforces them whatever any model says."""
 
-    max_position_pct: float = Field(20, gt=0, le=100, description="Largest |position| as % of equity.")
-    max_sector_pct: float = Field(60, gt=0, le=100, description="Largest sector exposure, % of equity.")
-    max_gross_exposure_pct: float = Field(100, gt=0, le=400, description="Sum of |positions| as % "
+    max_position_pct: Float = Field(20, gt=0, le=100, description="Largest |position| as % of equity.")
+    max_sector_pct: Float = Field(60, gt=0, le=100, description="Largest sector exposure, % of equity.")
+    max_gross_exposure_pct: Float = Field(100, gt=0, le=400, description="Sum of |positions| as % "
                                           "of equity.")
-    min_cash_pct: float = Field(5, ge=0, le=100, description="Cash floor, % of equity.")
-    allow_short: bool = Field(False, description="Whether positions may go below zero.")
-    stop_loss_pct: float | None = Field(8, gt=0, le=100, description="Default stop below entry, % "
+    min_cash_pct: Float = Field(5, ge=0, le=100, description="Cash floor, % of equity.")
+    allow_short: Bool = Field(False, description="Whether positions may go below zero.")
+    stop_loss_pct: OptFloat = Field(8, gt=0, le=100, description="Default stop below entry, % "
                                         "(the trader may set a tighter one).")
-    take_profit_pct: float | None = Field(20, gt=0, le=1000, description="Default take-profit above "
+    take_profit_pct: OptFloat = Field(20, gt=0, le=1000, description="Default take-profit above "
                                           "entry, %.")
-    max_drawdown_pct: float | None = Field(25, gt=0, le=100, description="Drawdown from peak equity "
+    max_drawdown_pct: OptFloat = Field(25, gt=0, le=100, description="Drawdown from peak equity "
                                            "that halts new exposure and flattens the book.")
     cvar: CvarSpec | None = Field(None, description="FinCon's CVaR trigger.")
 
 
 class PortfolioSpec(Strict):
-    initial_cash: float = Field(100_000, gt=0, description="Starting cash.")
+    initial_cash: Float = Field(100_000, gt=0, description="Starting cash.")
     currency: str = Field("USD", min_length=1, description="Quote currency.")
-    fee_bps: float = Field(1, ge=0, le=1000, description="Fee per fill, basis points of notional.")
-    slippage_bps: float = Field(5, ge=0, le=1000, description="Adverse price move per fill, bps.")
+    fee_bps: Float = Field(1, ge=0, le=1000, description="Fee per fill, basis points of notional.")
+    slippage_bps: Float = Field(5, ge=0, le=1000, description="Adverse price move per fill, bps.")
     fill: Literal["next_open", "close"] = Field("next_open", description="Fill at the next bar's open "
                                                 "(default) or at the decision bar's close.")
-    fractional: bool = Field(False, description="Allow fractional quantities (crypto).")
+    fractional: Bool = Field(False, description="Allow fractional quantities (crypto).")
     broker: Literal["paper", "ccxt"] = Field("paper", description="paper: simulated fills; ccxt: an "
                                              "exchange's sandbox (live needs --live and "
                                              "FLOWKIT_LIVE_CONFIRM).")
-    exchange: str | None = Field(None, pattern=r"^[a-z0-9_]+$", description="ccxt broker exchange id.")
+    exchange: str | None = Field(None, pattern=EXCHANGE_PATTERN, description="ccxt broker exchange id.")
 
 
 # ---------------------------------------------------------------- backtest, learning, log, runtime
 
 
 class BacktestSpec(Strict):
-    start: dt.date = Field(description="First decision date.")
-    end: dt.date = Field(description="Last decision date.")
+    start: Date = Field(description="First decision date.")
+    end: Date = Field(description="Last decision date.")
     every: Literal["1d", "1w", "1h"] = Field("1d", description="Decision frequency.")
-    risk_free_rate: float = Field(0.0, ge=-0.1, le=1, description="Annual risk-free rate for "
+    risk_free_rate: Float = Field(0.0, ge=-0.1, le=1, description="Annual risk-free rate for "
                                   "Sharpe/Sortino.")
-    periods_per_year: int | None = Field(None, ge=1, le=10_000, description="Annualisation; default "
+    periods_per_year: OptInt = Field(None, ge=1, le=10_000, description="Annualisation; default "
                                          "252 for stocks, 365 for crypto daily.")
 
 
 class TrainSpec(Strict):
-    start: dt.date = Field(description="First date of the training window.")
-    end: dt.date = Field(description="Last date; must be before the test window starts.")
-    episodes: int = Field(4, ge=1, le=100, description="Training episodes.")
+    start: Date = Field(description="First date of the training window.")
+    end: Date = Field(description="Last date; must be before the test window starts.")
+    episodes: Int = Field(4, ge=1, le=100, description="Training episodes.")
 
 
 class BeliefsSpec(Strict):
-    enabled: bool = Field(True, description="Feed learned beliefs to agents (off = ablation).")
-    agents: list[str] = Field(default_factory=list, description="Agents beliefs may reach; empty "
+    enabled: Bool = Field(True, description="Feed learned beliefs to agents (off = ablation).")
+    agents: list[Id] = Field(default_factory=list, description="Agents beliefs may reach; empty "
                               "means every agent a belief concerns.")
-    top_k: int = Field(5, ge=1, le=50, description="Most beliefs shown to one agent.")
-    frozen: bool = Field(True, description="Beliefs do not change during a test run.")
+    top_k: Int = Field(5, ge=1, le=50, description="Most beliefs shown to one agent.")
+    frozen: Bool = Field(True, description="Beliefs do not change during a test run.")
 
 
 class ReflectionSpec(Strict):
-    enabled: bool = Field(True, description="Store lessons after outcomes are known.")
-    agents: list[str] = Field(default_factory=list, description="Agents that receive lessons.")
-    horizon: int = Field(5, ge=1, le=250, description="Bars after a decision before its outcome is "
+    enabled: Bool = Field(True, description="Store lessons after outcomes are known.")
+    agents: list[Id] = Field(default_factory=list, description="Agents that receive lessons.")
+    horizon: Int = Field(5, ge=1, le=250, description="Bars after a decision before its outcome is "
                          "judged.")
 
 
@@ -278,30 +319,30 @@ class LearningSpec(Strict):
 class LogSpec(Strict):
     db: str = Field("flowkit.duckdb", min_length=1, description="DuckDB file. Allows "
                     "${env:NAME:-default}; FLOWKIT_DB and --db override it.")
-    prompts: bool = Field(True, description="Store full request messages in model_calls.")
+    prompts: Bool = Field(True, description="Store full request messages in model_calls.")
 
 
 class RuntimeSpec(Strict):
-    concurrency: int = Field(8, ge=1, le=256, description="Most model calls in flight at once.")
+    concurrency: Int = Field(8, ge=1, le=256, description="Most model calls in flight at once.")
     cache: Literal["off", "read_write", "replay"] = Field("read_write", description="Response cache "
                                                           "mode; replay fails on a miss.")
-    max_cost_usd: float | None = Field(None, gt=0, description="Stop the run cleanly past this cost.")
-    max_tokens: int | None = Field(None, ge=1, description="Stop the run cleanly past this many tokens.")
-    output_attempts: int = Field(3, ge=1, le=10, description="Tries to get output that validates "
+    max_cost_usd: OptFloat = Field(None, gt=0, description="Stop the run cleanly past this cost.")
+    max_tokens: OptInt = Field(None, ge=1, description="Stop the run cleanly past this many tokens.")
+    output_attempts: Int = Field(3, ge=1, le=10, description="Tries to get output that validates "
                                  "(re-asked with the validation error).")
-    seed: int = Field(0, ge=0, description="Seed passed to models that accept one.")
+    seed: Int = Field(0, ge=0, description="Seed passed to models that accept one.")
 
 
 class Workflow(Strict):
     """A whole trading firm."""
 
-    version: Literal[1] = Field(description="Language version; 1.")
-    name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$", description="Firm name in logs.")
+    version: Version = Field(description="Language version; 1.")
+    name: str = Field(pattern=NAME_PATTERN, description="Firm name in logs.")
     description: str = Field("", description="What the firm is.")
-    models: dict[str, ModelProfile] = Field(min_length=1, description="Named model profiles.")
-    roles: dict[str, RoleSpec] = Field(default_factory=dict, description="New roles, or overrides "
+    models: dict[Id, ModelProfile] = Field(min_length=1, description="Named model profiles.")
+    roles: dict[Id, RoleSpec] = Field(default_factory=dict, description="New roles, or overrides "
                                        "of built-in roles' prompts and outputs.")
-    agents: dict[str, AgentSpec] = Field(min_length=1, description="The firm's agents by id.")
+    agents: dict[Id, AgentSpec] = Field(min_length=1, description="The firm's agents by id.")
     pipeline: list[Step] = Field(min_length=1, description="Steps run in order for each symbol.")
     decision: str | None = Field(None, pattern=ID_PATTERN, description="Agent whose output is the "
                                  "firm's decision; default: the last trader/decider in the pipeline.")

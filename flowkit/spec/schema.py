@@ -5,17 +5,21 @@ schemas/workflow.schema.json, and used to report located errors before pydantic 
 
 from __future__ import annotations
 
-import difflib
 import json
+import re
 import sys
 from functools import cache
-from typing import Any
+from typing import Any, Iterator
 
 from flowkit._paths import asset_dir
 from flowkit.errors import FlowkitError
-from flowkit.spec.yamlsrc import Located
+from flowkit.spec.messages import and_list, closest, describe, dotted, suggest
+from flowkit.spec.yamlsrc import Located, Path_
 
 SCHEMA_ID = "https://flowkit.dev/schemas/workflow.schema.json"
+# Keys that bound a loop: say why they cannot be left out.
+_REQUIRED_WHY = {"rounds": " (every loop is bounded: say how many rounds)",
+                 "max_rounds": " (every loop is bounded: say how many rounds at most)"}
 _TYPE_NAMES = {"string": "a string", "integer": "an integer", "number": "a number",
                "boolean": "true or false", "array": "a list", "object": "a mapping",
                "null": "null"}
@@ -32,16 +36,18 @@ def generate() -> dict[str, Any]:
 
 
 def _tidy(node: Any) -> None:
-    """Drop pydantic's auto titles (noise for editors); keep descriptions."""
+    """Drop pydantic's auto titles (noise for editors); keep descriptions. Say what pydantic
+    means by `dict[Id, X]`: every key must match, while `patternProperties` alone would let
+    any other key through unchecked."""
     if isinstance(node, dict):
-        props = node.get("properties")
-        node.pop("title", None) if not isinstance(node.get("title"), dict) else None
-        if isinstance(props, dict):
-            for sub in props.values():
-                _tidy(sub)
+        if isinstance(node.get("title"), str):  # a schema's title, not a property named title
+            del node["title"]
+        if len(node.get("patternProperties", ())) == 1 and "additionalProperties" not in node:
+            [(pattern, values)] = node.pop("patternProperties").items()
+            node["propertyNames"] = {"pattern": pattern}
+            node["additionalProperties"] = values
         for key, sub in node.items():
-            if key != "properties":
-                _tidy(sub)
+            _tidy(list(sub.values()) if key == "properties" else sub)
     elif isinstance(node, list):
         for sub in node:
             _tidy(sub)
@@ -54,85 +60,143 @@ def load() -> dict[str, Any]:
 
 @cache
 def _validator() -> Any:
-    from jsonschema import Draft202012Validator, FormatChecker
+    from jsonschema import Draft202012Validator, FormatChecker, validators
 
-    return Draft202012Validator(load(), format_checker=FormatChecker())
+    # JSON Schema patterns are ECMA-262, where `$` ends the text; Python's `$` also matches
+    # before a final newline, which would let "trader\n" pass as an id.
+    def pattern(validator: Any, patrn: str, instance: Any, schema: Any) -> Iterator[Any]:
+        from jsonschema.exceptions import ValidationError
+
+        if validator.is_type(instance, "string") and not _ecma(patrn).search(instance):
+            yield ValidationError(f"{instance!r} does not match {patrn!r}")
+
+    cls = validators.extend(Draft202012Validator, {"pattern": pattern})
+    return cls(load(), format_checker=FormatChecker())
 
 
-def check(doc: Located) -> list[FlowkitError]:
-    """Every schema violation in `doc`, each at the location of the offending key or value."""
+@cache
+def _ecma(patrn: str) -> re.Pattern[str]:
+    return re.compile(re.sub(r"(?<!\\)\$", r"\\Z", patrn))
+
+
+def check(doc: Located) -> tuple[list[FlowkitError], list[Path_]]:
+    """Every schema violation in `doc`, each at the location of the offending key or value,
+    and the paths of the values that violate it (semantic checks leave those alone)."""
     validator = _validator()
-    problems = []
-    for error in validator.iter_errors(doc.data):
-        problems.extend(_explain(error, doc, validator))
-    return _dedupe(problems)
+    errors = list(validator.iter_errors(doc.data))
+    problems = [p for e in errors for p in _explain(e, doc, validator)]
+    unique = {(p.location, p.message): p for p in problems}  # one per branch/sub-check
+    return list(unique.values()), [tuple(e.absolute_path) for e in errors]
 
 
-def _dedupe(problems: list[FlowkitError]) -> list[FlowkitError]:
-    seen, out = set(), []
-    for p in problems:
-        key = (p.location, p.message)
-        if key not in seen:
-            seen.add(key)
-            out.append(p)
-    return out
 
 
 def _explain(error: Any, doc: Located, validator: Any) -> list[FlowkitError]:
     path = tuple(error.absolute_path)
-    where = _dotted(path)
+    where = dotted(path) or "the workflow"
     kind = error.validator
     if kind == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
         extra = [k for k in error.instance if k not in allowed]
-        return [FlowkitError(_unknown_key(k, allowed, where), doc.at(path + (k,), key=True))
+        return [FlowkitError(_unknown_key(k, allowed, path), doc.at(path + (k,), key=True))
                 for k in extra]
     if kind == "anyOf" and _is_step_union(error.schema):
         return _explain_step(error, doc, validator, path)
     if kind in ("anyOf", "oneOf"):
-        # Optional values (X | None): report against the non-null branch.
-        branches = [b for b in error.context if b.validator != "type" or b.validator_value != "null"]
-        deepest = [b for b in branches if len(b.absolute_path) > len(error.absolute_path)]
-        if deepest:
-            return [p for b in deepest for p in _explain(b, doc, validator)]
-        if branches:
-            return _explain(branches[0], doc, validator)
+        return _explain_union(error, doc, validator)
     loc = doc.at(path)
     if kind == "required":
-        missing = error.message.split("'")[1] if "'" in error.message else error.message
-        return [FlowkitError(f"{where or 'the workflow'}: missing required key '{missing}'",
-                             doc.at(path, key=True))]
+        # jsonschema reports each missing key separately; say them all at once (the repeats
+        # are then identical and dropped). A misspelt key is left to its "did you mean".
+        allowed = list(error.schema.get("properties", {}))
+        misspelt = {closest(k, allowed) for k in error.instance if k not in allowed}
+        names = [k for k in error.validator_value if k not in error.instance and k not in misspelt]
+        if not names:
+            return []
+        why = _REQUIRED_WHY.get(names[0], "") if len(names) == 1 else ""
+        return [FlowkitError(f"{where}: missing required key{'s' if len(names) > 1 else ''} "
+                             f"{and_list([repr(n) for n in names])}{why}", doc.at(path, key=True))]
     if kind == "type":
-        expected = error.validator_value
-        names = [_TYPE_NAMES.get(t, t) for t in (expected if isinstance(expected, list) else [expected])]
-        return [FlowkitError(f"{where}: expected {' or '.join(names)}, got "
-                             f"{_describe(error.instance)}", loc)]
+        return [FlowkitError(_expected(where, error.validator_value, error.instance), loc)]
     if kind == "enum":
-        choices = ", ".join(json.dumps(c) for c in error.validator_value)
-        hint = _suggest(str(error.instance), [str(c) for c in error.validator_value])
-        return [FlowkitError(f"{where}: {_describe(error.instance)} is not one of {choices}{hint}",
+        choices = ", ".join(str(c) for c in error.validator_value)
+        hint = suggest(str(error.instance), [str(c) for c in error.validator_value])
+        return [FlowkitError(f"{where}: {describe(error.instance)} is not one of {choices}{hint}",
                              loc)]
     if kind == "const":
         return [FlowkitError(f"{where}: must be {json.dumps(error.validator_value)}, got "
-                             f"{_describe(error.instance)}", loc)]
+                             f"{describe(error.instance)}", loc)]
     if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         op = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">",
               "exclusiveMaximum": "<"}[kind]
-        return [FlowkitError(f"{where}: {error.instance} is out of range; must be "
+        return [FlowkitError(f"{where}: {describe(error.instance)} is out of range; must be "
                              f"{op} {error.validator_value}", loc)]
     if kind in ("minItems", "minProperties"):
-        return [FlowkitError(f"{where}: needs at least {error.validator_value} "
-                             f"{'item' if kind == 'minItems' else 'entry'}"
-                             f"{'s' if error.validator_value != 1 else ''}", loc)]
+        n = error.validator_value
+        noun = ("item" if kind == "minItems" else "entry") if n == 1 else (
+            "items" if kind == "minItems" else "entries")
+        return [FlowkitError(f"{where}: needs at least {n} {noun}", loc)]
     if kind == "minLength":
         return [FlowkitError(f"{where}: must not be empty", loc)]
     if kind == "pattern":
-        return [FlowkitError(f"{where}: {_describe(error.instance)} does not match the expected "
-                             f"form {error.validator_value}", loc)]
+        if "propertyNames" in error.absolute_schema_path:  # a key, e.g. an agent id
+            return [FlowkitError(f"{where}: key {describe(error.instance)} is not "
+                                 f"{_form(error.validator_value)}",
+                                 doc.at(path + (error.instance,), key=True))]
+        return [FlowkitError(f"{where}: {describe(error.instance)} is not "
+                             f"{_form(error.validator_value)}", loc)]
     if kind == "format":
-        return [FlowkitError(f"{where}: {_describe(error.instance)} is not a valid "
+        return [FlowkitError(f"{where}: {describe(error.instance)} is not a valid "
                              f"{error.validator_value} (YYYY-MM-DD)", loc)]
     return [FlowkitError(f"{where}: {error.message}", loc)]
+
+
+def _explain_union(error: Any, doc: Located, validator: Any) -> list[FlowkitError]:
+    """A value failed every branch of `X | Y | None`. If it has the type of some branch, that
+    branch's errors say what is wrong; otherwise name every type that would do."""
+    failures: dict[int, list[Any]] = {}
+    for sub in error.context:
+        failures.setdefault(sub.relative_schema_path[0], []).append(sub)
+    branches = error.validator_value
+    wrong_type = [i for i, errs in failures.items()
+                  if len(errs) == 1 and errs[0].validator == "type" and not errs[0].relative_path]
+    fitting = [i for i in failures if i not in wrong_type]
+    if fitting:
+        return [p for i in fitting for e in failures[i] for p in _explain(e, doc, validator)]
+    expected = [t for i in wrong_type
+                for t in _as_list(failures[i][0].validator_value) if branches[i] != {"type": "null"}]
+    return [FlowkitError(_expected(dotted(tuple(error.absolute_path)) or "the workflow",
+                                   expected, error.instance), doc.at(tuple(error.absolute_path)))]
+
+
+def _form(pattern: str) -> str:
+    from flowkit.spec.models import PATTERN_NAMES
+
+    return PATTERN_NAMES.get(pattern, f"of the form {pattern}")
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _expected(where: str, types: Any, instance: Any) -> str:
+    types = [t for t in _as_list(types) if t != "null"]
+    names = list(dict.fromkeys(_TYPE_NAMES.get(t, t) for t in types))
+    return (f"{where}: expected {' or '.join(names) or 'null'}, got {describe(instance)}"
+            f"{'; remove the quotes' if _quoted(instance, types) else ''}")
+
+
+def _quoted(instance: Any, types: list[str]) -> bool:
+    """A quoted "false" or "5" where a boolean or number belongs."""
+    if not isinstance(instance, str):
+        return False
+    if "boolean" in types and instance.lower() in ("true", "false"):
+        return True
+    try:
+        number = float(instance)
+    except ValueError:
+        return False
+    return "number" in types or "integer" in types and number.is_integer()
 
 
 def _is_step_union(schema: dict[str, Any]) -> bool:
@@ -142,25 +206,28 @@ def _is_step_union(schema: dict[str, Any]) -> bool:
 
 def _explain_step(error: Any, doc: Located, validator: Any, path: tuple) -> list[FlowkitError]:
     """A pipeline step failed every branch: pick the branch its pattern key names."""
-    from flowkit.spec.models import PATTERN_KEYS
+    from flowkit.spec.models import ID_PATTERN, PATTERN_KEYS
 
     step = error.instance
-    where = _dotted(path)
+    where = dotted(path)
+    needs = f"a step is an agent id or a mapping with one of {', '.join(PATTERN_KEYS)}"
+    if isinstance(step, str):
+        return [FlowkitError(f"{where}: {describe(step)} is not {_form(ID_PATTERN)}",
+                             doc.at(path))]
     if not isinstance(step, dict):
-        return [FlowkitError(f"{where}: a step is an agent id or a mapping with one of "
-                             f"{', '.join(PATTERN_KEYS)}; got {_describe(step)}", doc.at(path))]
+        return [FlowkitError(f"{where}: {needs}; got {describe(step)}", doc.at(path))]
     keys = [k for k in PATTERN_KEYS if k in step]
-    if len(keys) != 1:
-        if keys:
-            msg = f"{where}: a step has exactly one pattern key, found {', '.join(keys)}"
-            return [FlowkitError(msg, doc.at(path + (keys[1],), key=True))]
+    if len(keys) > 1:
+        return [FlowkitError(f"{where}: a step has exactly one pattern key, found "
+                             f"{' and '.join(keys)}", doc.at(path + (keys[1],), key=True))]
+    if not keys:
         others = [k for k in step if k not in ("id", "when")]
         if others:
-            return [FlowkitError(_unknown_key(others[0], list(PATTERN_KEYS), where) +
-                                 f"; a step needs one of {', '.join(PATTERN_KEYS)}",
-                                 doc.at(path + (others[0],), key=True))]
-        return [FlowkitError(f"{where}: a step needs one of {', '.join(PATTERN_KEYS)}",
-                             doc.at(path))]
+            message = _unknown_key(others[0], list(PATTERN_KEYS), path)
+            if "did you mean" not in message:
+                message += f"; {needs}"
+            return [FlowkitError(message, doc.at(path + (others[0],), key=True))]
+        return [FlowkitError(f"{where}: {needs}", doc.at(path))]
     name = {"agent": "AgentStep"}.get(keys[0], keys[0].capitalize() + "Step")
     sub = validator.evolve(schema={"$ref": f"#/$defs/{name}", "$defs": load()["$defs"]})
     problems = []
@@ -170,35 +237,15 @@ def _explain_step(error: Any, doc: Located, validator: Any, path: tuple) -> list
     return problems
 
 
-def _unknown_key(key: str, allowed: list[str], where: str) -> str:
-    place = f" in {where}" if where else ""
-    return f"unknown key '{key}'{place}{_suggest(key, allowed)}"
+def _unknown_key(key: str, allowed: list[str], path: tuple) -> str:
+    place = f" in {dotted(path)}" if path else ""
+    return f"unknown key '{key}'{place}{suggest(key, allowed)}"
 
 
-def _suggest(word: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def _dotted(path: tuple) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
 
 
-def _describe(value: Any) -> str:
-    if isinstance(value, str):
-        return f"'{value}'" if len(value) < 40 else f"'{value[:37]}...'"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return str(value)
 
 
 def main(argv: list[str]) -> int:

@@ -1,103 +1,167 @@
 """Checks the schema cannot express: references, roles in pattern slots, ordering, cycles,
 conditions, windows and where `${env:...}` may appear. Works on the raw located data so
-every problem points at the exact key or value."""
+every problem points at the exact key or value.
+
+The data may be structurally wrong (the schema reports that), so every check tolerates any
+shape, and checks that would only echo a schema problem are skipped: `broken` holds the
+paths the schema complained about, and a check runs only on parts outside them."""
 
 from __future__ import annotations
 
-import difflib
 import re
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from flowkit.errors import FlowkitError
-from flowkit.roles.registry import BUILTIN_ROLES, DECISION_KINDS, JUDGE_KINDS, MANAGER_KINDS, OUTPUT_NAMES
+from flowkit.roles.registry import (BUILTIN_ROLES, DECISION_KINDS, JUDGE_KINDS, MANAGER_KINDS,
+                                    OUTPUT_NAMES)
 from flowkit.spec.models import PATTERN_KEYS
-from flowkit.spec.yamlsrc import Located
+from flowkit.spec.messages import and_list, suggest
+from flowkit.spec.yamlsrc import Located, Path_
 
 ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_ENV_FIELDS = (("models", "*", "model"), ("models", "*", "api_base"), ("market", "path"),
-               ("log", "db"))
+ENV_FIELDS = (("models", "*", "model"), ("models", "*", "api_base"), ("market", "path"),
+              ("log", "db"))
 _SECRET_LIKE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{16,}|AKIA[0-9A-Z]{16}|xox[bp]-[A-Za-z0-9\-]{10,})")
+# What a `when:` condition sees besides earlier agents (flowkit.graph.nodes.condition_vars).
+CONDITION_NAMES = frozenset({"outputs", "symbol", "market", "portfolio", "risk_state", "failures"})
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+Slot = tuple[str, frozenset[str], str]  # (slot name, allowed role kinds, what to say)
+_JUDGE: Slot = ("judge", JUDGE_KINDS, "a role of kind judge or decider (research_manager, "
+                "portfolio_manager)")
+_MANAGER: Slot = ("manager", MANAGER_KINDS, "a role of kind manager (manager)")
+
+
+def check_strings(doc: Located) -> list[FlowkitError]:
+    """Pasted secrets and misplaced `${env:...}`. Run before the schema: when a value is a
+    secret or an interpolation, that is the thing to say about it."""
+    problems: list[FlowkitError] = []
+    for path, text in _strings(doc.data, ()):
+        if _SECRET_LIKE.search(text):
+            problems.append(FlowkitError("this looks like an API key; never write keys in a "
+                                         "workflow: put it in an environment variable and name "
+                                         "that variable in api_key_env (e.g. OPENAI_API_KEY)",
+                                         doc.at(path)))
+        elif "${" in text:
+            if not any(_matches(path, f) for f in ENV_FIELDS):
+                problems.append(FlowkitError("${env:...} interpolation is only allowed in "
+                                             "models.*.model, models.*.api_base, market.path "
+                                             "and log.db", doc.at(path)))
+            elif "${" in ENV_REF.sub("", text):
+                problems.append(FlowkitError("malformed interpolation; write ${env:NAME} or "
+                                             "${env:NAME:-default}", doc.at(path)))
+    return problems
+
+
+def _strings(node: Any, path: Path_) -> Iterator[tuple[Path_, str]]:
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _strings(v, path + (k,))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _strings(v, path + (i,))
+    elif isinstance(node, str):
+        yield path, node
+
+
+def check(doc: Located, base_dir: Path, prompt_dir: Path,
+          broken: Iterable[Path_] = ()) -> list[FlowkitError]:
+    if not isinstance(doc.data, dict):
+        return []
+    return _Checker(doc, base_dir, prompt_dir, broken).run()
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _section(data: dict[str, Any], name: str) -> dict[str, Any] | None:
+    value = data.get(name, {})
+    return value if isinstance(value, dict) else None
+
+
+def _strs(value: Any) -> list[tuple[int, str]]:
+    """(index, item) of the string items of a list; anything else the schema reports."""
+    return [(i, v) for i, v in enumerate(value) if isinstance(v, str)] if isinstance(
+        value, list) else []
 
 
 class _Checker:
-    def __init__(self, doc: Located, base_dir: Path, prompt_dir: Path):
+    def __init__(self, doc: Located, base_dir: Path, prompt_dir: Path, broken: Iterable[Path_]):
         self.doc, self.base_dir, self.prompt_dir = doc, base_dir, prompt_dir
+        self.broken = [tuple(p) for p in broken]
         self.data: dict[str, Any] = doc.data
         self.problems: list[FlowkitError] = []
-        self.models: dict[str, Any] = self.data.get("models") or {}
-        self.roles: dict[str, Any] = self.data.get("roles") or {}
-        self.agents: dict[str, Any] = self.data.get("agents") or {}
+        # A section that is not a mapping is None: every reference into it would be reported
+        # as undefined, repeating the schema's one message, so those checks are skipped.
+        self.models = _section(self.data, "models")
+        self.roles = _section(self.data, "roles")
+        self.agents = _section(self.data, "agents")
+        self.placed: dict[str, Path_] = {}   # agent id -> where it runs in the pipeline
+        self.before: dict[str, frozenset[str]] = {}  # agent id -> agents finished before it
 
-    def fail(self, message: str, path: tuple, *, key: bool = False) -> None:
+    def clean(self, path: Path_) -> bool:
+        """Whether the schema found nothing at, inside or above `path`."""
+        n = len(path)
+        return not any(b[:n] == path or path[:len(b)] == b for b in self.broken)
+
+    def fail(self, message: str, path: Path_, *, key: bool = False) -> None:
         self.problems.append(FlowkitError(message, self.doc.at(path, key=key)))
 
     def run(self) -> list[FlowkitError]:
-        self.check_strings(self.data, ())
         self.check_models()
         self.check_roles()
-        self.check_agents()
-        before = self.check_pipeline()
-        self.check_inputs(before)
-        self.check_decision(before)
+        if self.agents is not None:
+            self.check_agents()
+            self.check_pipeline()
+            self.check_inputs()
+            self.check_decision()
         self.check_windows()
         self.check_sources()
         return self.problems
 
-    # -- every string: env interpolation only where allowed, no pasted secrets
-    def check_strings(self, node: Any, path: tuple) -> None:
-        if isinstance(node, dict):
-            for k, v in node.items():
-                self.check_strings(v, path + (k,))
-        elif isinstance(node, list):
-            for i, v in enumerate(node):
-                self.check_strings(v, path + (i,))
-        elif isinstance(node, str):
-            if _SECRET_LIKE.search(node):
-                self.fail("this looks like a secret; keep keys in the environment and name "
-                          "the variable with api_key_env", path)
-            if "${" in node:
-                if not any(_matches(path, f) for f in _ENV_FIELDS):
-                    self.fail("${env:...} interpolation is only allowed in models.*.model, "
-                              "models.*.api_base, market.path and log.db", path)
-                elif ENV_REF.sub("", node).count("${"):
-                    self.fail("malformed interpolation; write ${env:NAME} or "
-                              "${env:NAME:-default}", path)
-
     def check_models(self) -> None:
+        models = self.models or {}
+
+        def fallbacks(name: str) -> list[str]:
+            return [f for _, f in _strs(_mapping(models.get(name)).get("fallbacks")) if f in models]
+
         reported: set[frozenset[str]] = set()
-        for name, profile in self.models.items():
-            if not isinstance(profile, dict):
-                continue
-            for i, fb in enumerate(profile.get("fallbacks") or []):
-                if isinstance(fb, str) and fb not in self.models:
-                    self.fail(f"fallback '{fb}' is not a profile under models:"
-                              f"{_hint(fb, self.models)}", ("models", name, "fallbacks", i))
-            cycle = _cycle(name, lambda n: [f for f in (self.models.get(n) or {}).get("fallbacks") or []
-                                            if isinstance(f, str) and f in self.models])
+        for name, profile in models.items():
+            for i, fb in _strs(_mapping(profile).get("fallbacks")):
+                if fb not in models:
+                    self.fail(f"fallback '{fb}' is not a model profile{suggest(fb, models)}",
+                              ("models", name, "fallbacks", i))
+            cycle = _cycle(name, fallbacks)
             if cycle and cycle[0] == name and frozenset(cycle) not in reported:
                 reported.add(frozenset(cycle))
                 self.fail("fallback cycle: " + " -> ".join(cycle), ("models", name, "fallbacks"))
 
-    def role_kind(self, role: str) -> str | None:
-        spec = self.roles.get(role)
-        if isinstance(spec, dict) and spec.get("kind"):
-            return spec["kind"]
+    def role_kind(self, role: Any) -> str | None:
+        if not isinstance(role, str):
+            return None
+        kind = _mapping((self.roles or {}).get(role)).get("kind")
+        if isinstance(kind, str):
+            return kind
         info = BUILTIN_ROLES.get(role)
         return info.kind if info else None
 
+    def agent_kind(self, aid: str) -> str | None:
+        return self.role_kind(_mapping((self.agents or {}).get(aid)).get("role"))
+
     def check_roles(self) -> None:
-        for name, spec in self.roles.items():
-            if not isinstance(spec, dict):
+        for name, spec in (self.roles or {}).items():
+            if not isinstance(spec, dict) or not self.clean(("roles", name)):
                 continue
             if name not in BUILTIN_ROLES:
-                for needed in ("kind", "prompt", "output"):
-                    if spec.get(needed) is None:
-                        self.fail(f"new role '{name}' needs '{needed}' (it does not override a "
-                                  f"built-in role)", ("roles", name), key=True)
+                missing = [k for k in ("kind", "prompt", "output") if spec.get(k) is None]
+                if missing:
+                    self.fail(f"new role '{name}' needs {and_list(missing)} (it does not override a "
+                              f"built-in role)", ("roles", name), key=True)
             self.check_prompt_and_output(spec, ("roles", name))
 
-    def check_prompt_and_output(self, spec: dict[str, Any], path: tuple) -> None:
+    def check_prompt_and_output(self, spec: dict[str, Any], path: Path_) -> None:
         prompt = spec.get("prompt")
         if isinstance(prompt, str) and not self.find_prompt(prompt):
             self.fail(f"prompt file '{prompt}' not found (looked next to the workflow and in "
@@ -106,127 +170,125 @@ class _Checker:
             self.check_template(prompt["inline"], path + ("prompt", "inline"))
         output = spec.get("output")
         if isinstance(output, str) and output not in OUTPUT_NAMES:
-            self.fail(f"unknown output schema '{output}'{_hint(output, OUTPUT_NAMES)}; use a "
+            self.fail(f"unknown output schema '{output}'{suggest(output, OUTPUT_NAMES)}; use a "
                       f"built-in name or an inline JSON Schema", path + ("output",))
         elif isinstance(output, dict):
-            from jsonschema import Draft202012Validator
-            from jsonschema.exceptions import SchemaError
+            self.check_output_schema(output, path + ("output",))
 
-            try:
-                Draft202012Validator.check_schema(output)
-            except SchemaError as exc:
-                self.fail(f"inline output is not a valid JSON Schema: {exc.message}",
-                          path + ("output",) + tuple(exc.path))
-            if output.get("type", "object") != "object":
-                self.fail("an inline output schema must describe an object (type: object)",
-                          path + ("output",))
+    def check_output_schema(self, output: dict[str, Any], path: Path_) -> None:
+        from jsonschema import Draft202012Validator
+        from jsonschema.exceptions import SchemaError
+
+        try:
+            Draft202012Validator.check_schema(output)
+        except SchemaError as exc:
+            self.fail(f"inline output is not a valid JSON Schema: {exc.message}",
+                      path + tuple(exc.path))
+            return
+        if output.get("type", "object") != "object":
+            self.fail("an inline output schema must describe an object (type: object)", path)
 
     def find_prompt(self, rel: str) -> Path | None:
         for base in (self.base_dir, self.prompt_dir, self.prompt_dir.parent):
-            candidate = base / rel
-            if candidate.is_file():
-                return candidate
+            try:
+                candidate = base / rel
+                if candidate.is_file():
+                    return candidate
+            except (OSError, ValueError):  # a name no file system accepts (NUL, too long)
+                return None
         return None
 
-    def check_template(self, source: str, path: tuple) -> None:
+    def check_template(self, source: str, path: Path_) -> None:
         from jinja2 import TemplateSyntaxError
-        from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+        from flowkit.graph.templates import environment
 
         try:
-            ImmutableSandboxedEnvironment().parse(source)
+            environment().parse(source)
         except TemplateSyntaxError as exc:
             self.fail(f"template syntax error: {exc.message} (template line {exc.lineno})", path)
 
     def check_agents(self) -> None:
-        for aid, spec in self.agents.items():
-            if not isinstance(spec, dict):
+        for aid, spec in (self.agents or {}).items():
+            if not isinstance(spec, dict) or not self.clean(("agents", aid)):
                 continue
             model = spec.get("model", "default")
-            if isinstance(model, str) and model not in self.models:
-                self.fail(f"agent '{aid}' uses undefined model profile '{model}'"
-                          f"{_hint(model, self.models)}",
-                          ("agents", aid, "model") if "model" in spec else ("agents", aid), key="model" not in spec)
+            if isinstance(model, str) and self.models is not None and model not in self.models:
+                if "model" in spec:
+                    self.fail(f"agent '{aid}' uses undefined model profile '{model}'"
+                              f"{suggest(model, self.models)}", ("agents", aid, "model"))
+                else:
+                    self.fail(f"agent '{aid}' names no model, and there is no profile 'default' "
+                              f"under models: to fall back on", ("agents", aid), key=True)
             role = spec.get("role")
-            if isinstance(role, str) and self.role_kind(role) is None:
-                self.fail(f"unknown role '{role}'{_hint(role, list(BUILTIN_ROLES) + list(self.roles))}; "
-                          f"define it under roles: or use a built-in role",
-                          ("agents", aid, "role"))
+            if (isinstance(role, str) and self.roles is not None and role not in self.roles
+                    and role not in BUILTIN_ROLES):
+                self.fail(f"unknown role '{role}'"
+                          f"{suggest(role, list(BUILTIN_ROLES) + list(self.roles))}; define it "
+                          f"under roles: or use a built-in role", ("agents", aid, "role"))
             if role == "risk_debater" and not spec.get("stance"):
                 self.fail(f"agent '{aid}' is a risk_debater and needs a stance "
                           f"(aggressive, conservative or neutral)", ("agents", aid), key=True)
             self.check_prompt_and_output(spec, ("agents", aid))
 
-    # -- pipeline: references, slots, uniqueness; returns what is done before each agent
-    def check_pipeline(self) -> dict[str, frozenset[str]]:
-        self.placed: dict[str, tuple] = {}
-        before: dict[str, frozenset[str]] = {}
+    # -- pipeline: references, slots, single placement, conditions
+    def check_pipeline(self) -> None:
         steps = self.data.get("pipeline")
         if isinstance(steps, list):
-            self.walk_sequence(steps, ("pipeline",), frozenset(), before)
-        return before
+            self.walk_sequence(steps, ("pipeline",), frozenset())
 
-    def walk_sequence(self, steps: list, path: tuple, done: frozenset[str],
-                      before: dict[str, frozenset[str]]) -> frozenset[str]:
+    def walk_sequence(self, steps: list[Any], path: Path_, done: frozenset[str]) -> frozenset[str]:
         for i, step in enumerate(steps):
-            done = done | self.walk(step, path + (i,), done, before)
+            done = done | self.walk(step, path + (i,), done)
         return done
 
-    def walk(self, step: Any, path: tuple, done: frozenset[str],
-             before: dict[str, frozenset[str]]) -> frozenset[str]:
+    def walk(self, step: Any, path: Path_, done: frozenset[str]) -> frozenset[str]:
         """Check one step; return the agents finished once it is done."""
         if isinstance(step, str):
-            return self.place(step, path, done, before)
+            return self.place(step, path, done)
         if not isinstance(step, dict):
             return frozenset()
         if isinstance(step.get("when"), str):
-            self.check_condition(step["when"], path + ("when",))
-        kind = next((k for k in PATTERN_KEYS if k in step), None)
-        body = step.get(kind)
+            self.check_condition(step["when"], path + ("when",), done)
+        kinds = [k for k in PATTERN_KEYS if k in step]
+        if len(kinds) != 1:
+            return frozenset()  # the schema says which key is missing or extra
+        kind = kinds[0]
+        body, bpath = step[kind], path + (kind,)
         if kind == "agent":
-            return self.place(body, path + ("agent",), done, before)
-        if kind == "sequential" and isinstance(body, list):
-            return self.walk_sequence(body, path + ("sequential",), done, before) - done
-        if not isinstance(body, dict):
-            return frozenset()
-        bpath = path + (kind,)
-        if kind == "parallel" and isinstance(body.get("steps"), list):
-            out = frozenset()
-            for i, child in enumerate(body["steps"]):
-                out |= self.walk(child, bpath + ("steps", i), done, before)
-            join = body.get("join", "all")
-            if isinstance(join, str) and join.startswith("quorum:") and join[7:].isdigit():
-                if int(join[7:]) > len(body["steps"]):
-                    self.fail(f"quorum:{join[7:]} needs more branches than the "
-                              f"{len(body['steps'])} listed", bpath + ("join",))
-            return out
+            return self.place(body, bpath, done)
+        if kind == "sequential":
+            return self.walk_sequence(body, bpath, done) - done if isinstance(body, list) else frozenset()
+        body = _mapping(body)
+        if kind == "parallel":
+            return self.walk_parallel(body, bpath, done)
         if kind == "debate":
-            parts = self.place_all(body.get("participants"), bpath + ("participants",), done, before)
-            judge = self.place(body.get("judge"), bpath + ("judge",), done | parts, before,
-                               slot=("judge", JUDGE_KINDS, "a judge (research_manager, "
-                                     "portfolio_manager or a role of kind judge/decider)"))
-            return parts | judge
+            parts = self.place_all(body.get("participants"), bpath + ("participants",), done)
+            return parts | self.place(body.get("judge"), bpath + ("judge",), done | parts, _JUDGE)
         if kind == "hierarchical":
-            manager = self.place(body.get("manager"), bpath + ("manager",), done, before,
-                                 slot=("manager", MANAGER_KINDS, "a manager (role kind manager)"))
-            workers = self.place_all(body.get("workers"), bpath + ("workers",), done | manager, before)
-            return manager | workers
-        if kind == "broadcast":
-            return self.place_all(body.get("agents"), bpath + ("agents",), done, before)
-        return frozenset()
+            manager = self.place(body.get("manager"), bpath + ("manager",), done, _MANAGER)
+            return manager | self.place_all(body.get("workers"), bpath + ("workers",), done | manager)
+        return self.place_all(body.get("agents"), bpath + ("agents",), done)
 
-    def place_all(self, ids: Any, path: tuple, done: frozenset[str],
-                  before: dict[str, frozenset[str]]) -> frozenset[str]:
-        out = frozenset()
-        for i, aid in enumerate(ids if isinstance(ids, list) else []):
-            out |= self.place(aid, path + (i,), done, before)
+    def walk_parallel(self, body: dict[str, Any], path: Path_, done: frozenset[str]) -> frozenset[str]:
+        steps = body.get("steps") if isinstance(body.get("steps"), list) else []
+        out = frozenset().union(*(self.walk(s, path + ("steps", i), done) for i, s in enumerate(steps)))
+        join = body.get("join")
+        if isinstance(join, str) and re.fullmatch(r"quorum:[0-9]+", join) and steps:
+            if int(join[7:]) > len(steps):
+                self.fail(f"{join} waits for more branches than the {len(steps)} listed",
+                          path + ("join",))
         return out
 
-    def place(self, aid: Any, path: tuple, done: frozenset[str], before: dict[str, frozenset[str]],
-              slot: tuple[str, frozenset[str], str] | None = None) -> frozenset[str]:
-        if not isinstance(aid, str):
+    def place_all(self, ids: Any, path: Path_, done: frozenset[str]) -> frozenset[str]:
+        return frozenset().union(*(self.place(aid, path + (i,), done) for i, aid in _strs(ids)))
+
+    def place(self, aid: Any, path: Path_, done: frozenset[str],
+              slot: Slot | None = None) -> frozenset[str]:
+        if not isinstance(aid, str) or self.agents is None:
             return frozenset()
         if aid not in self.agents:
-            self.fail(f"undefined agent '{aid}'{_hint(aid, self.agents)}", path)
+            self.fail(f"undefined agent '{aid}'{suggest(aid, self.agents)}", path)
             return frozenset()
         if aid in self.placed:
             first = self.doc.at(self.placed[aid])
@@ -234,108 +296,121 @@ class _Checker:
                       f"place in the pipeline (define another agent with the same role)", path)
             return frozenset()
         self.placed[aid] = path
-        before[aid] = done
-        role = (self.agents[aid] or {}).get("role") if isinstance(self.agents[aid], dict) else None
-        kind = self.role_kind(role) if isinstance(role, str) else None
+        self.before[aid] = done
+        kind = self.agent_kind(aid)
         if slot and kind is not None and kind not in slot[1]:
-            self.fail(f"agent '{aid}' (role {role}, kind {kind}) cannot be the {slot[0]} here; "
-                      f"the {slot[0]} must be {slot[2]}", path)
+            role = self.agents[aid]["role"]
+            self.fail(f"agent '{aid}' (role {role}, kind {kind}) cannot be the {slot[0]}; the "
+                      f"{slot[0]} must be {slot[2]}", path)
         return frozenset({aid})
 
-    def check_condition(self, source: str, path: tuple) -> None:
-        from jinja2 import TemplateSyntaxError
-        from jinja2.sandbox import ImmutableSandboxedEnvironment
+    def check_condition(self, source: str, path: Path_, done: frozenset[str]) -> None:
+        from jinja2 import TemplateSyntaxError, meta
 
+        from flowkit.graph.templates import environment
+
+        env = environment()
         try:
-            ImmutableSandboxedEnvironment().compile_expression(source)
+            env.compile_expression(source)
+            names = meta.find_undeclared_variables(env.parse("{{ (" + source + ") }}"))
         except TemplateSyntaxError as exc:
             self.fail(f"invalid condition: {exc.message}", path)
+            return
+        for name in sorted(names - done - CONDITION_NAMES - set(env.globals)):
+            if name in (self.agents or {}):
+                if self.clean(("pipeline",)):  # else what ran before is not known
+                    self.fail(f"condition reads '{name}', which has not run before this step",
+                              path)
+            else:
+                self.fail(f"condition reads unknown name '{name}'"
+                          f"{suggest(name, list(done) + sorted(CONDITION_NAMES))}; it may read "
+                          f"agents that ran before this step and {and_list(sorted(CONDITION_NAMES))}",
+                          path)
 
-    def check_inputs(self, before: dict[str, frozenset[str]]) -> None:
-        graph = {aid: [x for x in (spec.get("inputs") or []) if isinstance(x, str)]
-                 for aid, spec in self.agents.items() if isinstance(spec, dict)}
+    def check_inputs(self) -> None:
+        graph = {aid: [x for _, x in _strs(spec.get("inputs"))]
+                 for aid, spec in (self.agents or {}).items() if isinstance(spec, dict)}
+        ordered = self.clean(("pipeline",))  # "runs before" needs a pipeline we could read
         reported: set[frozenset[str]] = set()
-        for aid, inputs in graph.items():
-            for i, src in enumerate(inputs):
+        for aid, spec in (self.agents or {}).items():
+            for i, src in _strs(_mapping(spec).get("inputs")):
                 path = ("agents", aid, "inputs", i)
-                if src not in self.agents:
+                if src not in graph:
                     self.fail(f"agent '{aid}' reads undefined agent '{src}'"
-                              f"{_hint(src, self.agents)}", path)
+                              f"{suggest(src, graph)}", path)
                     continue
                 cycle = _cycle(aid, lambda n: [x for x in graph.get(n, []) if x in graph])
                 if cycle and cycle[0] == aid:
-                    members = frozenset(cycle)
-                    if members not in reported:
-                        reported.add(members)
+                    if frozenset(cycle) not in reported:
+                        reported.add(frozenset(cycle))
                         self.fail("input cycle: " + " -> ".join(cycle), ("agents", aid, "inputs"))
                     continue
-                if aid in before and src not in before[aid]:
-                    where = "is not in the pipeline" if src not in before else "does not finish before it"
+                if ordered and aid in self.before and src not in self.before[aid]:
+                    where = ("is not in the pipeline" if src not in self.placed
+                             else "does not finish before it")
                     self.fail(f"agent '{aid}' reads '{src}', which {where}", path)
 
-    def check_decision(self, before: dict[str, frozenset[str]]) -> None:
+    def check_decision(self) -> None:
         decision = self.data.get("decision")
-        deciders = [a for a in self.placed if self.role_kind(self.agents[a].get("role", "")) in DECISION_KINDS]
+        if not self.clean(("pipeline",)):
+            return  # which agents run is unknown
+        deciders = [a for a in self.placed if self.agent_kind(a) in DECISION_KINDS]
         if isinstance(decision, str):
-            if decision not in self.agents:
-                self.fail(f"undefined agent '{decision}'{_hint(decision, self.agents)}", ("decision",))
+            if decision not in (self.agents or {}):
+                self.fail(f"undefined agent '{decision}'{suggest(decision, self.agents or {})}",
+                          ("decision",))
             elif decision not in self.placed:
                 self.fail(f"decision agent '{decision}' is not in the pipeline", ("decision",))
-            elif decision not in deciders:
-                self.fail(f"agent '{decision}' cannot make the decision; it must be a trader, "
-                          f"portfolio_manager, manager or a role of kind trader/decider/manager",
-                          ("decision",))
-        elif self.placed and not deciders:
+            elif decision not in deciders and self.agent_kind(decision) is not None:
+                self.fail(f"agent '{decision}' (kind {self.agent_kind(decision)}) cannot make the "
+                          f"decision; it must be a role of kind trader, decider or manager "
+                          f"(trader, portfolio_manager, manager)", ("decision",))
+        elif self.placed and not deciders and all(self.agent_kind(a) for a in self.placed):
             self.fail("no agent in the pipeline makes a decision; add a trader, "
                       "portfolio_manager or manager", ("pipeline",), key=True)
 
     def check_windows(self) -> None:
-        bt = self.data.get("backtest") or {}
-        if isinstance(bt, dict) and isinstance(bt.get("start"), str) and isinstance(bt.get("end"), str):
+        bt = _mapping(self.data.get("backtest"))
+        train = _mapping(_mapping(self.data.get("learning")).get("train"))
+        if _dates(bt):
             if bt["start"] > bt["end"]:
                 self.fail(f"backtest.start {bt['start']} is after backtest.end {bt['end']}",
                           ("backtest", "end"))
-        train = ((self.data.get("learning") or {}).get("train") or {}) if isinstance(
-            self.data.get("learning"), dict) else {}
-        if isinstance(train, dict) and isinstance(train.get("start"), str) and isinstance(train.get("end"), str):
+        if _dates(train):
             if train["start"] > train["end"]:
                 self.fail(f"learning.train.start {train['start']} is after its end {train['end']}",
                           ("learning", "train", "end"))
-            if isinstance(bt, dict) and isinstance(bt.get("start"), str) and train["end"] >= bt["start"]:
+            elif _dates(bt) and train["end"] >= bt["start"]:
                 self.fail(f"the training window must end before the test window starts "
                           f"(train ends {train['end']}, backtest starts {bt['start']})",
                           ("learning", "train", "end"))
 
     def check_sources(self) -> None:
-        market = self.data.get("market")
-        if isinstance(market, dict):
-            if market.get("source") == "csv" and not market.get("path"):
-                self.fail("market.source csv needs market.path (the folder holding ohlcv/)",
-                          ("market", "source"))
-            if market.get("source") == "ccxt" and not market.get("exchange"):
-                self.fail("market.source ccxt needs market.exchange (e.g. binance)",
-                          ("market", "source"))
-        portfolio = self.data.get("portfolio")
-        if isinstance(portfolio, dict) and portfolio.get("broker") == "ccxt" and not portfolio.get("exchange"):
+        market = _mapping(self.data.get("market"))
+        if market.get("source") == "csv" and not market.get("path"):
+            self.fail("market.source csv needs market.path (the folder holding ohlcv/)",
+                      ("market", "source"))
+        if market.get("source") == "ccxt" and not market.get("exchange"):
+            self.fail("market.source ccxt needs market.exchange (e.g. binance)", ("market", "source"))
+        portfolio = _mapping(self.data.get("portfolio"))
+        if portfolio.get("broker") == "ccxt" and not portfolio.get("exchange"):
             self.fail("portfolio.broker ccxt needs portfolio.exchange", ("portfolio", "broker"))
 
 
-def check(doc: Located, base_dir: Path, prompt_dir: Path) -> list[FlowkitError]:
-    if not isinstance(doc.data, dict):
-        return []
-    return _Checker(doc, base_dir, prompt_dir).run()
+def _dates(window: dict[str, Any]) -> bool:
+    """Both ends are well-formed dates (anything else is the schema's to report)."""
+    return all(isinstance(window.get(k), str) and _DATE.fullmatch(window[k]) for k in ("start", "end"))
 
 
-def _matches(path: tuple, pattern: tuple) -> bool:
+def _matches(path: Path_, pattern: Path_) -> bool:
     return len(path) == len(pattern) and all(p == "*" or p == x for x, p in zip(path, pattern))
 
 
-def _hint(word: str, options: Any) -> str:
-    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def _cycle(start: str, edges: Any) -> list[str] | None:
+
+
+def _cycle(start: str, edges: Callable[[str], list[str]]) -> list[str] | None:
     """The first cycle reachable from `start` (as a closed path), or None."""
     stack: list[str] = []
     on_stack: set[str] = set()
@@ -358,7 +433,7 @@ def _cycle(start: str, edges: Any) -> list[str] | None:
     return visit(start)
 
 
-def interpolate(value: str, env: dict[str, str]) -> str:
+def interpolate(value: str, env: Mapping[str, str]) -> str:
     """Resolve ${env:NAME} / ${env:NAME:-default}; an unset variable without default is an error."""
 
     def sub(m: re.Match[str]) -> str:
@@ -367,18 +442,19 @@ def interpolate(value: str, env: dict[str, str]) -> str:
             return env[name]
         if default is not None:
             return default
-        raise FlowkitError(f"environment variable {name} is not set and has no default")
+        raise FlowkitError(f"environment variable {name} is not set and has no default "
+                           f"(write ${{env:{name}:-default}} to give one)")
 
     return ENV_REF.sub(sub, value)
 
 
-def env_fields(data: dict[str, Any]) -> Iterator[tuple[tuple, str]]:
+def env_fields(data: dict[str, Any]) -> Iterator[tuple[Path_, str]]:
     """(path, value) of every string in a field where interpolation is allowed."""
-    for pattern in _ENV_FIELDS:
+    for pattern in ENV_FIELDS:
         yield from _expand(data, (), pattern)
 
 
-def _expand(node: Any, path: tuple, pattern: tuple) -> Iterator[tuple[tuple, str]]:
+def _expand(node: Any, path: Path_, pattern: Path_) -> Iterator[tuple[Path_, str]]:
     if not pattern:
         if isinstance(node, str):
             yield path, node

@@ -156,3 +156,13 @@ CREATE TABLE IF NOT EXISTS model_cache (
     response   JSON,             -- the ModelResponse payload to replay
     created_at TIMESTAMP
 );
+
+CREATE TABLE IF NOT EXISTS lessons (
+    run_id      VARCHAR,
+    symbol      VARCHAR,
+    as_of       TIMESTAMP,       -- when the lesson became known (outcome bar closed)
+    decided_at  TIMESTAMP,       -- the decision it judges
+    agents      JSON,            -- agents it is fed to
+    text        VARCHAR,
+    outcome_pct DOUBLE           -- signed return of the decision over the horizon, %
+);

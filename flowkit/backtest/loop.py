@@ -1,0 +1,557 @@
+"""The run over time. One decision is a run over one decision time; a backtest is a run over
+many. At each decision time t, in this order:
+
+1. every bar that closed since the previous decision is replayed: pending orders fill at its
+   open (or at the decision close with `fill: close`), stops and take-profits trigger on its
+   range, then the book is marked at its close;
+2. the risk engine sees the day's equity (drawdown halt, CVaR trigger);
+3. the firm decides for every symbol concurrently (agents see data up to t only);
+4. the rule engine reviews each decision in symbol order (deterministic: they share cash);
+   approved orders go to the broker;
+5. the portfolio is snapshotted and a checkpoint committed with everything logged so far,
+   so a killed run resumes exactly here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from typing import Any, TextIO
+
+import numpy as np
+
+from flowkit.errors import BudgetExceeded, ConfigError, DataError, FlowkitError
+from flowkit.runtime.session import Decision, RunOptions, Session
+
+
+@dataclass
+class Invocation:
+    """What the command line asked for; stored with the run so replay/resume can repeat it."""
+
+    symbols: list[str] | None = None
+    date: str | None = None
+    start: str | None = None
+    end: str | None = None
+    every: str | None = None
+    seeds: int = 1
+    live: bool = False
+
+
+@dataclass
+class Outcome:
+    run_id: str
+    status: str
+    decisions: list[Decision] = field(default_factory=list)
+    reviews: list[dict[str, Any]] = field(default_factory=list)
+    orders: list[dict[str, Any]] = field(default_factory=list)
+    fills: list[dict[str, Any]] = field(default_factory=list)
+    equity: list[tuple[str, float]] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    baselines: dict[str, dict[str, Any]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+def _iso(t: Any) -> str:
+    return str(np.datetime64(t, "s")) + "Z"
+
+
+def _ts(t: Any) -> datetime:
+    return np.datetime64(t, "us").astype(datetime)
+
+
+class Trading:
+    """Portfolio, risk engine and broker for one run, with checkpointable state."""
+
+    def __init__(self, session: Session, symbols: list[str], live: bool = False):
+        from flowkit.broker import PaperBroker
+        from flowkit.portfolio import Portfolio
+        from flowkit.risk import RiskEngine
+
+        spec = session.spec
+        self.session, self.symbols = session, symbols
+        self.portfolio = Portfolio(spec.portfolio.initial_cash, spec.portfolio.fractional)
+        self.engine = RiskEngine(spec.risk, session.market.sectors(symbols), set(symbols))
+        if spec.portfolio.broker == "ccxt":
+            from flowkit.broker import CcxtBroker
+
+            self.broker: Any = CcxtBroker(spec.portfolio.exchange or "", sandbox=not live, live=live)
+        else:
+            self.broker = PaperBroker(spec.portfolio, self.portfolio, self.engine)
+        self.last_close: dict[str, float] = {}
+
+    def state(self) -> dict[str, Any]:
+        return {"portfolio": self.portfolio.to_state(), "engine": self.engine.to_state(),
+                "broker": self.broker.to_state(), "last_close": self.last_close}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.portfolio.from_state(state["portfolio"])
+        self.engine.from_state(state["engine"])
+        self.broker.from_state(state["broker"])
+        self.last_close = dict(state["last_close"])
+
+
+class Loop:
+    def __init__(self, session: Session, symbols: list[str], times: list[np.datetime64],
+                 out: TextIO | None, live: bool = False):
+        self.session, self.symbols, self.times, self.out = session, symbols, times, out
+        self.log = session.log
+        self.trading = Trading(session, symbols, live)
+        self.bars = {s: session.market.bars(s) for s in symbols}
+        self.cursor = {s: 0 for s in symbols}        # next bar index not yet replayed
+        self.outcome = Outcome(session.run_id, "running")
+        self.snapshots: list[dict[str, Any]] = []
+        self.memory = _memory(session)
+        if self.memory is not None and self.memory.beliefs:
+            from flowkit.memory import check_window
+
+            check_window(self.memory.beliefs, _iso(times[0]))
+        self.started = time.perf_counter()
+
+    # ---------------------------------------------------------------- state
+
+    def checkpoint(self, seq: int, t: np.datetime64) -> None:
+        state = {"trading": self.trading.state(), "cursor": self.cursor,
+                 "memory": self.memory.to_state() if self.memory else None}
+        self.log.checkpoint(self.session.run_id, seq, _ts(t), state)
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.trading.restore(state["trading"])
+        self.cursor = {s: int(v) for s, v in state["cursor"].items()}
+        if self.memory and state.get("memory"):
+            self.memory.from_state(state["memory"])
+
+    def preload(self) -> None:
+        """On resume: the equity curve and fills already committed, for the final metrics."""
+        run_id = self.session.run_id
+        for t, equity, gross in self.log.query(
+                "SELECT time, equity, gross_exposure FROM portfolio WHERE run_id = ? ORDER BY time",
+                [run_id]):
+            self.outcome.equity.append((_iso(np.datetime64(t, "s")), equity))
+            self.snapshots.append({"gross_exposure": gross})
+        cols = ["fill_id", "order_id", "symbol", "time", "side", "quantity", "price", "fee", "slippage"]
+        for row in self.log.query(f"SELECT {', '.join(cols)} FROM fills WHERE run_id = ? ORDER BY time",
+                                  [run_id]):
+            self.outcome.fills.append(dict(zip(cols, row)))
+
+    # ---------------------------------------------------------------- the loop
+
+    async def run(self, start_seq: int = 0) -> Outcome:
+        for seq in range(start_seq, len(self.times)):
+            t = self.times[seq]
+            self.replay_bars(t)
+            prices = dict(self.trading.last_close)
+            equity = self.trading.portfolio.equity(prices)
+            self.submit(self.trading.engine.update_daily(equity, _ts(t), self.trading.portfolio, prices), t)
+            active = [s for s in self.symbols if self._has_bar_closing_at(s, t)]
+            decisions = await asyncio.gather(*(self.decide(s, t, prices) for s in active))
+            for d in sorted(decisions, key=lambda d: d.symbol):
+                self.review(d, t, prices)
+            if self.session.spec.portfolio.fill == "close":
+                self.fill_at_close(t)
+            self.snapshot(t)
+            if self.memory:
+                self.memory.observe(seq, t, decisions, self.bars)
+            self.checkpoint(seq, t)
+            self.progress(seq + 1)
+        return self.outcome
+
+    def _has_bar_closing_at(self, symbol: str, t: np.datetime64) -> bool:
+        bars = self.bars[symbol]
+        i = bars.index_asof(t)
+        return i >= 0 and bars.close_time[i] == t
+
+    def replay_bars(self, t: np.datetime64) -> None:
+        """Fills at the open, stops on the range, marks at the close, for bars closed by t."""
+        for s in self.symbols:
+            bars, i = self.bars[s], self.cursor[s]
+            last = bars.index_asof(t)
+            while i <= last:
+                bar_time = _ts(bars.time[i])
+                o, h, l, c = (float(bars.open[i]), float(bars.high[i]), float(bars.low[i]),
+                              float(bars.close[i]))
+                self.trading.last_close[s] = o  # fills and limits at the open see the open price
+                self.record_fills(self.trading.broker.on_bar(s, bar_time, o, h, l, c))
+                stops = self.trading.engine.check_stops(self.trading.portfolio, s, o, h, l, bar_time)
+                self.submit(stops, bars.close_time[i])
+                self.record_fills(self.trading.broker.on_bar_stops(s, bar_time, o, h, l, c))
+                self.trading.last_close[s] = c
+                i += 1
+            self.cursor[s] = i
+
+    async def decide(self, symbol: str, t: np.datetime64, prices: dict[str, float]) -> Decision:
+        p = self.trading.portfolio
+        equity = p.equity(prices)
+        pos = p.positions.get(symbol)
+        qty = pos.qty if pos else 0.0
+        value = qty * prices.get(symbol, 0.0)
+        view = {"cash": round(p.cash, 2), "equity": round(equity, 2), "position_qty": qty,
+                "position_value": round(value, 2),
+                "position_pct": round(100 * value / equity, 3) if equity else 0.0,
+                "gross_exposure_pct": round(100 * p.gross_exposure(prices), 3)}
+        if len(self.symbols) > 1:
+            view["correlations"] = self.correlations(symbol, t)
+        beliefs, lessons = (self.memory.for_decision(symbol, t) if self.memory else ({}, {}))
+        return await self.session.decide(symbol, t, portfolio=view,
+                                         risk_state=self.trading.engine.view(),
+                                         beliefs=beliefs, lessons=lessons)
+
+    def correlations(self, symbol: str, t: np.datetime64, window: int = 60) -> dict[str, float]:
+        """60-bar return correlation with every position held, from data up to t."""
+        out = {}
+        mine = self._returns(symbol, t, window)
+        for other, pos in self.trading.portfolio.positions.items():
+            if other == symbol or not pos.qty:
+                continue
+            theirs = self._returns(other, t, window)
+            n = min(len(mine), len(theirs))
+            if n >= 20:
+                c = float(np.corrcoef(mine[-n:], theirs[-n:])[0, 1])
+                if math.isfinite(c):
+                    out[other] = round(c, 3)
+        return out
+
+    def _returns(self, symbol: str, t: np.datetime64, window: int) -> np.ndarray:
+        bars = self.bars[symbol]
+        i = bars.index_asof(t)
+        closes = bars.close[max(0, i - window): i + 1]
+        return np.diff(np.log(closes)) if len(closes) > 1 else np.empty(0)
+
+    def review(self, d: Decision, t: np.datetime64, prices: dict[str, float]) -> None:
+        proposal = {"symbol": d.symbol, "action": d.action, "size_pct": d.size_pct,
+                    "stop_loss": d.stop_loss, "take_profit": d.take_profit,
+                    "confidence": d.confidence}
+        review = self.trading.engine.review(proposal, self.trading.portfolio, prices, _ts(t),
+                                            order_prefix=f"{self.session.run_id}|{_iso(t)}")
+        row = {"symbol": d.symbol, "as_of": _ts(t), "verdict": review.verdict, "rule": review.rule,
+               "requested_qty": review.requested_qty, "approved_qty": review.approved_qty,
+               "details": review.details}
+        self.log.append("risk_reviews", {"run_id": self.session.run_id, **row})
+        self.outcome.decisions.append(d)
+        self.outcome.reviews.append(row)
+        if review.order is not None:
+            self.submit([review.order], t)
+
+    def submit(self, orders: list[Any], t: Any) -> None:
+        for order in orders or []:
+            record = self.trading.broker.submit(order)
+            row = {"run_id": self.session.run_id, **record}
+            self.log.append("orders", row)
+            self.outcome.orders.append(row)
+
+    def fill_at_close(self, t: np.datetime64) -> None:
+        for s in self.symbols:
+            if self._has_bar_closing_at(s, t):
+                bars = self.bars[s]
+                i = bars.index_asof(t)
+                self.record_fills(self.trading.broker.on_close(s, _ts(bars.time[i]),
+                                                               float(bars.close[i])))
+
+    def record_fills(self, fills: list[Any]) -> None:
+        for fill in fills or []:
+            row = {"run_id": self.session.run_id, **fill}
+            self.log.append("fills", row)
+            self.outcome.fills.append(row)
+
+    def snapshot(self, t: np.datetime64) -> None:
+        snap = self.trading.portfolio.snapshot(_ts(t), dict(self.trading.last_close))
+        self.log.append("portfolio", {"run_id": self.session.run_id, **snap})
+        self.snapshots.append(snap)
+        self.outcome.equity.append((_iso(t), snap["equity"]))
+
+    def progress(self, done: int) -> None:
+        if self.out is None or len(self.times) == 1:
+            return
+        eq = self.outcome.equity[-1][1]
+        ctx = self.session.ctx
+        cost = ctx.budget.cost_usd if ctx.budget is not None else 0.0
+        width = 28
+        filled = int(width * done / len(self.times))
+        line = (f"\r[{'█' * filled}{'·' * (width - filled)}] {done}/{len(self.times)} dates · "
+                f"{len(self.outcome.decisions)} decisions · equity {eq:,.0f} · "
+                f"{ctx.calls} model calls · ${cost:.4f} · {time.perf_counter() - self.started:.1f}s")
+        end = "\n" if done == len(self.times) else ""
+        self.out.write(line + end)
+        self.out.flush()
+
+
+def _memory(session: Session) -> Any:
+    learning = session.spec.learning
+    if learning is None or (learning.beliefs is None and learning.reflection is None):
+        return None
+    from flowkit.memory import Memory
+
+    return Memory.for_session(session, session.preset_beliefs)
+
+
+# ---------------------------------------------------------------- entry points
+
+
+def decision_times(session: Session, symbols: list[str], inv: Invocation) -> list[np.datetime64]:
+    market = session.market
+    if inv.start:
+        try:
+            start, end = date.fromisoformat(inv.start), date.fromisoformat(inv.end or inv.start)
+        except ValueError as exc:
+            raise ConfigError(f"bad date: {exc}") from None
+        if start > end:
+            raise ConfigError(f"--start {start} is after --end {end}")
+        every = inv.every or (session.spec.backtest.every if session.spec.backtest else "1d")
+        times = sorted({t for s in symbols for t in market.decision_times(s, start, end, every)})
+        if not times:
+            raise DataError(f"no bars for {', '.join(symbols)} between {start} and {end}")
+        return times
+    if inv.date:
+        try:
+            day = date.fromisoformat(inv.date)
+        except ValueError as exc:
+            raise ConfigError(f"bad --date: {exc}") from None
+        times = sorted({t for s in symbols for t in market.decision_times(s, day, day, "1d")})
+        if not times:
+            raise DataError(f"no bar closes on {day} for {', '.join(symbols)} (a holiday or "
+                            f"outside the data)")
+        return [times[-1]]
+    # The latest decision time every symbol has data for.
+    return [min(market.latest_time(s) for s in symbols)]
+
+
+def _symbols(session: Session, inv: Invocation) -> list[str]:
+    symbols = list(dict.fromkeys(inv.symbols or session.spec.market.symbols))
+    missing = [s for s in symbols if s not in session.market.symbols]
+    if missing:
+        raise DataError(f"no market data for {', '.join(missing)}; available: "
+                        f"{', '.join(session.market.symbols)}")
+    return symbols
+
+
+def honesty_warnings(session: Session, times: list[np.datetime64]) -> list[str]:
+    """Models whose declared knowledge cutoff is after the window may have memorised it."""
+    out = []
+    first = np.datetime64(times[0], "D").astype(object)
+    for name, profile in session.spec.models.items():
+        if profile.model == "offline" or profile.knowledge_cutoff is None:
+            if profile.model != "offline" and len(times) > 1:
+                out.append(f"model profile '{name}' ({profile.model}) declares no knowledge_cutoff; "
+                           f"it may have seen this period in training")
+            continue
+        if profile.knowledge_cutoff >= first:
+            out.append(f"model profile '{name}' ({profile.model}) has knowledge cutoff "
+                       f"{profile.knowledge_cutoff}, after the window starts ({first}): it may have "
+                       f"memorised what happened")
+    return out
+
+
+async def run_session(session: Session, inv: Invocation, out: TextIO | None,
+                      resume: dict[str, Any] | None = None) -> Outcome:
+    symbols = _symbols(session, inv)
+    times = decision_times(session, symbols, inv)
+    loop = Loop(session, symbols, times, out, inv.live)
+    session.last_memory = loop.memory
+    loop.outcome.warnings = honesty_warnings(session, times)
+    start_seq = 0
+    if resume is None:
+        session.start()
+        if out:
+            kind = "backtest" if inv.start else "decision"
+            model_note = ", ".join(sorted({p.model for p in session.spec.models.values()}))
+            out.write(f"run {session.run_id} · {session.spec.name} · {kind} · "
+                      f"{', '.join(symbols)} · {len(times)} decision time"
+                      f"{'s' if len(times) != 1 else ''} · models: {model_note}"
+                      f"{' (rules-based stand-in, not an LLM)' if model_note == 'offline' else ''}\n")
+            for w in loop.outcome.warnings:
+                out.write(f"warning: {w}\n")
+        if out and len(times) == 1:
+            session.ctx.progress = lambda st, step, status: out.write(
+                f"  [{st.symbol} {st.as_of[:10]}] {step}: {status}\n")
+    else:
+        if resume["state"] is not None:
+            loop.restore(resume["state"])
+            loop.preload()
+        start_seq = resume["seq"] + 1
+    status, error = "completed", None
+    try:
+        await loop.run(start_seq)
+    except BudgetExceeded as exc:
+        status, error = "budget_exceeded", str(exc)
+    except FlowkitError as exc:
+        status, error = "failed", str(exc)
+    except BaseException as exc:
+        status, error = "interrupted" if isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)) \
+            else "failed", f"{type(exc).__name__}: {exc}"
+        session.finish(status, error)
+        raise
+    finally:
+        await session.aclose()
+    outcome = loop.outcome
+    outcome.status, outcome.error = status, error
+    if inv.start and outcome.equity:
+        from flowkit.backtest.evaluate import evaluate
+
+        evaluate(session, loop, outcome)
+    session.finish(status, error)
+    return outcome
+
+
+def execute(loaded: Any, options: RunOptions, inv: Invocation, out: TextIO | None) -> int:
+    """`flowkit run`: one run, or --seeds N runs summarised as mean ± standard error."""
+    from flowkit.backtest import present
+
+    outcomes = []
+    parent = None
+    for seed in range(max(1, inv.seeds)):
+        opts = RunOptions(**{**asdict(options), "mode": "backtest" if inv.start else "decide",
+                             "parent_run_id": parent,
+                             "seed": seed if inv.seeds > 1 else options.seed})
+        session = Session(loaded, opts)
+        session.invocation = asdict(inv)
+        try:
+            outcome = asyncio.run(run_session(session, inv, out))
+        finally:
+            session.close()
+        parent = parent or outcome.run_id
+        outcomes.append(outcome)
+        if out:
+            present.outcome(outcome, inv, out)
+    if out and len(outcomes) > 1:
+        present.seeds(outcomes, out)
+    failed = [o for o in outcomes if o.status != "completed"]
+    if failed:
+        print(f"error: run {failed[0].run_id} {failed[0].status}: {failed[0].error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _stored(db: str, run_id: str) -> dict[str, Any]:
+    """The run's row, resolved workflow and invocation, and its last checkpoint."""
+    from flowkit.store import open_reader
+
+    with open_reader(db) as con:
+        row = con.execute("SELECT workflow_path, workflow_hash, status, config, mode FROM runs "
+                          "WHERE run_id = ?", [run_id]).fetchone()
+        if row is None:
+            raise ConfigError(f"no run {run_id} in {db} (see `flowkit runs`)")
+        cp = con.execute("SELECT seq, as_of, state FROM checkpoints WHERE run_id = ? "
+                         "ORDER BY seq DESC LIMIT 1", [run_id]).fetchone()
+        decided = con.execute("SELECT symbol, as_of, action, size_pct FROM decisions WHERE run_id = ? "
+                              "ORDER BY as_of, symbol", [run_id]).fetchall()
+    config = json.loads(row[3]) if isinstance(row[3], str) else row[3]
+    return {"path": row[0], "hash": row[1], "status": row[2], "config": config, "mode": row[4],
+            "checkpoint": None if cp is None else {"seq": int(cp[0]), "as_of": cp[1],
+                                                   "state": json.loads(cp[2]) if isinstance(cp[2], str) else cp[2]},
+            "decisions": decided}
+
+
+def _loaded_from(stored: dict[str, Any]) -> Any:
+    from pathlib import Path
+
+    from flowkit.spec.loader import LoadedWorkflow
+    from flowkit.spec.models import Workflow
+
+    data = stored["config"]["workflow"]
+    return LoadedWorkflow(Workflow.model_validate(data), Path(stored["path"]), "", stored["hash"], data)
+
+
+def _db(db: str | None) -> str:
+    import os
+
+    path = db or os.environ.get("FLOWKIT_DB") or "flowkit.duckdb"
+    if not os.path.exists(path):
+        raise ConfigError(f"no event log at {path} (use --db PATH or FLOWKIT_DB)")
+    return path
+
+
+def replay_run(run_id: str, db: str | None, out: TextIO | None) -> int:
+    """Re-run a run's decisions from the response cache: zero provider calls, same decisions."""
+    from flowkit.backtest import present
+
+    db = _db(db)
+    stored = _stored(db, run_id)
+    inv = Invocation(**(stored["config"].get("invocation") or {}))
+    options = RunOptions(db=db, cache="replay", mode="replay", parent_run_id=run_id)
+    session = Session(_loaded_from(stored), options)
+    session.invocation = asdict(inv)
+    try:
+        outcome = asyncio.run(run_session(session, inv, out))
+    finally:
+        session.close()
+    if out:
+        present.outcome(outcome, inv, out)
+    before = [(s, str(t), a, round(z, 6)) for s, t, a, z in stored["decisions"]]
+    after = sorted((d.symbol, str(_ts(np.datetime64(d.as_of.rstrip("Z")))), d.action, round(d.size_pct, 6))
+                   for d in outcome.decisions)
+    same = sorted(before) == after
+    if out:
+        out.write(f"replay of {run_id}: {len(after)} decisions, "
+                  f"{'identical to the original' if same else 'DIFFERENT from the original'}; "
+                  f"{outcome_provider_calls(session)} provider calls\n")
+    return 0 if same and outcome.status == "completed" else 1
+
+
+def outcome_provider_calls(session: Session) -> int:
+    """Model calls that reached a provider (not the cache, not the offline model)."""
+    return session.ctx.provider_calls
+
+
+def resume_run(run_id: str, db: str | None, out: TextIO | None) -> int:
+    """Continue a killed run from its last checkpoint; ends as if never interrupted."""
+    from flowkit.backtest import present
+
+    db = _db(db)
+    stored = _stored(db, run_id)
+    if stored["status"] == "completed":
+        raise ConfigError(f"run {run_id} already completed")
+    inv = Invocation(**(stored["config"].get("invocation") or {}))
+    options = RunOptions(db=db, mode=stored["mode"], run_id=run_id)
+    session = Session(_loaded_from(stored), options)
+    session.invocation = asdict(inv)
+    cp = stored["checkpoint"]
+    try:
+        if cp is None:  # killed before the first checkpoint: start over under the same id
+            session.log.discard_after(run_id, datetime(1, 1, 1))
+            session.log.update_run(run_id, status="running", error=None)
+            outcome = asyncio.run(_resume(session, inv, out, None))
+        else:
+            session.log.discard_after(run_id, cp["as_of"])
+            session.log.update_run(run_id, status="running", error=None)
+            outcome = asyncio.run(_resume(session, inv, out, cp))
+    finally:
+        session.close()
+    if out:
+        present.outcome(outcome, inv, out)
+    return 0 if outcome.status == "completed" else 1
+
+
+async def _resume(session: Session, inv: Invocation, out: TextIO | None,
+                  cp: dict[str, Any] | None) -> Outcome:
+    if out:
+        where = f"after {str(cp['as_of'])[:19]}" if cp else "from the start"
+        out.write(f"resuming run {session.run_id} {where}\n")
+    return await run_session(session, inv, out, resume=cp or {"seq": -1, "state": None})
+
+
+def run_many(files: list[str], overrides: list[str], options: RunOptions, inv: Invocation,
+             out: TextIO | None) -> tuple[list[str], str, int]:
+    """`flowkit compare`: each firm over the same window, into one event log."""
+    from flowkit.backtest import present
+    from flowkit.spec.loader import load_workflow
+
+    run_ids, status, db = [], 0, ""
+    for file in files:
+        loaded = load_workflow(file, overrides)
+        session = Session(loaded, RunOptions(**{**asdict(options), "mode": "backtest"}))
+        session.invocation = asdict(inv)
+        db = session.db_path
+        try:
+            outcome = asyncio.run(run_session(session, inv, out))
+        finally:
+            session.close()
+        if out:
+            present.outcome(outcome, inv, out)
+        run_ids.append(outcome.run_id)
+        status = status or (0 if outcome.status == "completed" else 1)
+    return run_ids, db, status

@@ -1,0 +1,94 @@
+"""What `flowkit run` prints: the decision table, or the metrics next to the baselines."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, TextIO
+
+from flowkit.commands import table
+
+_ROWS = [("cumulative_return", "cumulative return", "pct"), ("annual_return", "annual return", "pct"),
+         ("annual_volatility", "annual volatility", "pct"), ("sharpe", "Sharpe", "num"),
+         ("sortino", "Sortino", "num"), ("max_drawdown", "max drawdown", "pct"),
+         ("calmar", "Calmar", "num"), ("num_trades", "trades (round trips)", "int"),
+         ("win_rate", "win rate", "pct"), ("profit_factor", "profit factor", "num"),
+         ("turnover", "turnover (x/yr)", "num"), ("exposure", "avg exposure", "pct"),
+         ("final_equity", "final equity", "money")]
+_BASELINES = ("buy_and_hold", "sma_crossover", "macd")
+
+
+def _fmt(value: Any, kind: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if kind == "pct":
+        return f"{100 * value:+.2f}%"
+    if kind == "int":
+        return f"{int(value)}"
+    if kind == "money":
+        return f"{value:,.2f}"
+    return f"{value:.3f}"
+
+
+def outcome(o: Any, inv: Any, out: TextIO) -> None:
+    if not inv.start:
+        decisions(o, out)
+    else:
+        metrics(o, out)
+    for w in o.warnings if not inv.start else []:
+        out.write(f"warning: {w}\n")
+    status = "" if o.status == "completed" else f" ({o.status}: {o.error})"
+    out.write(f"\nrun {o.run_id} logged{status}. See it with: flowkit show {o.run_id}\n")
+
+
+def decisions(o: Any, out: TextIO) -> None:
+    orders = {r["symbol"]: r for r in o.orders}
+    fills = {f["symbol"]: f for f in o.fills}
+    rows = []
+    for d, review in zip(o.decisions, o.reviews):
+        order = orders.get(d.symbol)
+        if order is None:
+            what = "none"
+        elif d.symbol in fills:
+            f = fills[d.symbol]
+            what = f"{f['side']} {f['quantity']:g} filled @ {f['price']:.2f}"
+        else:
+            what = f"{order['side']} {order['quantity']:g} · {order['status']} (fills at next open)"
+        verdict = review["verdict"] + (f" ({review['rule']})" if review.get("rule") else "")
+        rows.append([d.symbol, d.as_of[:10], d.action, f"{d.size_pct:.1f}%", f"{d.confidence:.2f}",
+                     verdict, what])
+    out.write("\n" + table(["symbol", "as of", "action", "size", "confidence", "risk engine", "order"],
+                           rows) + "\n")
+    for d in o.decisions:
+        out.write(f"\n{d.symbol} — {d.agent}: {d.reasoning}\n")
+
+
+def metrics(o: Any, out: TextIO) -> None:
+    if not o.metrics:
+        return
+    names = ["firm", *[b for b in _BASELINES if b in o.baselines]]
+    cols = [o.metrics, *[o.baselines[b] for b in names[1:]]]
+    rows = [[label, *[_fmt(c.get(key), kind) for c in cols]] for key, label, kind in _ROWS]
+    out.write("\n" + table(["metric", *[n.replace("_", " ") for n in names]], rows) + "\n")
+    m = o.metrics
+    out.write(f"\nexcess return vs buy-and-hold: {100 * m['excess_return_vs_buy_and_hold']:+.2f}% · "
+              f"{m['decisions']} decisions · {m['model_calls_per_decision']:.1f} model calls, "
+              f"{m['tokens_per_decision']:.0f} tokens, ${m['cost_per_decision_usd']:.5f} per decision\n")
+    for w in o.warnings:
+        out.write(f"warning: {w}\n")
+
+
+def seeds(outcomes: list[Any], out: TextIO) -> None:
+    """Mean ± standard error across seeds for the headline metrics."""
+    import statistics
+
+    done = [o for o in outcomes if o.metrics]
+    if len(done) < 2:
+        return
+    rows = []
+    for key, label, kind in _ROWS[:7]:
+        values = [o.metrics[key] for o in done if not math.isnan(o.metrics.get(key, math.nan))]
+        if len(values) < 2:
+            continue
+        mean, se = statistics.fmean(values), statistics.stdev(values) / math.sqrt(len(values))
+        rows.append([label, _fmt(mean, kind), _fmt(se, kind).lstrip("+")])
+    out.write(f"\nacross {len(done)} seeds:\n" + table(["metric", "mean", "± std. error"], rows) + "\n")

@@ -1,0 +1,630 @@
+"""Self-contained HTML reports (and a PNG equity chart) read from the DuckDB event log alone.
+
+The HTML has no external scripts, fonts or requests: charts are inline SVG drawn here, and a
+few lines of inline JS open the per-decision drill-down (``report.html.j2`` is the page).
+
+What a report reads
+-------------------
+- ``runs``, ``model_calls`` (calls, tokens, cost), ``portfolio`` (the firm's equity curve:
+  ``time``, ``equity``, ``gross_exposure``), ``fills``, ``decisions``, ``risk_reviews``,
+  ``orders`` and ``steps`` of the run.
+- ``metrics`` rows with ``symbol`` NULL, one per strategy:
+
+  - ``firm``: the firm's `compute_metrics` dict, optionally with ``"warnings": [str, ...]``
+    (shown instead of `flag_suspect`'s). When the row is missing (a run that stopped early)
+    the report computes it from ``portfolio`` and ``fills``, with ``backtest.periods_per_year``
+    (default 252) and ``backtest.risk_free_rate`` from ``runs.config``.
+  - ``buy_and_hold``, ``sma_crossover``, ``macd`` (any other name is shown too): the metrics
+    plus ``"equity": [[iso_time, value], ...]``, the baseline's curve at the decision times
+    (`BaselineResult.to_json`).
+- ``metrics`` rows with strategy ``prices``, one per symbol: ``{"close": [[iso_time, close],
+  ...]}``, each bar's close stamped at its close time, for the trades-on-price chart (clipped
+  to the run's window). A ``prices`` argument replaces them.
+
+Times are ISO 8601 in UTC (a ``Z`` suffix or an offset is accepted); JSON null reads as NaN.
+`flowkit.backtest.evaluate` writes these rows at the end of a backtest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+import numpy as np
+
+from flowkit.backtest.metrics import compute_metrics, flag_suspect, round_trips
+
+if TYPE_CHECKING:
+    import duckdb
+
+Db: TypeAlias = "str | Path | duckdb.DuckDBPyConnection"
+PriceSeries: TypeAlias = Mapping[str, Sequence[tuple[Any, float]]]  # symbol -> [(time, close)]
+
+LABELS = {"firm": "Firm", "buy_and_hold": "Buy & hold", "sma_crossover": "SMA crossover",
+          "macd": "MACD"}
+COLORS = {"firm": "#2563eb", "buy_and_hold": "#475569", "sma_crossover": "#d97706",
+          "macd": "#059669"}
+PALETTE = ("#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2", "#db2777",
+           "#4d7c0f")
+BUY, SELL = "#16a34a", "#dc2626"
+_STRATEGY_ORDER = ("firm", "buy_and_hold", "sma_crossover", "macd")
+
+# (key, label, format); formats: pct, spct (signed, coloured), ratio, int, money
+METRIC_ROWS = (
+    ("cumulative_return", "Total return", "spct"),
+    ("annual_return", "Annual return (CAGR)", "spct"),
+    ("annual_mean_return", "Annual mean return (arithmetic)", "spct"),
+    ("annual_volatility", "Annual volatility", "pct"),
+    ("sharpe", "Sharpe ratio", "ratio"),
+    ("sortino", "Sortino ratio", "ratio"),
+    ("downside_risk", "Downside risk (annual)", "pct"),
+    ("max_drawdown", "Max drawdown", "pct"),
+    ("calmar", "Calmar ratio", "ratio"),
+    ("num_trades", "Closed trades", "int"),
+    ("win_rate", "Win rate", "pct"),
+    ("profit_factor", "Profit factor", "ratio"),
+    ("turnover", "Annual turnover (multiple of equity)", "ratio"),
+    ("exposure", "Average gross exposure", "pct"),
+    ("final_equity", "Final equity", "money"),
+    ("periods", "Periods", "int"),
+)
+_CONVENTIONS = ("Simple returns per decision period; annual return is geometric (CAGR); Sharpe "
+                "and Sortino use the per-period risk-free rate and the sample std (ddof=1); max "
+                "drawdown is a negative fraction; trade statistics are over closed round trips "
+                "net of fees. '—' means undefined (e.g. no losing trade, flat equity).")
+_MAX_OUTPUT_CHARS = 20_000  # one step's output in the drill-down; keeps huge runs openable
+
+
+# ---------------------------------------------------------------- public API
+
+
+def write_report(db: Db, run_id: str, out_html: Path, *, png: Path | None = None,
+                 prices: PriceSeries | None = None) -> Path:
+    """Write the report of one run to `out_html` (its equity chart to `png`); return the path.
+
+    `db` is a DuckDB file (opened read-only) or an open connection; `prices` replaces the
+    stored close series of the price charts."""
+    with _open(db) as con:
+        run = _load_run(con, run_id, prices)
+        decisions = _load_decisions(con, run_id)
+    drawdowns = [c.drawdown() for c in run.curves]
+    charts = [
+        _chart("equity", "Equity: firm vs baselines", run.curves, "money"),
+        _chart("drawdown", "Drawdown from peak", drawdowns, "pct", area=drawdowns[0]),
+    ]
+    lo, hi = run.window()
+    for symbol, (t, close) in sorted(run.prices.items()):
+        keep = (t >= lo) & (t <= hi) if lo is not None else np.ones(len(t), bool)
+        charts.append(_chart(
+            f"price-{symbol}", f"{symbol}: close and the firm's fills",
+            [_Curve(f"{symbol} close", t[keep], close[keep], "#334155", width=1.4)], "price",
+            markers=[f for f in run.fills if f["symbol"] == symbol],
+            legend_extra=[("buy fill", BUY, "solid"), ("sell fill", SELL, "solid")]))
+    names = list(run.strategies)
+    table = _metrics_table([LABELS.get(n, n) for n in names], list(run.strategies.values()),
+                           [run.strategies.get("buy_and_hold")] * len(names), lead=True)
+    computed = ("Firm metrics computed by the report from the portfolio table (no 'firm' row in "
+                "metrics). ")
+    table["note"] = (computed if run.firm_computed else "") + _CONVENTIONS
+    error = [f"Run error: {run.run['error']}"] if run.run.get("error") else []
+    page = _render(
+        title=f"{run.run['workflow_name']} — run {run_id}",
+        subtitle=run.config.get("description") or f"flowkit {run.run['mode']} run",
+        info=[*run.info(), ("Decisions", f"{len(decisions)} ({len(run.fills)} fills)", "")],
+        alerts=error + [f"Firm: {f}" for f in _flags(run.strategies["firm"])],
+        charts=charts, table=table, decisions=decisions)
+    out_html = Path(out_html)
+    out_html.write_text(page, encoding="utf-8")
+    if png is not None:
+        _write_png(Path(png), run.curves, f"{run.run['workflow_name']} — {run_id}")
+    return out_html
+
+
+def write_comparison(db: Db, run_ids: Sequence[str], out_html: Path) -> Path:
+    """Side-by-side report of several runs: equity curves overlaid, one metrics column per run."""
+    if not run_ids:
+        raise ValueError("write_comparison needs at least one run id")
+    with _open(db) as con:
+        runs = [_load_run(con, r, None) for r in run_ids]
+    curves = [
+        _Curve(f"{r.run['workflow_name']} · {r.run['run_id']}", r.times, r.equity,
+               PALETTE[k % len(PALETTE)], width=1.8)
+        for k, r in enumerate(runs)
+    ]
+    charts = [
+        _chart("equity", "Equity", curves, "money"),
+        _chart("drawdown", "Drawdown from peak", [c.drawdown() for c in curves], "pct"),
+    ]
+    table = _metrics_table([r.run["run_id"] for r in runs], [r.strategies["firm"] for r in runs],
+                           [r.strategies.get("buy_and_hold") for r in runs], lead=False)
+    infos = [{k: v for k, v, _ in r.info()} for r in runs]
+    header = [("Workflow", [r.run["workflow_name"] for r in runs]),
+              *((k, [i[k] for i in infos])
+                for k in ("Mode", "Status", "Window", "Model calls", "Tokens", "Cost"))]
+    table["rows"] = [(k, [(v, "num") for v in vs]) for k, vs in header] + table["rows"]
+    table["note"] = ("Excess return is each run's total return minus its own buy-and-hold. "
+                     + _CONVENTIONS)
+    names = sorted({r.run["workflow_name"] for r in runs})
+    page = _render(
+        title=f"Comparison of {len(runs)} runs", subtitle=", ".join(names),
+        info=[("Runs", ", ".join(run_ids), ""), ("Workflows", ", ".join(names), ""),
+              ("Total cost", _usd(sum(r.calls["cost"] for r in runs)), "")],
+        alerts=[f"{r.run['run_id']}: {f}" for r in runs for f in _flags(r.strategies["firm"])],
+        charts=charts, table=table, decisions=None)
+    out_html = Path(out_html)
+    out_html.write_text(page, encoding="utf-8")
+    return out_html
+
+
+# ---------------------------------------------------------------- loading
+
+
+@dataclass
+class _Curve:
+    name: str
+    t: np.ndarray  # datetime64[s]
+    y: np.ndarray
+    color: str
+    dash: str = "solid"
+    width: float = 1.5
+
+    def drawdown(self) -> _Curve:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dd = self.y / np.maximum.accumulate(self.y) - 1 if len(self.y) else self.y
+        return _Curve(self.name, self.t, dd, self.color, self.dash, self.width)
+
+
+@dataclass
+class _Run:
+    run: dict[str, Any]
+    config: dict[str, Any]
+    times: np.ndarray
+    equity: np.ndarray
+    strategies: dict[str, dict[str, Any]]  # "firm" first, then the baselines
+    firm_computed: bool
+    prices: dict[str, tuple[np.ndarray, np.ndarray]]
+    fills: list[dict[str, Any]]
+    calls: dict[str, Any]
+    curves: list[_Curve] = field(init=False)  # the firm's, then each baseline's
+
+    def __post_init__(self) -> None:
+        self.curves = [_Curve("Firm", self.times, self.equity, COLORS["firm"], width=2.4)]
+        for k, (name, m) in enumerate(self.strategies.items()):
+            if name != "firm" and m.get("equity"):
+                self.curves.append(_Curve(
+                    LABELS.get(name, name), *_series(m["equity"]),
+                    COLORS.get(name, PALETTE[(k + 3) % len(PALETTE)]),
+                    dash="dashed" if name == "buy_and_hold" else "solid"))
+
+    def window(self) -> tuple[np.datetime64 | None, np.datetime64 | None]:
+        ends = [c.t[[0, -1]] for c in self.curves if len(c.t)]
+        ends += [np.array([_utc(f["time"]) for f in self.fills], "datetime64[s]")]
+        every = np.concatenate(ends)
+        return (every.min(), every.max()) if len(every) else (None, None)
+
+    def info(self) -> list[tuple[str, str, str]]:
+        """(label, value, badge class) of the run's header."""
+        r, c = self.run, self.calls
+        lo, hi = self.window()
+        window = "—" if lo is None else f"{_day(lo)} → {_day(hi)} ({len(self.times)} snapshots)"
+        took = r["finished_at"] - r["started_at"] if r["finished_at"] and r["started_at"] else None
+        symbols = (self.config.get("market") or {}).get("symbols") or sorted(self.prices)
+        workflow = f"{r['workflow_path'] or '—'} ({(r['workflow_hash'] or '')[:12]})"
+        return [
+            ("Run", r["run_id"], ""), ("Status", r["status"] or "—", r["status"] or ""),
+            ("Mode", r["mode"] or "—", ""), ("Window", window, ""),
+            ("Symbols", ", ".join(symbols) or "—", ""),
+            ("Model calls", f"{c['n']:,} ({c['cached']:,} cached)", ""),
+            ("Tokens", f"{c['prompt'] + c['completion']:,} ({c['prompt']:,} prompt)", ""),
+            ("Cost", _usd(c["cost"]), ""), ("Models", c["models"] or "—", ""),
+            ("Started", _stamp(r["started_at"]), ""),
+            ("Took", str(took).split(".")[0] if took is not None else "—", ""),
+            ("Workflow file", workflow, ""),
+            *([("Parent run", r["parent_run_id"], "")] if r.get("parent_run_id") else []),
+            ("flowkit", r["flowkit_version"] or "—", ""),
+        ]
+
+
+@contextmanager
+def _open(db: Db) -> Iterator[duckdb.DuckDBPyConnection]:
+    if not isinstance(db, str | Path):
+        yield db
+        return
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str, *params: Any) -> list[dict[str, Any]]:
+    cur = con.execute(sql, list(params))
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def _load_run(con: duckdb.DuckDBPyConnection, run_id: str, prices: PriceSeries | None) -> _Run:
+    found = _rows(con, "SELECT * FROM runs WHERE run_id = ? ORDER BY started_at DESC LIMIT 1",
+                  run_id)
+    if not found:
+        raise ValueError(f"no run {run_id!r} in the runs table")
+    run = found[0]
+    config = _loads(run["config"]) or {}
+    snaps = _rows(con, "SELECT time, equity, gross_exposure FROM portfolio WHERE run_id = ? "
+                       "ORDER BY time", run_id)
+    times = np.array([s["time"] for s in snaps], dtype="datetime64[s]")
+    equity = np.array([_num(s["equity"]) for s in snaps], dtype=float)
+    fills = _rows(con, "SELECT * FROM fills WHERE run_id = ? ORDER BY time, fill_id", run_id)
+    stored: dict[str, dict[str, Any]] = {}
+    closes: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for m in _rows(con, "SELECT strategy, symbol, metrics FROM metrics WHERE run_id = ?", run_id):
+        payload = _loads(m["metrics"]) or {}
+        if m["strategy"] == "prices" and m["symbol"]:
+            closes[m["symbol"]] = _series(payload.get("close") or [])
+        elif m["symbol"] is None:
+            stored[m["strategy"]] = {k: _num(v) if v is None or isinstance(v, int | float) else v
+                                     for k, v in payload.items()}
+    if prices is not None:
+        closes = {s: _series(v) for s, v in prices.items()}
+    firm_computed = "firm" not in stored
+    if firm_computed:
+        bt = config.get("backtest") or {}
+        stored["firm"] = compute_metrics(
+            equity, periods_per_year=bt.get("periods_per_year") or 252,
+            risk_free_rate=bt.get("risk_free_rate") or 0.0, trades=round_trips(fills),
+            exposure=[_num(s["gross_exposure"]) for s in snaps],
+            turnover_notional=sum(f["quantity"] * f["price"] for f in fills))
+    rank = {name: k for k, name in enumerate(_STRATEGY_ORDER)}
+    strategies = {k: stored[k] for k in sorted(stored, key=lambda k: (rank.get(k, 99), k))}
+    [calls] = _rows(con, """
+        SELECT count(*) AS n, count(*) FILTER (WHERE cached) AS cached,
+               coalesce(sum(prompt_tokens), 0) AS prompt,
+               coalesce(sum(completion_tokens), 0) AS completion,
+               coalesce(sum(cost_usd), 0) AS cost,
+               string_agg(DISTINCT model, ', ' ORDER BY model) AS models
+        FROM model_calls WHERE run_id = ?""", run_id)
+    return _Run(run, config, times, equity, strategies, firm_computed, closes, fills, calls)
+
+
+def _load_decisions(con: duckdb.DuckDBPyConnection, run_id: str) -> list[dict[str, Any]]:
+    """One entry per decision, with its risk review, orders and fills, and step transcript
+    (agent steps of its symbol and time, plus firm-wide ones with no symbol)."""
+    reviews = {(r["symbol"], r["as_of"]): r
+               for r in _rows(con, "SELECT * FROM risk_reviews WHERE run_id = ?", run_id)}
+    fills = defaultdict(list)
+    for f in _rows(con, "SELECT * FROM fills WHERE run_id = ? ORDER BY time", run_id):
+        fills[f["order_id"]].append(f)
+    orders = defaultdict(list)
+    for o in _rows(con, "SELECT * FROM orders WHERE run_id = ? ORDER BY submitted_at, order_id",
+                   run_id):
+        orders[(o["symbol"], o["as_of"])].append(o)
+    steps = defaultdict(list)  # pattern nodes only when they failed: agents carry the transcript
+    for s in _rows(con, "SELECT * FROM steps WHERE run_id = ? AND (agent IS NOT NULL OR "
+                        "coalesce(status, 'ok') <> 'ok') ORDER BY seq", run_id):
+        steps[(s["symbol"], s["as_of"])].append(s)
+
+    out = []
+    for d in _rows(con, "SELECT * FROM decisions WHERE run_id = ? ORDER BY as_of, symbol",
+                   run_id):
+        key = (d["symbol"], d["as_of"])
+        lines, filled = [], []
+        for o in orders.get(key, []):
+            lines.append(f"{o['side']} {_qty(o['quantity'])} {o['order_type']} ({o['reason']}): "
+                         f"{o['status']}")
+            for f in fills.get(o["order_id"], []):
+                text = f"{f['side']} {_qty(f['quantity'])} @ {f['price']:,.2f}"
+                filled.append(text)
+                lines.append(f"  filled {text} at {_stamp(f['time'])}, fee {f['fee']:,.2f}, "
+                             f"slippage {f['slippage']:,.2f}")
+        review = reviews.get(key)
+        reasoning = d["reasoning"] or ""
+        out.append({
+            "as_of": _stamp(d["as_of"]), "symbol": d["symbol"], "agent": d["agent"],
+            "action": (d["action"] or "—").upper(), "size": _fmt(d["size_pct"], "ratio"),
+            "target": _fmt(d["target_weight"], "ratio"),
+            "confidence": _fmt(d["confidence"], "ratio"),
+            "reasoning": reasoning,
+            "reasoning_short": reasoning if len(reasoning) <= 140 else reasoning[:137] + "…",
+            "fill_summary": "; ".join(filled) or "—",
+            "orders": lines,
+            "review": review and {
+                "verdict": review["verdict"], "rule": review["rule"],
+                "requested": _qty(review["requested_qty"]),
+                "approved": _qty(review["approved_qty"]), "details": _pretty(review["details"]),
+            },
+            "steps": [{
+                "agent": s["agent"] or s["pattern"], "role": s["role"] or s["pattern"] or "",
+                "round": s["round"], "step_id": s["step_id"], "status": s["status"] or "ok",
+                "duration": _duration(s["duration_ms"]),
+                "output": _pretty(s["output"]) or s["error"] or "(no output)",
+            } for s in steps.get(key, []) + steps.get((None, d["as_of"]), [])],
+        })
+    return out
+
+
+# ---------------------------------------------------------------- SVG charts
+
+_W, _H = 960, 300
+_PAD_L, _PAD_R, _PAD_T, _PAD_B = 70, 18, 14, 30
+_DASHES = {"solid": "", "dashed": ' stroke-dasharray="6 4"'}
+
+
+def _chart(chart_id: str, title: str, curves: Sequence[_Curve], kind: str, *,
+           markers: Sequence[Mapping[str, Any]] = (), area: _Curve | None = None,
+           legend_extra: Sequence[tuple[str, str, str]] = ()) -> dict[str, Any]:
+    """A chart section for the template: legend entries plus the inline SVG. `area` (one of
+    `curves`) is shaded down to zero, as the firm's drawdown is."""
+    from markupsafe import Markup
+
+    return {"id": chart_id, "title": title,
+            "legend": [(c.name, c.color, c.dash) for c in curves] + list(legend_extra),
+            "svg": Markup(_svg(curves, kind, markers, area))}
+
+
+def _svg(curves: Sequence[_Curve], kind: str, markers: Sequence[Mapping[str, Any]],
+         area: _Curve | None) -> str:
+    from markupsafe import escape
+
+    xs = [_epoch(c.t) for c in curves]
+    mx = _epoch(np.array([_utc(m["time"]) for m in markers], "datetime64[s]"))
+    my = np.array([m["price"] for m in markers], float)
+    all_x = np.concatenate([*xs, mx])
+    all_y = np.concatenate([*(c.y for c in curves), my, [0.0] if area is not None else []])
+    all_y = all_y[np.isfinite(all_y)]
+    if not len(all_x) or not len(all_y):
+        return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_W} 60" role="img">'
+                '<text x="12" y="34" fill="#64748b" font-size="13">No data recorded.</text>'
+                "</svg>")
+    x0, x1 = all_x.min(), all_x.max()
+    if x1 == x0:
+        x0, x1 = x0 - 43_200, x1 + 43_200
+    yticks, ystep = _nice_ticks(float(all_y.min()), float(all_y.max()))
+    y0, y1 = yticks[0], yticks[-1]
+    pw, ph = _W - _PAD_L - _PAD_R, _H - _PAD_T - _PAD_B
+
+    def px(x: Any) -> Any:
+        return _PAD_L + (x - x0) / (x1 - x0) * pw
+
+    def py(y: Any) -> Any:
+        return _PAD_T + (1 - (y - y0) / (y1 - y0)) * ph
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_W} {_H}" role="img" '
+             'font-size="11">']
+    for v in yticks:
+        gy = py(v)
+        grid = "#94a3b8" if v == 0 and y0 < 0 else "#e2e8f0"  # a darker zero line
+        parts.append(f'<line x1="{_PAD_L}" x2="{_W - _PAD_R}" y1="{gy:.1f}" y2="{gy:.1f}" '
+                     f'stroke="{grid}"/><text x="{_PAD_L - 8}" y="{gy + 4:.1f}" '
+                     f'text-anchor="end" fill="#64748b">{_tick_label(v, ystep, kind)}</text>')
+    for tick, label in _time_ticks(x0, x1):
+        tx = px(tick)
+        parts.append(f'<line x1="{tx:.1f}" x2="{tx:.1f}" y1="{_PAD_T}" y2="{_H - _PAD_B}" '
+                     f'stroke="#f1f5f9"/><text x="{tx:.1f}" y="{_H - _PAD_B + 18}" '
+                     f'text-anchor="middle" fill="#64748b">{label}</text>')
+    parts.append(f'<rect x="{_PAD_L}" y="{_PAD_T}" width="{pw}" height="{ph}" fill="none" '
+                 'stroke="#cbd5e1"/>')
+    if area is not None and len(area.y):
+        ax = px(_epoch(area.t))
+        parts.append(f'<path class="area" d="{_path(ax, py(np.nan_to_num(area.y)))} '
+                     f'L{ax[-1]:.1f},{py(0.0):.1f} L{ax[0]:.1f},{py(0.0):.1f} Z" '
+                     f'fill="{area.color}" fill-opacity="0.12" stroke="none"/>')
+    for c, x in zip(curves, xs, strict=True):
+        if len(c.y):
+            parts.append(f'<path class="series" data-name="{escape(c.name)}" '
+                         f'd="{_path(px(x), py(c.y))}" fill="none" stroke="{c.color}" '
+                         f'stroke-width="{c.width}" stroke-linejoin="round"{_DASHES[c.dash]}>'
+                         f"<title>{escape(c.name)}</title></path>")
+    for m, x, y in zip(markers, px(mx), py(my), strict=True):
+        buy = m["side"] == "buy"  # a triangle pointing at the fill price
+        shape = f"M{x:.1f},{y:.1f} l-5,{9 if buy else -9} h10 z"
+        tip = (f"{m['side']} {_qty(m['quantity'])} {m['symbol']} @ {m['price']:,.2f} on "
+               f"{_stamp(m['time'])} (fee {m['fee'] or 0:,.2f})")
+        parts.append(f'<path class="fill-marker {escape(m["side"])}" d="{shape}" '
+                     f'fill="{BUY if buy else SELL}" stroke="#fff" stroke-width="0.8">'
+                     f"<title>{escape(tip)}</title></path>")
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _path(x: np.ndarray, y: np.ndarray) -> str:
+    """SVG path data; non-finite values break the line."""
+    out, pen = [], "M"
+    for a, b in zip(x, y, strict=True):
+        if math.isfinite(a) and math.isfinite(b):
+            out.append(f"{pen}{a:.1f},{b:.1f}")
+            pen = "L"
+        else:
+            pen = "M"
+    return " ".join(out)
+
+
+def _nice_ticks(lo: float, hi: float, target: int = 5) -> tuple[list[float], float]:
+    """Round-numbered ticks (steps of 1, 2, 2.5 or 5 x 10^k) framing [lo, hi], and the step."""
+    if hi - lo < 1e-12 * max(1.0, abs(hi)):
+        pad = abs(hi) * 0.01 or 0.01
+        lo, hi = lo - pad, hi + pad
+    raw = (hi - lo) / target
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    return [k * step for k in range(math.floor(lo / step), math.ceil(hi / step) + 1)], step
+
+
+def _tick_label(v: float, step: float, kind: str) -> str:
+    if kind == "pct":
+        return f"{v * 100:.{_decimals(step * 100)}f}%"
+    if kind == "money" and max(abs(v), step) >= 1e4:
+        scale, suffix = (1e6, "M") if max(abs(v), step) >= 1e6 else (1e3, "k")
+        return f"{v / scale:,.{_decimals(step / scale)}f}{suffix}"
+    return f"{v:,.{_decimals(step)}f}"
+
+
+def _decimals(step: float) -> int:
+    """Decimals that show a tick step exactly (0.25 -> 2, 5 -> 0)."""
+    d = max(0, -math.floor(math.log10(step) + 1e-9))
+    return d + (abs(round(step * 10**d) - step * 10**d) > 1e-6)
+
+
+def _time_ticks(x0: float, x1: float, most: int = 8) -> list[tuple[float, str]]:
+    """Calendar-aligned ticks (years, months, Mondays, days or hours) for the span, thinned."""
+    span, day = x1 - x0, 86_400
+    unit = ("Y" if span > 3 * 365 * day else "M" if span > 240 * day else "D" if span > 3 * day
+            else "h")
+    lo = np.datetime64(int(x0), "s").astype(f"datetime64[{unit}]")
+    hi = np.datetime64(int(x1), "s").astype(f"datetime64[{unit}]")
+    ticks = np.arange(lo, hi + 1).astype("datetime64[s]")
+    ticks = ticks[(_epoch(ticks) >= x0) & (_epoch(ticks) <= x1)]
+    if unit == "D" and span > 20 * day:
+        ticks = ticks[(ticks.astype("datetime64[D]").astype("int64") + 3) % 7 == 0]  # Mondays
+    ticks = ticks[:: max(1, math.ceil(len(ticks) / most))]
+    out = []
+    for k, t in enumerate(ticks):
+        w = t.astype(dt.datetime)
+        label = {"Y": f"{w:%Y}", "M": f"{w:%b}", "D": f"{w:%b} {w.day}",
+                 "h": f"{w:%b} {w.day} {w:%H:%M}"}[unit]
+        if unit == "M" and (w.month == 1 or k == 0):
+            label += f" {w:%Y}"
+        out.append((float(_epoch(t)), label))
+    return out
+
+
+# ---------------------------------------------------------------- tables and formatting
+
+
+def _metrics_table(columns: Sequence[str], metrics: Sequence[Mapping[str, Any]],
+                   bh: Sequence[Mapping[str, Any] | None], *, lead: bool) -> dict[str, Any]:
+    """Metric rows, then excess return over each column's buy-and-hold `bh`, then flags."""
+    rows = [(label, [_cell(m.get(key), kind) for m in metrics])
+            for key, label, kind in METRIC_ROWS]
+    if any(b is not None for b in bh):
+        rows.append(("Excess return vs buy & hold", [
+            _cell(_num(m.get("cumulative_return")) - _num(b.get("cumulative_return")), "spct")
+            if b is not None and m is not b else ("—", "num")
+            for m, b in zip(metrics, bh, strict=True)]))
+    flags = ["; ".join(_flags(m)) for m in metrics]
+    rows.append(("Flags", [(f, "flags") if f else ("—", "num muted") for f in flags]))
+    return {"columns": list(columns), "rows": rows, "lead": lead, "note": ""}
+
+
+def _flags(metrics: Mapping[str, Any]) -> list[str]:
+    """The warnings stored with the metrics (the run's own, e.g. a model cutoff), else the
+    suspect flags of the numbers themselves."""
+    stored = metrics.get("warnings")
+    return [str(w) for w in stored] if isinstance(stored, list) else flag_suspect(metrics)
+
+
+def _cell(value: Any, kind: str) -> tuple[str, str]:
+    v = _num(value)
+    sign = " pos" if v > 0 else " neg" if v < 0 else ""  # NaN compares False: no colour
+    return _fmt(v, kind), "num" + (sign if kind == "spct" else "")
+
+
+def _fmt(value: Any, kind: str) -> str:
+    v = _num(value)
+    if not math.isfinite(v):
+        return "—"
+    return {"pct": f"{v * 100:.2f}%", "spct": f"{v * 100:+.2f}%", "ratio": f"{v:.2f}",
+            "int": f"{v:,.0f}", "money": f"{v:,.2f}"}[kind]
+
+
+def _usd(v: float) -> str:
+    return f"${v:,.4f}"
+
+
+def _qty(v: Any) -> str:
+    v = _num(v)
+    return "—" if not math.isfinite(v) else f"{v:,.0f}" if v == int(v) else f"{v:,.6g}"
+
+
+def _duration(ms: Any) -> str:
+    v = _num(ms)
+    return "—" if not math.isfinite(v) else f"{v:.0f} ms" if v < 1000 else f"{v / 1000:.1f} s"
+
+
+def _stamp(t: Any) -> str:
+    if t is None:
+        return "—"
+    s = str(_utc(t)).replace("T", " ")
+    return s.removesuffix(" 00:00:00")
+
+
+def _day(t: np.datetime64 | None) -> str:
+    return "—" if t is None else str(np.asarray(t, dtype="datetime64[D]"))
+
+
+def _num(v: Any) -> float:
+    return math.nan if v is None else float(v)
+
+
+def _loads(text: Any) -> Any:
+    return json.loads(text) if isinstance(text, str) else text
+
+
+def _pretty(text: Any) -> str:
+    if text is None:
+        return ""
+    try:
+        s = json.dumps(_loads(text), indent=2, ensure_ascii=False)
+    except (TypeError, ValueError):  # not JSON: show it as it is
+        s = str(text)
+    if len(s) > _MAX_OUTPUT_CHARS:
+        s = s[:_MAX_OUTPUT_CHARS] + f"\n… truncated ({len(s):,} characters in the event log)"
+    return s
+
+
+def _series(points: Sequence[Sequence[Any]]) -> tuple[np.ndarray, np.ndarray]:
+    """[[time, value], ...] -> (datetime64[s] array, float array)."""
+    t = np.array([_utc(p[0]) for p in points], dtype="datetime64[s]")
+    return t, np.array([_num(p[1]) for p in points], dtype=float)
+
+
+def _utc(t: Any) -> np.datetime64:
+    if isinstance(t, str):
+        t = dt.datetime.fromisoformat(t.replace("Z", "+00:00"))  # 3.10 rejects a bare Z
+    if isinstance(t, dt.datetime) and t.tzinfo is not None:
+        t = t.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return np.datetime64(t, "s")
+
+
+def _epoch(t: np.ndarray | np.datetime64) -> np.ndarray:
+    return np.asarray(t, dtype="datetime64[s]").astype("int64").astype(float)
+
+
+def _render(**page: Any) -> str:
+    import jinja2
+
+    from flowkit import __version__
+
+    template = Path(__file__).with_name("report.html.j2").read_text(encoding="utf-8")
+    env = jinja2.Environment(autoescape=True)
+    return env.from_string(template).render(version=__version__, **page)
+
+
+def _write_png(path: Path, curves: Sequence[_Curve], title: str) -> None:
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+    from matplotlib.figure import Figure  # no pyplot: an Agg canvas, no global backend state
+    from matplotlib.ticker import StrMethodFormatter
+
+    fig = Figure(figsize=(10, 4.2), dpi=120, layout="constrained")
+    ax = fig.subplots()
+    for c in curves:
+        ax.plot(c.t.astype(dt.datetime), c.y, label=c.name, color=c.color,
+                linewidth=c.width * 0.8, linestyle="--" if c.dash == "dashed" else "-")
+    locator = AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+    ax.set_title(title, fontsize=11, loc="left")
+    ax.set_ylabel("Equity")
+    ax.grid(True, color="#e2e8f0", linewidth=0.8)
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.legend(frameon=False, fontsize=9)
+    fig.savefig(path, facecolor="white")

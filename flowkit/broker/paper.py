@@ -1,0 +1,127 @@
+"""Simulated execution against OHLC bars.
+
+Timing: with `fill: next_open` a market order waits for the first bar after its as_of and fills
+at that bar's open; with `fill: close` it fills at once at the close of the last bar seen for its
+symbol (the decision bar). Limit and stop orders wait for a bar that reaches their level: buy
+limits and sell stops fill at min(open, level) once low <= level, sell limits and buy stops at
+max(open, level) once high >= level, so a gap through the level fills at the open. Every fill
+moves slippage_bps against us and pays fee_bps of its notional. Just before filling, the risk
+engine clips the quantity to the hard limits at the fill price (an order clipped to nothing is
+`rejected`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Mapping
+
+from pydantic import TypeAdapter
+
+from flowkit.broker.ledger import Ledger
+from flowkit.broker.orders import Fill, OrderRequest, Submission
+from flowkit.errors import BrokerError, DataError
+from flowkit.spec.models import PortfolioSpec
+
+if TYPE_CHECKING:  # runtime imports would cycle: portfolio and risk import broker.orders
+    from flowkit.portfolio import Portfolio
+    from flowkit.risk import RiskEngine
+
+_TIME = TypeAdapter(dt.datetime)
+
+
+def _reference_price(order: OrderRequest, open_: float, high: float, low: float) -> float | None:
+    """Where `order` executes on this bar before slippage, or None if the bar misses it."""
+    if order.order_type == "market":
+        return open_
+    level = order.limit_price
+    assert level is not None  # guaranteed by OrderRequest for non-market orders
+    if (order.side == "buy") == (order.order_type == "limit"):  # waits for the price to fall
+        return min(open_, level) if low <= level else None
+    return max(open_, level) if high >= level else None
+
+
+class PaperBroker(Ledger):
+    name = "paper"
+
+    def __init__(self, spec: PortfolioSpec, portfolio: Portfolio, risk_engine: RiskEngine):
+        super().__init__()
+        self.spec = spec
+        self.portfolio = portfolio
+        self.risk = risk_engine
+        self._pending: list[str] = []
+        self._marks: dict[str, float] = {}
+
+    @property
+    def marks(self) -> Mapping[str, float]:
+        """The latest price seen per symbol: the close of its last bar."""
+        return MappingProxyType(self._marks)
+
+    def submit(self, order: OrderRequest) -> Submission:
+        """Idempotent: an order id seen before returns its existing record and fill."""
+        if order.order_id in self._orders:
+            return self._submission(order.order_id)
+        close_now = self.spec.fill == "close" and order.order_type == "market"
+        if close_now and order.symbol not in self._marks:
+            raise BrokerError(f"{order.symbol}: no bar seen yet, so no close to fill at")
+        self._record(order, "submitted", order.as_of)
+        if close_now:
+            self._execute(order, self._marks[order.symbol], order.as_of)
+        else:
+            self._pending.append(order.order_id)
+        return self._submission(order.order_id)
+
+    def on_bar(self, symbol: str, time: dt.datetime, open: float, high: float, low: float,
+               close: float) -> list[Fill]:
+        """Process one bar: fill waiting orders it reaches, then the stops it triggers."""
+        time = _TIME.validate_python(time)
+        prices = (open, high, low, close)
+        if not all(math.isfinite(p) and p > 0 for p in prices) or not low <= min(open, close) \
+                or not high >= max(open, close):
+            raise DataError(f"{symbol} {time}: bad bar {prices}")
+        self._marks[symbol] = open
+        fills: list[Fill] = []
+        waiting = [self._orders[i] for i in self._pending]
+        for order in waiting:
+            if order.symbol == symbol and order.as_of < time:
+                fills += self._try_fill(order, time, open, high, low)
+        for order in self.risk.check_stops(self.portfolio, symbol, open, high, low, time):
+            if order.order_id not in self._orders:  # a replayed bar must not exit twice
+                self._record(order, "submitted", time)
+                self._pending.append(order.order_id)
+                fills += self._try_fill(order, time, open, high, low)
+        self._marks[symbol] = close
+        return fills
+
+    def _try_fill(self, order: OrderRequest, time: dt.datetime, open_: float, high: float,
+                  low: float) -> list[Fill]:
+        ref = _reference_price(order, open_, high, low)
+        if ref is None:  # the bar missed the level: keep waiting
+            return []
+        self._pending.remove(order.order_id)
+        fill = self._execute(order, ref, time)
+        return [fill] if fill else []
+
+    def _execute(self, order: OrderRequest, ref: float, time: dt.datetime) -> Fill | None:
+        price = ref * (1 + order.sign * self.spec.slippage_bps / 10_000)
+        quantity = self.risk.clip_to_limits(order, self.portfolio, price, self._marks)
+        if quantity <= 0:
+            self._set_status(order.order_id, "rejected")
+            return None
+        fill = Fill(fill_id=f"{order.order_id}-f", order_id=order.order_id, symbol=order.symbol,
+                    time=time, side=order.side, quantity=quantity, price=price,
+                    fee=quantity * price * self.spec.fee_bps / 10_000,
+                    slippage=quantity * abs(price - ref))
+        self.portfolio.apply_fill(fill)
+        self.risk.on_fill(fill, self.portfolio)
+        self._fills[order.order_id] = fill
+        self._set_status(order.order_id, "filled")
+        return fill
+
+    def to_state(self) -> dict[str, Any]:
+        return {**self._ledger_state(), "pending": list(self._pending), "marks": dict(self._marks)}
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        self._load_ledger(state)
+        self._pending = list(state["pending"])
+        self._marks = dict(state["marks"])

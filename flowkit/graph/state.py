@@ -1,0 +1,42 @@
+"""What a decision's agents share, and what a pattern hands its children."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+
+@dataclass
+class DecisionState:
+    """Shared state for one symbol at one decision time. Outputs are keyed by agent id."""
+
+    symbol: str
+    as_of: str                       # ISO-8601 UTC, the decision time
+    market: dict[str, Any]           # the as-of snapshot (nothing after as_of)
+    portfolio: dict[str, Any] = field(default_factory=dict)
+    risk: dict[str, Any] = field(default_factory=dict)
+    risk_state: dict[str, Any] = field(default_factory=dict)
+    beliefs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)   # agent -> beliefs
+    lessons: dict[str, list[str]] = field(default_factory=dict)             # agent -> lessons
+    view: Any = None                 # the AsOfView, for tools
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+    transcripts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # pattern path -> turns
+    skipped: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a pattern adds to its children's view: transcript, round, task, reports."""
+
+    path: str = ""
+    transcript: tuple[dict[str, Any], ...] = ()
+    round: int | None = None
+    task: str | None = None
+    reports: tuple[dict[str, Any], ...] = ()
+    workers: tuple[str, ...] = ()
+    final: bool = False
+
+    def child(self, name: str, **changes: Any) -> "Scope":
+        path = f"{self.path}/{name}" if self.path else name
+        return replace(self, path=path, **changes)

@@ -1,0 +1,213 @@
+"""A run: the resolved workflow, its models, market data, compiled firm and event log.
+
+`Session.decide` runs the firm for one symbol at one decision time and returns the typed
+decision; the trading loop (flowkit.backtest.loop) turns decisions into risk-checked orders."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from flowkit import __version__
+from flowkit.errors import ConfigError, FlowkitError, StepError
+from flowkit.graph.agent import RunContext
+from flowkit.graph.compiler import Firm, compile_firm
+from flowkit.graph.state import DecisionState, Scope
+from flowkit.llm.base import ChatModel
+from flowkit.spec import models as m
+from flowkit.spec.loader import LoadedWorkflow
+
+
+@dataclass
+class RunOptions:
+    db: str | None = None
+    model: str | None = None          # overrides every profile's model
+    api_base: str | None = None
+    cache: str | None = None          # off | read_write | replay
+    mode: str = "decide"              # decide | backtest | train | replay
+    parent_run_id: str | None = None
+    run_id: str | None = None         # resume: continue this run
+    seed: int | None = None
+
+
+@dataclass
+class Decision:
+    symbol: str
+    as_of: str
+    agent: str
+    action: str                       # BUY | SELL | HOLD
+    size_pct: float
+    confidence: float
+    entry: float | None
+    stop_loss: float | None
+    take_profit: float | None
+    reasoning: str
+    state: DecisionState | None = field(default=None, repr=False)
+
+    def row(self) -> dict[str, Any]:
+        return {"symbol": self.symbol, "as_of": self.as_of, "agent": self.agent,
+                "action": self.action, "size_pct": self.size_pct, "confidence": self.confidence,
+                "entry": self.entry, "stop_loss": self.stop_loss, "take_profit": self.take_profit,
+                "reasoning": self.reasoning}
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+
+
+def resolve_db(loaded: LoadedWorkflow, option: str | None) -> str:
+    """--db, then FLOWKIT_DB, then log.db (relative to the current directory)."""
+    return option or os.environ.get("FLOWKIT_DB") or loaded.spec.log.db
+
+
+def apply_overrides(spec: m.Workflow, options: RunOptions) -> m.Workflow:
+    """--model / --api-base replace every profile's model and endpoint; --cache the cache mode."""
+    profiles = {}
+    for name, p in spec.models.items():
+        update: dict[str, Any] = {}
+        if options.model:
+            update["model"] = options.model
+            if options.model == "offline":
+                update["fallbacks"] = []
+        if options.api_base:
+            update["api_base"] = options.api_base
+        profiles[name] = p.model_copy(update=update)
+    runtime = spec.runtime
+    if options.cache:
+        runtime = runtime.model_copy(update={"cache": options.cache})
+    if options.seed is not None:
+        runtime = runtime.model_copy(update={"seed": options.seed})
+    return spec.model_copy(update={"models": profiles, "runtime": runtime})
+
+
+class Session:
+    def __init__(self, loaded: LoadedWorkflow, options: RunOptions | None = None,
+                 log: Any = None):
+        self.options = options or RunOptions()
+        self.loaded = loaded
+        self.spec = apply_overrides(loaded.spec, self.options)
+        self.run_id = self.options.run_id or new_run_id()
+        self.db_path = resolve_db(loaded, self.options.db)
+        self.log = log if log is not None else _open_log(self.db_path)
+        self.invocation: dict[str, Any] | None = None  # what the command line asked; kept for replay
+        self.preset_beliefs: list[dict[str, Any]] | None = None  # training episodes set these
+        self.last_memory: Any = None                              # the run's Memory, for training
+        self.market = _load_market(self.spec, loaded.base_dir, self.db_path)
+        from flowkit.llm.limits import Budget, Limiter
+
+        rt = self.spec.runtime
+        self.limiter = Limiter(rt.concurrency)
+        self.models = self._models()
+        self.firm: Firm = compile_firm(self.spec, loaded.base_dir, self.models)
+        self.ctx = RunContext(run_id=self.run_id, agents=self.firm.agents, log=self.log,
+                              budget=Budget(rt.max_cost_usd, rt.max_tokens),
+                              output_attempts=rt.output_attempts,
+                              log_prompts=self.spec.log.prompts, seed=rt.seed)
+
+    def _models(self) -> dict[str, ChatModel]:
+        from flowkit.llm.cache import CachedModel
+        from flowkit.llm.offline import OfflineModel
+
+        offline = OfflineModel()
+        built: dict[str, ChatModel] = {}
+        for name, profile in self.spec.models.items():
+            if profile.model == "offline":
+                built[name] = offline  # deterministic and local: nothing to cache or rate-limit
+                continue
+            from flowkit.llm.litellm_model import LiteLLMModel
+
+            fallbacks = [self.spec.models[f] for f in profile.fallbacks]
+            inner = LiteLLMModel(profile, fallbacks, limiter=self.limiter)
+            store = SimpleNamespace(get=self.log.cache_get, put=self.log.cache_put)
+            built[name] = CachedModel(inner, store, self.spec.runtime.cache) \
+                if self.spec.runtime.cache != "off" else inner
+        return built
+
+    def start(self) -> None:
+        """Record the run (status running) before any step logs."""
+        self.log.append("runs", {
+            "run_id": self.run_id, "workflow_name": self.spec.name,
+            "workflow_path": str(self.loaded.path), "workflow_hash": self.loaded.sha256,
+            "mode": self.options.mode, "parent_run_id": self.options.parent_run_id,
+            "status": "running", "started_at": _now(),
+            "config": {"workflow": self.resolved_config(), "invocation": self.invocation},
+            "flowkit_version": __version__})
+        self.log.flush()
+
+    def resolved_config(self) -> dict[str, Any]:
+        """The workflow as run (overrides applied). Keys live only in the environment, so the
+        spec holds none; api_key_env records the variable's name, never its value."""
+        return self.spec.model_dump(mode="json")
+
+    def finish(self, status: str, error: str | None = None) -> None:
+        self.log.update_run(self.run_id, status=status, finished_at=_now(), error=error)
+        self.log.flush()
+
+    async def decide(self, symbol: str, as_of: Any, *, portfolio: dict[str, Any] | None = None,
+                     risk_state: dict[str, Any] | None = None,
+                     beliefs: dict[str, list[dict[str, Any]]] | None = None,
+                     lessons: dict[str, list[str]] | None = None) -> Decision:
+        view = self.market.asof(symbol, as_of)
+        snapshot = view.snapshot()
+        state = DecisionState(symbol=symbol, as_of=snapshot["as_of"], market=snapshot,
+                              portfolio=portfolio or {}, risk=self.spec.risk.model_dump(mode="json"),
+                              risk_state=risk_state or {}, beliefs=beliefs or {},
+                              lessons=lessons or {}, view=view)
+        for step in self.firm.root.steps:  # top-level stages, each reported as it finishes
+            await step.run(self.ctx, state, Scope())
+        decision = self._decision(state)
+        self.log.append("decisions", {"run_id": self.run_id, **decision.row()})
+        return decision
+
+    def _decision(self, state: DecisionState) -> Decision:
+        agent = self.firm.decision_agent
+        out = state.outputs.get(agent)
+        if out is None:
+            why = state.failures.get(agent) or ("skipped by its condition" if any(
+                p.endswith(agent) for p in state.skipped) else "did not run")
+            return Decision(state.symbol, state.as_of, agent, "HOLD", 0.0, 0.0, None, None, None,
+                            f"no decision: {agent} {why}", state)
+        action = str(out.get("action", "HOLD")).upper()
+        if action not in ("BUY", "SELL", "HOLD"):
+            raise StepError(f"decision agent '{agent}' answered action {action!r}")
+        return Decision(state.symbol, state.as_of, agent, action, float(out.get("size_pct") or 0.0),
+                        float(out.get("confidence") or 0.0), out.get("entry"),
+                        out.get("stop_loss"), out.get("take_profit"),
+                        str(out.get("reasoning") or out.get("rationale") or ""), state)
+
+    async def aclose(self) -> None:
+        seen: set[int] = set()
+        for model in self.models.values():
+            if id(model) not in seen:
+                seen.add(id(model))
+                await model.aclose()
+
+    def close(self) -> None:
+        self.log.close()
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _open_log(path: str) -> Any:
+    from flowkit.store import EventLog
+
+    try:
+        return EventLog(path)
+    except FlowkitError:
+        raise
+    except Exception as exc:
+        raise ConfigError(f"cannot open the event log {path}: {exc}") from None
+
+
+def _load_market(spec: m.Workflow, base_dir: Path, db_path: str) -> Any:
+    from flowkit.market import load_market
+
+    cache_db = str(Path(db_path).with_suffix(".market.duckdb")) if spec.market.source == "ccxt" else None
+    return load_market(spec.market, base_dir=base_dir, cache_db=cache_db)

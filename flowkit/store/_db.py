@@ -1,0 +1,148 @@
+"""Opening the DuckDB file: one process at a time, so every open retries while it is busy.
+
+Files are ATTACHed to one private in-memory DuckDB instance per process instead of opened with
+duckdb.connect: a new instance costs ~20 ms (also on every failed try while another process
+holds the lock), an ATTACH/DETACH ~1 ms. Detaching checkpoints the WAL into the file and
+releases its lock, so between uses the file is complete and free for other processes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+from flowkit.errors import StoreError
+from flowkit.store._values import CONVERTERS
+
+if TYPE_CHECKING:
+    import duckdb
+
+SCHEMA_SQL = Path(__file__).with_name("schema.sql")
+T = TypeVar("T")
+log = logging.getLogger("flowkit.store")
+
+_instance: tuple[int, duckdb.DuckDBPyConnection] | None = None
+_instance_lock = threading.Lock()
+_aliases = itertools.count()
+
+
+class Busy(StoreError):
+    """Another process, or another attachment in this one, holds the file."""
+
+
+_BUSY = ("Could not set lock",           # another process holds the file
+         "Unique file handle conflict",  # another DuckDB instance in this process has it open
+         "different configuration")      # ... or has it open with another read_only setting
+
+
+def retry_busy(attempt: Callable[[], T], path: str, timeout: float) -> T:
+    """attempt(), retried with jittered backoff while the file is busy, for up to `timeout` s."""
+    import duckdb
+
+    deadline = time.monotonic() + timeout
+    delay = 0.002
+    while True:
+        try:
+            return attempt()
+        except duckdb.Error as exc:
+            if not any(marker in str(exc) for marker in _BUSY):
+                raise StoreError(f"cannot open the event log {path}: {exc}") from exc
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Busy(f"the event log {path} is busy (waited {timeout:g}s): {exc}") from exc
+            time.sleep(min(left, delay * random.uniform(0.5, 1.0)))
+            delay = min(delay * 2, 0.05)
+
+
+def sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _shared_instance() -> duckdb.DuckDBPyConnection:
+    global _instance
+    with _instance_lock:
+        if _instance is None or _instance[0] != os.getpid():  # a forked child needs its own
+            import duckdb
+
+            _instance = (os.getpid(), duckdb.connect(":memory:"))
+        return _instance[1]
+
+
+@contextmanager
+def attached(path: str, *, read_only: bool, timeout: float) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A fresh cursor whose default catalog is the file at `path`, attached for the block only
+    (retrying while another process or attachment holds it, up to `timeout` s)."""
+    import duckdb
+
+    db = _shared_instance()
+    alias = f"flowkit_{next(_aliases)}"
+    con = db.cursor()
+    try:
+        retry_busy(lambda: con.execute(f"ATTACH {sql_literal(path)} AS {alias}"
+                                       f"{' (READ_ONLY)' if read_only else ''}"), path, timeout)
+        con.execute(f"USE {alias}")
+    except BaseException:
+        con.close()
+        raise
+    try:
+        yield con
+    finally:
+        con.close()
+        try:
+            with db.cursor() as detacher:
+                detacher.execute(f"DETACH {alias}")
+        except duckdb.Error as exc:  # whatever was committed stays committed
+            log.warning("event log %s: detach failed: %s", path, exc)
+
+
+@contextmanager
+def open_reader(path: str | os.PathLike[str], timeout: float = 15.0) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection to an event log, closed on exit.
+
+    A running flowkit process holds the file only while it flushes (milliseconds every
+    flush_interval), so this retries with backoff until `timeout` seconds have passed, then
+    raises StoreError naming the process that holds the file. Keep the block short: while it
+    is open, that writer cannot flush (it keeps its rows and retries).
+    """
+    path = os.path.abspath(os.fspath(path))
+    if not os.path.exists(path):
+        raise StoreError(f"no event log at {path}")
+    with attached(path, read_only=True, timeout=timeout) as con:
+        yield con
+
+
+@cache
+def schema() -> dict[str, dict[str, str]]:
+    """{table: {column: DuckDB type}} as declared in schema.sql, in declaration order."""
+    with attached(":memory:", read_only=False, timeout=0) as con:
+        con.execute(SCHEMA_SQL.read_text())
+        rows = con.execute("SELECT table_name, column_name, data_type FROM information_schema.columns "
+                           "WHERE table_catalog = current_database() "
+                           "ORDER BY table_name, ordinal_position").fetchall()
+    tables: dict[str, dict[str, str]] = {}
+    for table, column, kind in rows:
+        if kind not in CONVERTERS:
+            raise StoreError(f"schema.sql: {table}.{column} has type {kind}, which the event log "
+                             f"cannot write (supported: {', '.join(CONVERTERS)})")
+        tables.setdefault(table, {})[column] = kind
+    return tables
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create missing tables, and add columns schema.sql gained since the file was made."""
+    con.execute(SCHEMA_SQL.read_text())
+    have = set(con.execute("SELECT table_name, column_name FROM information_schema.columns "
+                           "WHERE table_catalog = current_database() AND table_schema = 'main'").fetchall())
+    for table, columns in schema().items():
+        for column, kind in columns.items():
+            if (table, column) not in have:
+                con.execute(f'ALTER TABLE "{table}" ADD COLUMN "{column}" {kind}')

@@ -1,0 +1,419 @@
+"""The event log: every part of flowkit appends rows here; a writer thread commits them.
+
+DuckDB lets one process at a time open a file, so the log never keeps it open: appends only
+buffer in memory, and a background thread attaches the file, writes everything buffered in one
+transaction (a DataFrame insert per table), commits and detaches it again, every
+`flush_interval` seconds, when `max_buffer_rows` rows are waiting, or when someone waits on
+`flush()`. Between flushes other processes (`flowkit runs`, `flowkit show`, `open_reader`) can
+read the file; while they hold it the writer keeps the rows and retries, dropping nothing.
+
+The file is attached only for the duration of each flush or query (see _db.attached).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import logging
+import math
+import os
+import random
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from flowkit.errors import StoreError
+from flowkit.store._db import Busy, attached, ensure_schema, schema
+from flowkit.store._redact import MACRO, env_secrets, macro_sql
+from flowkit.store._values import CONVERTERS, DTYPES, PASSTHROUGH, to_json, to_timestamp
+
+if TYPE_CHECKING:
+    import duckdb
+    import pandas
+
+log = logging.getLogger("flowkit.store")
+
+# Rows "after" a resume point, per table: the column holding their decision time.
+DISCARD_COLUMNS = {"steps": "as_of", "model_calls": "as_of", "decisions": "as_of",
+                   "risk_reviews": "as_of", "orders": "as_of", "fills": "time", "portfolio": "time",
+                   "lessons": "as_of"}
+
+_RETRY_MIN = 0.002                     # writer's first retry delay after a failed flush
+_RETRY_MAX_BUSY = 0.05                 # ... while another process holds the file (it will let go)
+_RETRY_MAX_BROKEN = 2.0                # ... when writing fails otherwise (disk full, table dropped)
+_FRAME = "flowkit_rows"                # name the batch frame is registered under while inserting
+
+
+
+
+Row = dict[str, Any]
+T = TypeVar("T")
+
+
+class _Request:
+    """A flush/operation someone may be waiting on; answered after the commit that covers it."""
+
+    __slots__ = ("deadline", "done", "error", "result", "run")
+
+    def __init__(self, run: Callable[[duckdb.DuckDBPyConnection], int] | None, deadline: float):
+        self.run = run
+        self.deadline = deadline
+        self.done = threading.Event()
+        self.result = 0
+        self.error: StoreError | None = None
+
+    def answer(self, error: StoreError | None = None) -> None:
+        self.error = error
+        self.done.set()
+
+    def wait(self, writer: threading.Thread) -> int:
+        while not self.done.wait(0.25):
+            if not writer.is_alive():
+                raise StoreError("the event log's writer thread has stopped")
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+class _Segment:
+    """Rows per table, then (optionally) an operation that must run after exactly those rows."""
+
+    __slots__ = ("op", "rows")
+
+    def __init__(self) -> None:
+        self.rows: defaultdict[str, list[Row]] = defaultdict(list)
+        self.op: _Request | None = None
+
+
+class EventLog:
+    """Append-only, thread-safe event log on a DuckDB file (see the module docstring).
+
+    `lock_timeout`: how long flush()/checkpoint()/discard_after()/query() wait for another
+    process to release the file before raising StoreError (the rows stay buffered).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, flush_interval: float = 0.5,
+                 max_buffer_rows: int = 20000, lock_timeout: float = 60.0):
+        # Loaded now, not at the first flush: that may run at interpreter exit, when imports that
+        # register atexit hooks (pandas does) fail.
+        import duckdb  # noqa: F401
+        import pandas  # noqa: F401
+
+        self.path = os.path.abspath(os.fspath(path))
+        self.flush_interval = flush_interval
+        self.max_buffer_rows = max_buffer_rows
+        self.lock_timeout = lock_timeout
+        self._columns = schema()
+        self._converters = {table: {col: CONVERTERS[kind] for col, kind in cols.items()}
+                            for table, cols in self._columns.items()}
+        # NoneType: no value to convert has it, so every value of such a column is converted
+        self._passthrough = {table: {col: PASSTHROUGH.get(kind, type(None)) for col, kind in cols.items()}
+                             for table, cols in self._columns.items()}
+        self._macro = macro_sql(env_secrets(os.environ))
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        with self._attached(lock_timeout) as con:
+            ensure_schema(con)
+            self._cache_keys = {key for (key,) in con.execute(
+                "SELECT DISTINCT cache_key FROM model_cache WHERE cache_key IS NOT NULL").fetchall()}
+        self._cache_text: dict[str, str] = {}   # JSON text of entries put or read in this session
+
+        self._lock = threading.Lock()  # guards the buffer; append takes it directly (cheaper)
+        self._cond = threading.Condition(self._lock)
+        self._segments = [_Segment()]
+        self._tail = self._segments[0].rows
+        self._waiting: list[_Request] = []
+        self._pending = 0
+        self._closing = False    # no more appends
+        self._stopping = False   # the writer exits after its current batch
+        self._last_warning = ""  # the writer's last logged failure, so a retry loop logs it once
+        self._thread = threading.Thread(target=self._write_loop, daemon=True,
+                                        name=f"flowkit-eventlog:{os.path.basename(self.path)}")
+        self._thread.start()
+        atexit.register(self.close)
+
+    # ---- writing ---------------------------------------------------------------------------
+
+    def append(self, table: str, row: Row) -> None:
+        """Buffer one row; it is committed by the next flush. Bad tables/columns/values raise here."""
+        clean = self._convert(table, row)
+        with self._lock:
+            if self._closing:
+                raise StoreError(f"the event log {self.path} is closed")
+            self._tail[table].append(clean)
+            self._pending += 1
+            if self._pending == self.max_buffer_rows:
+                self._cond.notify()
+
+    def flush(self) -> None:
+        """Block until every row appended before this call is committed."""
+        self._request(None)
+
+    def checkpoint(self, run_id: str, seq: int, as_of: Any, state: dict[str, Any]) -> None:
+        """Commit everything appended so far together with the checkpoint row."""
+        self.append("checkpoints", {"run_id": run_id, "seq": seq, "as_of": as_of, "state": state,
+                                    "created_at": _utcnow()})
+        self.flush()
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        """Update this run's `runs` row, after every row appended before the call is written."""
+        if not fields:
+            return
+        row = self._convert("runs", {**fields, "run_id": run_id})
+        with self._cond:
+            if self._closing:
+                raise StoreError(f"the event log {self.path} is closed")
+            self._queue_op(_Request(lambda con: self._update_run(con, row), math.inf))
+
+    def discard_after(self, run_id: str, as_of: Any) -> int:
+        """Delete this run's rows later than `as_of` (see DISCARD_COLUMNS); returns how many."""
+        cutoff = to_timestamp(as_of)
+
+        def discard(con: duckdb.DuckDBPyConnection) -> int:
+            return sum(_count(con, f'DELETE FROM "{table}" WHERE run_id = ? AND "{column}" > ?', [run_id, cutoff])
+                       for table, column in DISCARD_COLUMNS.items())
+
+        return self._request(discard)
+
+    def close(self) -> None:
+        """Flush and stop the writer thread. Idempotent; also runs at interpreter exit."""
+        with self._cond:
+            if self._closing:
+                return
+            self._closing = True
+        atexit.unregister(self.close)
+        try:
+            self.flush()
+        except StoreError as exc:
+            raise StoreError(f"closing the event log lost the rows it could not write: {exc}") from exc
+        finally:
+            with self._cond:
+                self._stopping = True
+                self._cond.notify()
+            self._thread.join()
+
+    def __enter__(self) -> EventLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- reading ---------------------------------------------------------------------------
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Flush, then run `sql` with the file attached for just this call."""
+        self.flush()
+        return self._read(sql, params, lambda result: result.fetchall())
+
+    def query_df(self, sql: str, params: Sequence[Any] = ()) -> pandas.DataFrame:
+        self.flush()
+        return self._read(sql, params, lambda result: result.df())
+
+    # ---- model response cache (flowkit.llm.cache) --------------------------------------------
+
+    def cache_get(self, key: str) -> dict[str, Any] | None:
+        """The payload stored under `key`, or None. A miss never touches the file."""
+        text = self._cache_text.get(key)
+        if text is None:
+            if key not in self._cache_keys:
+                return None
+            found = self._read("SELECT response FROM model_cache WHERE cache_key = ? "
+                               "ORDER BY created_at DESC NULLS LAST LIMIT 1", [key],
+                               lambda result: result.fetchone())
+            if found is None or found[0] is None:
+                return None
+            text = self._cache_text[key] = found[0]
+        return json.loads(text)
+
+    def cache_put(self, key: str, model: str, payload: dict[str, Any]) -> None:
+        text = to_json(payload)
+        self.append("model_cache", {"cache_key": key, "model": model, "response": text,
+                                    "created_at": _utcnow()})
+        self._cache_text[key] = text
+
+    # ---- internals -------------------------------------------------------------------------
+
+    def _convert(self, table: str, row: Row) -> Row:
+        try:
+            converters, passthrough = self._converters[table], self._passthrough[table]
+            clean = dict(row)
+            for col, value in row.items():
+                keep = passthrough[col]
+                if value is None or (type(value) is keep and (keep is not str or value.isascii())):
+                    continue
+                clean[col] = converters[col](value)
+            return clean
+        except Exception as exc:  # noqa: BLE001 - converters call user objects; _explain says which
+            raise self._explain(table, row, exc) from None
+
+    def _explain(self, table: str, row: Row, exc: Exception) -> StoreError:
+        """Name the table or column a row failed on (the slow path of _convert)."""
+        converters = self._converters.get(table)
+        if converters is None:
+            return StoreError(f"unknown table {table!r} (tables: {', '.join(self._converters)})")
+        for col, value in row.items():
+            if col not in converters:
+                return StoreError(f"table {table!r} has no column {col!r} "
+                                  f"(columns: {', '.join(converters)})")
+            if value is not None:
+                try:
+                    converters[col](value)
+                except Exception as col_exc:  # noqa: BLE001 - reported, with its column
+                    return StoreError(f"{table}.{col} ({self._columns[table][col]}) cannot hold "
+                                      f"{type(value).__name__} {_short(value)}: {col_exc}")
+        return StoreError(f"cannot log a {table} row: {exc}")
+
+    def _queue_op(self, op: _Request) -> None:
+        """Close the tail segment with `op`, so it runs after exactly the rows buffered so far."""
+        self._segments[-1].op = op
+        self._segments.append(_Segment())
+        self._tail = self._segments[-1].rows
+
+    def _request(self, run: Callable[[duckdb.DuckDBPyConnection], int] | None) -> int:
+        request = _Request(run, time.monotonic() + self.lock_timeout)
+        with self._cond:
+            if self._stopping:
+                if run is None:
+                    return 0  # closed: nothing can be buffered
+                raise StoreError(f"the event log {self.path} is closed")
+            if run is not None:
+                self._queue_op(request)
+            self._waiting.append(request)
+            self._cond.notify()
+        return request.wait(self._thread)
+
+    def _write_loop(self) -> None:
+        delay = _RETRY_MIN
+        while True:
+            with self._cond:
+                if not (self._waiting or self._stopping or self._pending >= self.max_buffer_rows):
+                    self._cond.wait(self.flush_interval)
+                segments, self._segments = self._segments, [_Segment()]
+                self._tail = self._segments[0].rows
+                waiting, self._waiting = self._waiting, []
+                pending, self._pending = self._pending, 0
+                stopping = self._stopping
+            if pending or any(s.op is not None for s in segments):
+                try:
+                    self._write(segments)
+                except Exception as exc:  # noqa: BLE001 - keep everything and retry; see _give_back
+                    busy = self._give_back(segments, waiting, pending, exc)
+                    if stopping:
+                        return
+                    with self._cond:  # a new flush() request cuts the backoff short
+                        self._cond.wait(delay * random.uniform(0.5, 1.0))
+                    delay = min(delay * 2, _RETRY_MAX_BUSY if busy else _RETRY_MAX_BROKEN)
+                    continue
+            delay = _RETRY_MIN
+            self._last_warning = ""
+            for request in waiting:
+                request.answer()
+            if stopping:
+                return
+
+    def _write(self, segments: list[_Segment]) -> None:
+        """One transaction: each segment's rows, then its operation. Raises Busy if locked."""
+        import duckdb
+
+        with self._attached(0) as con:
+            con.execute(self._macro)
+            con.begin()
+            try:
+                for segment in segments:
+                    for table, rows in segment.rows.items():
+                        columns = self._register(con, table, rows)
+                        con.execute(f'INSERT INTO "{table}" BY NAME '
+                                    f'{select_sql(self._columns[table], columns, _FRAME)}')
+                    op = segment.op
+                    if op is not None and op.run is not None and not op.done.is_set():
+                        op.result = op.run(con)  # (done already = its caller gave up on it)
+                con.commit()
+            except BaseException:
+                with contextlib.suppress(duckdb.Error):  # nothing to roll back if commit failed
+                    con.rollback()
+                raise
+
+    def _give_back(self, segments: list[_Segment], waiting: list[_Request], pending: int,
+                   exc: Exception) -> bool:
+        """Put a failed batch back in front of the buffer. Waiters are answered with an error
+        when the file is broken (not just busy) or their lock_timeout has passed; the rows stay.
+        Returns whether the failure was only a busy file."""
+        busy = isinstance(exc, Busy)
+        now = time.monotonic()
+        if busy:
+            error = StoreError(f"the event log {self.path} stayed busy for {self.lock_timeout:g}s: "
+                               f"{exc.__cause__ or exc}")
+        else:
+            error = exc if isinstance(exc, StoreError) else StoreError(f"cannot write the event log {self.path}: {exc}")
+        keep = []
+        for request in waiting:
+            if busy and now < request.deadline:
+                keep.append(request)
+            else:
+                request.answer(StoreError(f"{error} ({pending} rows kept in memory, will retry)"))
+        if not busy and str(error) != self._last_warning:  # once per distinct error
+            self._last_warning = str(error)
+            log.warning("%s; %d rows kept in memory, will retry", error, pending)
+        with self._cond:
+            self._segments = segments + self._segments
+            self._waiting = keep + self._waiting
+            self._pending += pending
+        return busy
+
+    def _update_run(self, con: duckdb.DuckDBPyConnection, row: Row) -> int:
+        columns = self._register(con, "runs", [row])
+        sets = ", ".join(f'"{c}" = u."{c}"' for c in columns if c != "run_id")
+        return _count(con, f'UPDATE runs SET {sets} FROM ({select_sql(self._columns["runs"], columns, _FRAME)}) '
+                           'AS u WHERE runs.run_id = u.run_id')
+
+    def _register(self, con: duckdb.DuckDBPyConnection, table: str, rows: list[Row]) -> list[str]:
+        """Register `rows` as a typed DataFrame named _FRAME (replacing the previous one; it dies
+        with the cursor); returns the columns present."""
+        import pandas as pd
+
+        kinds = self._columns[table]
+        present = set().union(*rows)
+        columns = [c for c in kinds if c in present]
+        con.register(_FRAME, pd.DataFrame({c: pd.Series([r.get(c) for r in rows], dtype=DTYPES[kinds[c]])
+                                           for c in columns}))
+        return columns
+
+    def _attached(self, timeout: float) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
+        return attached(self.path, read_only=False, timeout=timeout)
+
+    def _read(self, sql: str, params: Sequence[Any], fetch: Callable[[Any], T]) -> T:
+        import duckdb
+
+        with self._attached(self.lock_timeout) as con:
+            try:
+                return fetch(con.execute(sql, list(params)))
+            except duckdb.Error as exc:
+                raise StoreError(f"query on {self.path} failed: {exc}") from exc
+
+
+def select_sql(kinds: dict[str, str], columns: list[str], source: str) -> str:
+    """SELECT over a frame of buffered values: strings redacted; JSON text that redaction made
+    invalid (a secret inside a number) is stored as a JSON string. The subquery runs the
+    redaction once per value."""
+    inner = [f'{MACRO}("{c}") AS "{c}"' if kinds[c] in ("VARCHAR", "JSON") else f'"{c}"' for c in columns]
+    outer = [f'CASE WHEN json_valid("{c}") THEN "{c}" ELSE to_json("{c}") END AS "{c}"'
+             if kinds[c] == "JSON" else f'"{c}"' for c in columns]
+    return f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM {source})"
+
+
+def _count(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> int:
+    """Rows changed by an UPDATE/DELETE."""
+    row = con.execute(sql, list(params)).fetchone()
+    return row[0] if row else 0
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."

@@ -1,0 +1,103 @@
+"""Python tools agents call through the model's tool-calling interface.
+
+A tool reads only the decision's as-of view (no look-ahead by construction). Built-in tools
+are named; your own are `module.path:function` in YAML or registered with `@tool`."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from flowkit.errors import FlowkitError
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    description: str
+    parameters: dict[str, Any]       # JSON Schema of the keyword arguments
+    func: Callable[..., Any]
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return {"type": "function", "function": {"name": self.name, "description": self.description,
+                                                 "parameters": self.parameters}}
+
+    def invoke(self, arguments: str, view: Any) -> Any:
+        """Run with the model's JSON arguments; bad input comes back as an error the model reads."""
+        try:
+            kwargs = json.loads(arguments or "{}")
+            if not isinstance(kwargs, dict):
+                raise ValueError("arguments must be a JSON object")
+            allowed = set(self.parameters.get("properties", {}))
+            unknown = set(kwargs) - allowed
+            if unknown:
+                raise ValueError(f"unknown arguments {sorted(unknown)}")
+            return self.func(view, **kwargs)
+        except Exception as exc:  # the model made the mistake; it gets to see it and retry
+            return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+_REGISTRY: dict[str, Tool] = {}
+_JSON_TYPES = {int: "integer", float: "number", str: "string", bool: "boolean"}
+
+
+def tool(name: str | None = None, description: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register `func(view, **kwargs)`; keyword parameters with int/float/str/bool hints become
+    the tool's JSON Schema."""
+
+    def wrap(func: Callable[..., Any]) -> Callable[..., Any]:
+        _REGISTRY[name or func.__name__] = _make(name or func.__name__, func, description)
+        return func
+
+    return wrap
+
+
+def _make(name: str, func: Callable[..., Any], description: str | None) -> Tool:
+    props, required = {}, []
+    for p in list(inspect.signature(func).parameters.values())[1:]:
+        props[p.name] = {"type": _JSON_TYPES.get(p.annotation if not isinstance(p.annotation, str)
+                                                 else {"int": int, "float": float, "str": str,
+                                                       "bool": bool}.get(p.annotation, str), "string")}
+        if p.default is inspect.Parameter.empty:
+            required.append(p.name)
+    params = {"type": "object", "properties": props, "required": required,
+              "additionalProperties": False}
+    return Tool(name, description or (inspect.getdoc(func) or name).splitlines()[0], params, func)
+
+
+def get(name: str) -> Tool:
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    if ":" in name:
+        module, _, attr = name.partition(":")
+        try:
+            func = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as exc:
+            raise FlowkitError(f"tool '{name}' cannot be imported: {exc}") from None
+        _REGISTRY[name] = _make(attr, func, None)
+        return _REGISTRY[name]
+    raise FlowkitError(f"unknown tool '{name}'; built-in tools: {', '.join(sorted(_REGISTRY))}")
+
+
+@tool(description="Last n bars (time, open, high, low, close, volume) up to the decision time.")
+def price_history(view: Any, n: int = 20) -> dict[str, Any]:
+    return view.history(max(1, min(int(n), 500)))
+
+
+@tool(description="Latest technical indicators (RSI, MACD, Bollinger, SMA/EMA, ATR, volatility).")
+def indicators(view: Any) -> dict[str, Any]:
+    return view.snapshot()["indicators"]
+
+
+@tool(description="Most recent headlines published by the decision time.")
+def news(view: Any, limit: int = 10) -> list[dict[str, Any]]:
+    return view.snapshot()["news"][: max(1, min(int(limit), 20))]
+
+
+@tool(description="Latest reported quarterly earnings known at the decision time.")
+def fundamentals(view: Any) -> Any:
+    return view.snapshot()["fundamentals"]
