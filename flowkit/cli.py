@@ -29,10 +29,14 @@ def _validate(args: argparse.Namespace) -> int:
             continue
         spec = wf.spec
         ms = (time.perf_counter() - started) * 1000
-        print(f"{path}: ok — {spec.name}: {len(spec.agents)} agents, "
-              f"{len(spec.pipeline)} top-level steps, symbols {', '.join(spec.market.symbols)} "
-              f"({ms:.0f} ms)")
+        print(f"{path}: ok — {spec.name}: {_count(len(spec.agents), 'agent')}, "
+              f"{_count(len(spec.pipeline), 'top-level step')}, symbols "
+              f"{', '.join(spec.market.symbols)} ({ms:.0f} ms)")
     return 1 if failed else 0
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _graph(args: argparse.Namespace) -> int:

@@ -32,10 +32,10 @@ def test_validate_every_shipped_workflow() -> None:
     assert (done.returncode, done.stderr) == (0, "")
     lines = done.stdout.splitlines()
     assert len(lines) == len(SHIPPED)
-    for path, line in zip(SHIPPED, lines):
+    for path, line in zip(SHIPPED, lines, strict=True):
         name = load_workflow(path, env={}).spec.name
-        assert re.fullmatch(rf"{re.escape(str(path))}: ok — {re.escape(name)}: \d+ agents, \d+ "
-                            rf"top-level steps, symbols [A-Z0-9., -]+ \(\d+ ms\)", line), line
+        assert re.fullmatch(rf"{re.escape(str(path))}: ok — {re.escape(name)}: \d+ agents?, \d+ "
+                            rf"top-level steps?, symbols [A-Z0-9., -]+ \(\d+ ms\)", line), line
 
 
 def test_validate_does_not_import_the_runtime() -> None:
@@ -80,6 +80,8 @@ ODD_INPUTS = [
     ("scalar.yaml", b"just text\n", "1:1: a workflow file is a mapping (version, name, models, "
      "agents, pipeline, market, ...)"),
     ("latin1.yaml", b"version: 1\nname: caf\xe9\n", "2:10: the file is not UTF-8 text (byte 0xe9 "
+     "here); save it as UTF-8"),
+    ("mixed.yaml", b"name: caf\xc3\xa9 \xe9\n", "1:12: the file is not UTF-8 text (byte 0xe9 "
      "here); save it as UTF-8"),
     ("binary.yaml", b"\x7fELF\x02\x01\x01\x00\x00\x00\xff\xfe", "1:11: the file is not UTF-8 text "
      "(byte 0xff here); save it as UTF-8"),

@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flowkit.broker import Fill, PaperBroker
+from flowkit.broker import Fill, OrderRequest, PaperBroker
+from flowkit.errors import BrokerError
 from flowkit.portfolio import Portfolio
 from flowkit.risk import RiskEngine
 from flowkit.spec.models import CvarSpec, PortfolioSpec, RiskSpec
@@ -140,9 +142,10 @@ class Firm:
                                       "risk": self.engine.to_state(),
                                       "broker": self.broker.to_state()}))
 
-    def day(self, time: dt.datetime, bars: pd.Series, proposals: list[Any]) -> None:
+    def day(self, time: dt.datetime, bars: dict[str, tuple[float, ...]],
+            proposals: list[Any]) -> None:
         for symbol in SYMBOLS:
-            self.broker.on_bar(symbol, time, *bars[symbol][["open", "high", "low", "close"]])
+            self.broker.on_bar(symbol, time, *bars[symbol])
         closes = dict(self.broker.marks)
         row = self.portfolio.snapshot(time, closes)
         self.engine.update_daily(row["equity"])
@@ -158,6 +161,13 @@ class Firm:
                 assert review.approved_qty == 0
                 continue
             assert review.order.quantity == abs(review.approved_qty)
+            known = self.broker.orders.get(review.order.order_id)
+            if known is not None:  # one decision per symbol per day: a second one is refused
+                if known.model_dump(include=set(OrderRequest.model_fields)) != \
+                        review.order.model_dump():
+                    with pytest.raises(BrokerError, match="different order"):
+                        self.broker.submit(review.order)
+                continue
             first = self.broker.submit(review.order)
             fills = len(self.broker.fills)
             assert self.broker.submit(review.order) == first  # idempotent
@@ -166,10 +176,12 @@ class Firm:
 
 def run(scenario: Scenario, resume_at: int | None = None) -> Firm:
     firm = Firm(scenario)
-    for i, (date, bars) in enumerate(scenario.bars.iterrows()):
+    fields = ["open", "high", "low", "close"]
+    days = zip(*(scenario.bars[s][fields].itertuples(index=False, name=None) for s in SYMBOLS))
+    for i, (date, bars) in enumerate(zip(scenario.bars.index, days)):
         if i == resume_at:
             firm = Firm(scenario, firm.checkpoint())
-        firm.day(dt.datetime.fromisoformat(date), bars, scenario.proposals[i])
+        firm.day(dt.datetime.fromisoformat(date), dict(zip(SYMBOLS, bars)), scenario.proposals[i])
     return firm
 
 
@@ -187,3 +199,24 @@ def test_resumed_run_ends_exactly_where_an_unbroken_run_does(scenario):
     unbroken = run(scenario)
     resumed = run(scenario, resume_at=scenario.resume_at)
     assert resumed.checkpoint() == unbroken.checkpoint()
+
+
+@settings(max_examples=150, deadline=None)
+@given(start=st.integers(0, len(BARS) - 3), short_pct=st.floats(20, 100),
+       long_pct=st.floats(20, 100), squeeze=st.floats(1.5, 6.0), fee_bps=st.floats(0, 50),
+       slippage_bps=st.floats(0, 100), fill=st.sampled_from(["next_open", "close"]))
+def test_a_short_squeeze_never_overdraws_cash(start, short_pct, long_pct, squeeze, fee_bps,
+                                             slippage_bps, fill):
+    """Short AMZN, spend the proceeds on AAPL, then AMZN gaps up into its stop: the cover may be
+    partial, but cash never goes below zero."""
+    bars = BARS.iloc[start:start + 3].copy()
+    bars.loc[bars.index[2], "AMZN"] = bars.loc[bars.index[2], "AMZN"].values * squeeze
+    scenario = Scenario(
+        RiskSpec(max_position_pct=100, max_sector_pct=100, max_gross_exposure_pct=400,
+                 min_cash_pct=0, allow_short=True, stop_loss_pct=5, max_drawdown_pct=None),
+        PortfolioSpec(fee_bps=fee_bps, slippage_bps=slippage_bps, fill=fill), bars,
+        [[{"symbol": "AMZN", "action": "SELL", "size_pct": short_pct}],
+         [{"symbol": "AAPL", "action": "BUY", "size_pct": long_pct}], []], resume_at=0)
+    firm = run(scenario)
+    assert firm.portfolio.cash >= 0
+    assert any(o.reason == "stop_loss" for o in firm.broker.orders.values())

@@ -181,6 +181,13 @@ CASES = [
     ('rule_csv_without_path', 42, 11,
      'market.source csv needs market.path (the folder holding ohlcv/)'),
     ('rule_template_syntax', 18, 50, "template syntax error: unexpected '}' (template line 1)"),
+    ('rule_train_overlap', 55, 35,
+     'the training window must end before the test window starts (train ends 2024-01-31, '
+     'backtest starts 2024-01-02)'),
+    ('rule_ccxt_without_exchange', 42, 11, 'market.source ccxt needs market.exchange (e.g. binance)'),
+    ('rule_inline_output', 19, 41, 'an inline output schema must describe an object (type: object)'),
+    ('rule_unknown_filter', 36, 11,
+     "invalid condition: no filter named 'lowercase' (did you mean 'lower'?)"),
     ('rule_new_role_incomplete', 15, 3,
      "new role 'quant' needs kind, prompt and output (it does not override a built-in "
      "role)"),

@@ -13,12 +13,13 @@ from typing import Any, Iterator
 
 import pytest
 from pydantic import ValidationError
+from test_spec_broken import CASES as BROKEN_CASES
 
 from flowkit.spec import docs, schema
+from flowkit.spec.loader import load_workflow
 from flowkit.spec.models import Workflow
 from flowkit.spec.semantics import CONDITION_NAMES
 from flowkit.spec.yamlsrc import parse
-from test_spec_broken import CASES as BROKEN_CASES
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -96,8 +97,9 @@ def test_both_reject_agent_ids_that_are_not_ids(key: str) -> None:
 
 
 def test_the_committed_schema_is_the_generated_one() -> None:
-    committed = json.loads((ROOT / "schemas" / "workflow.schema.json").read_text())
-    assert committed == schema.generate(), "run: python -m flowkit.spec.schema --write"
+    committed = (ROOT / "schemas" / "workflow.schema.json").read_text()
+    assert committed == schema.text(), "run: python -m flowkit.spec.schema --write"
+    assert json.loads(committed)["$schema"] == "https://json-schema.org/draft/2020-12/schema"
 
 
 def _properties(node: Any, where: str) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -142,3 +144,10 @@ def test_conditions_see_what_the_runtime_gives_them() -> None:
     state = SimpleNamespace(outputs={"trader": {}}, symbol="AAPL", market=None, portfolio=None,
                             risk_state=None, failures={})
     assert set(condition_vars(state)) - {"trader"} == CONDITION_NAMES
+
+
+def test_the_annotated_example_in_the_reference_loads(tmp_path: Path) -> None:
+    [example] = re.findall(r"```yaml\n(.*?)```", docs.REFERENCE.read_text(), re.S)
+    (tmp_path / "firm.yaml").write_text(example)
+    spec = load_workflow(tmp_path / "firm.yaml", env={}).spec
+    assert [type(s).__name__ for s in spec.pipeline] == ["ParallelStep", "DebateStep", "AgentStep"]

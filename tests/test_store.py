@@ -100,6 +100,13 @@ def test_value_conversions(log):
     assert log.query("SELECT frozen, agents FROM beliefs") == [(True, '["bull", "bear"]')]
 
 
+def test_unencodable_values_fail_at_append(log):
+    cycle: dict = {}
+    cycle["self"] = cycle
+    with pytest.raises(StoreError, match="steps.output"):
+        log.append("steps", {"run_id": "r", "output": cycle})
+
+
 def test_dicts_are_snapshotted_at_append(log):
     positions = {"AAPL": {"qty": 1}}
     log.append("portfolio", {"run_id": "r", "time": T0, "positions": positions})

@@ -32,7 +32,7 @@ def test_every_table_and_column_is_documented():
 
 
 def sql_blocks() -> list[str]:
-    return [stmt.strip() for block in re.findall(r"```sql\n(.*?)```", DOC.read_text(), re.S)
+    return [stmt.strip() for block in re.findall(r"```sql\n(.*?)```", DOC.read_text(), re.DOTALL)
             for stmt in block.split(";") if stmt.strip()]
 
 

@@ -57,6 +57,9 @@ class Outcome:
     error: str | None = None
 
 
+CHECKPOINT_SECONDS = 1.0
+
+
 def _iso(t: Any) -> str:
     return str(np.datetime64(t, "s")) + "Z"
 
@@ -66,52 +69,71 @@ def _ts(t: Any) -> datetime:
 
 
 class Trading:
-    """Portfolio, risk engine and broker for one run, with checkpointable state."""
+    """Portfolio, risk engine and broker for one run, rebuilt from a checkpoint on resume.
 
-    def __init__(self, session: Session, symbols: list[str], live: bool = False):
+    Each order is logged once, when it reaches a final status (filled, rejected, cancelled),
+    or at the end of the run while still working: the `orders` table has one row per order."""
+
+    def __init__(self, session: Session, symbols: list[str], live: bool = False,
+                 state: dict[str, Any] | None = None):
         from flowkit.broker import PaperBroker
         from flowkit.portfolio import Portfolio
         from flowkit.risk import RiskEngine
 
         spec = session.spec
-        self.session, self.symbols = session, symbols
-        self.portfolio = Portfolio(spec.portfolio.initial_cash, spec.portfolio.fractional)
-        self.engine = RiskEngine(spec.risk, session.market.sectors(symbols), set(symbols))
-        if spec.portfolio.broker == "ccxt":
+        p = spec.portfolio
+        self.portfolio = Portfolio.from_state(state["portfolio"]) if state else \
+            Portfolio(p.initial_cash, p.fractional)
+        self.engine = RiskEngine(spec.risk, session.market.sectors(symbols), set(symbols),
+                                 fee_bps=p.fee_bps, slippage_bps=p.slippage_bps,
+                                 run_id=session.run_id)
+        if p.broker == "ccxt":
             from flowkit.broker import CcxtBroker
 
-            self.broker: Any = CcxtBroker(spec.portfolio.exchange or "", sandbox=not live, live=live)
+            self.broker: Any = CcxtBroker(p.exchange or "", sandbox=not live, live=live)
         else:
-            self.broker = PaperBroker(spec.portfolio, self.portfolio, self.engine)
-        self.last_close: dict[str, float] = {}
+            self.broker = PaperBroker(p, self.portfolio, self.engine)
+        self.logged: set[str] = set()
+        if state:
+            self.engine.load_state(state["engine"])
+            self.broker.load_state(state["broker"])
+            self.logged = set(state["logged"])
 
     def state(self) -> dict[str, Any]:
         return {"portfolio": self.portfolio.to_state(), "engine": self.engine.to_state(),
-                "broker": self.broker.to_state(), "last_close": self.last_close}
+                "broker": self.broker.to_state(), "logged": sorted(self.logged)}
 
-    def restore(self, state: dict[str, Any]) -> None:
-        self.portfolio.from_state(state["portfolio"])
-        self.engine.from_state(state["engine"])
-        self.broker.from_state(state["broker"])
-        self.last_close = dict(state["last_close"])
+    def prices(self) -> dict[str, float]:
+        return dict(self.broker.marks)
+
+    def settled_orders(self, final: bool = False) -> list[dict[str, Any]]:
+        """Order rows not logged yet whose status is final (all of them when the run ends)."""
+        out = []
+        for order_id, record in self.broker.orders.items():
+            if order_id not in self.logged and (final or record.status != "submitted"):
+                self.logged.add(order_id)
+                out.append(record.model_dump())
+        return out
 
 
 class Loop:
     def __init__(self, session: Session, symbols: list[str], times: list[np.datetime64],
-                 out: TextIO | None, live: bool = False):
+                 out: TextIO | None, live: bool = False, state: dict[str, Any] | None = None):
         self.session, self.symbols, self.times, self.out = session, symbols, times, out
         self.log = session.log
-        self.trading = Trading(session, symbols, live)
+        self.trading = Trading(session, symbols, live, state["trading"] if state else None)
         self.bars = {s: session.market.bars(s) for s in symbols}
-        self.cursor = {s: 0 for s in symbols}        # next bar index not yet replayed
+        self.cursor = {s: int(state["cursor"][s]) for s in symbols} if state else {s: 0 for s in symbols}
         self.outcome = Outcome(session.run_id, "running")
         self.snapshots: list[dict[str, Any]] = []
         self.memory = _memory(session)
+        if self.memory is not None and state and state.get("memory"):
+            self.memory.from_state(state["memory"])
         if self.memory is not None and self.memory.beliefs:
             from flowkit.memory import check_window
 
             check_window(self.memory.beliefs, _iso(times[0]))
-        self.started = time.perf_counter()
+        self.started = self.last_checkpoint = time.perf_counter()
 
     # ---------------------------------------------------------------- state
 
@@ -119,12 +141,6 @@ class Loop:
         state = {"trading": self.trading.state(), "cursor": self.cursor,
                  "memory": self.memory.to_state() if self.memory else None}
         self.log.checkpoint(self.session.run_id, seq, _ts(t), state)
-
-    def restore(self, state: dict[str, Any]) -> None:
-        self.trading.restore(state["trading"])
-        self.cursor = {s: int(v) for s, v in state["cursor"].items()}
-        if self.memory and state.get("memory"):
-            self.memory.from_state(state["memory"])
 
     def preload(self) -> None:
         """On resume: the equity curve and fills already committed, for the final metrics."""
@@ -142,23 +158,29 @@ class Loop:
     # ---------------------------------------------------------------- the loop
 
     async def run(self, start_seq: int = 0) -> Outcome:
+        engine, portfolio = self.trading.engine, self.trading.portfolio
         for seq in range(start_seq, len(self.times)):
             t = self.times[seq]
             self.replay_bars(t)
-            prices = dict(self.trading.last_close)
-            equity = self.trading.portfolio.equity(prices)
-            self.submit(self.trading.engine.update_daily(equity, _ts(t), self.trading.portfolio, prices), t)
+            prices = self.trading.prices()
+            engine.update_daily(portfolio.equity(prices))
+            self.submit(engine.halt_orders(portfolio, prices, _ts(t)))
             active = [s for s in self.symbols if self._has_bar_closing_at(s, t)]
             decisions = await asyncio.gather(*(self.decide(s, t, prices) for s in active))
             for d in sorted(decisions, key=lambda d: d.symbol):
                 self.review(d, t, prices)
-            if self.session.spec.portfolio.fill == "close":
-                self.fill_at_close(t)
+            self.log_orders()
             self.snapshot(t)
             if self.memory:
                 self.memory.observe(seq, t, decisions, self.bars)
-            self.checkpoint(seq, t)
+            # A checkpoint commits everything so far (one DuckDB transaction, ~0.1 s): taken at
+            # most every CHECKPOINT_SECONDS and at the end. Resume redoes the dates after the last
+            # one, which are deterministic, so results do not depend on where the run was killed.
+            if seq == len(self.times) - 1 or time.perf_counter() - self.last_checkpoint >= CHECKPOINT_SECONDS:
+                self.checkpoint(seq, t)
+                self.last_checkpoint = time.perf_counter()
             self.progress(seq + 1)
+        self.log_orders(final=True)
         return self.outcome
 
     def _has_bar_closing_at(self, symbol: str, t: np.datetime64) -> bool:
@@ -167,20 +189,14 @@ class Loop:
         return i >= 0 and bars.close_time[i] == t
 
     def replay_bars(self, t: np.datetime64) -> None:
-        """Fills at the open, stops on the range, marks at the close, for bars closed by t."""
+        """Every bar closed by t, in order: fills at its open, stops on its range."""
         for s in self.symbols:
             bars, i = self.bars[s], self.cursor[s]
             last = bars.index_asof(t)
             while i <= last:
-                bar_time = _ts(bars.time[i])
-                o, h, l, c = (float(bars.open[i]), float(bars.high[i]), float(bars.low[i]),
-                              float(bars.close[i]))
-                self.trading.last_close[s] = o  # fills and limits at the open see the open price
-                self.record_fills(self.trading.broker.on_bar(s, bar_time, o, h, l, c))
-                stops = self.trading.engine.check_stops(self.trading.portfolio, s, o, h, l, bar_time)
-                self.submit(stops, bars.close_time[i])
-                self.record_fills(self.trading.broker.on_bar_stops(s, bar_time, o, h, l, c))
-                self.trading.last_close[s] = c
+                self.record_fills(self.trading.broker.on_bar(
+                    s, _ts(bars.time[i]), float(bars.open[i]), float(bars.high[i]),
+                    float(bars.low[i]), float(bars.close[i])))
                 i += 1
             self.cursor[s] = i
 
@@ -197,8 +213,10 @@ class Loop:
         if len(self.symbols) > 1:
             view["correlations"] = self.correlations(symbol, t)
         beliefs, lessons = (self.memory.for_decision(symbol, t) if self.memory else ({}, {}))
-        return await self.session.decide(symbol, t, portfolio=view,
-                                         risk_state=self.trading.engine.view(),
+        st = self.trading.engine.state
+        risk_state = {"risk_averse": st.risk_averse, "halted": st.halted,
+                      "drawdown_pct": round(100 * p.drawdown(prices), 3)}
+        return await self.session.decide(symbol, t, portfolio=view, risk_state=risk_state,
                                          beliefs=beliefs, lessons=lessons)
 
     def correlations(self, symbol: str, t: np.datetime64, window: int = 60) -> dict[str, float]:
@@ -226,46 +244,44 @@ class Loop:
         proposal = {"symbol": d.symbol, "action": d.action, "size_pct": d.size_pct,
                     "stop_loss": d.stop_loss, "take_profit": d.take_profit,
                     "confidence": d.confidence}
-        review = self.trading.engine.review(proposal, self.trading.portfolio, prices, _ts(t),
-                                            order_prefix=f"{self.session.run_id}|{_iso(t)}")
-        row = {"symbol": d.symbol, "as_of": _ts(t), "verdict": review.verdict, "rule": review.rule,
-               "requested_qty": review.requested_qty, "approved_qty": review.approved_qty,
-               "details": review.details}
+        review = self.trading.engine.review(proposal, self.trading.portfolio, prices, _ts(t))
+        row = review.model_dump(exclude={"order"})
         self.log.append("risk_reviews", {"run_id": self.session.run_id, **row})
         self.outcome.decisions.append(d)
         self.outcome.reviews.append(row)
         if review.order is not None:
-            self.submit([review.order], t)
+            self.submit([review.order])
 
-    def submit(self, orders: list[Any], t: Any) -> None:
-        for order in orders or []:
-            record = self.trading.broker.submit(order)
-            row = {"run_id": self.session.run_id, **record}
+    def submit(self, orders: list[Any]) -> None:
+        for order in orders:
+            submission = self.trading.broker.submit(order)
+            if submission.fill is not None:  # fill: close executes at once
+                self.record_fills([submission.fill])
+
+    def log_orders(self, final: bool = False) -> None:
+        for row in self.trading.settled_orders(final):
+            row = {"run_id": self.session.run_id, **row}
             self.log.append("orders", row)
             self.outcome.orders.append(row)
 
-    def fill_at_close(self, t: np.datetime64) -> None:
-        for s in self.symbols:
-            if self._has_bar_closing_at(s, t):
-                bars = self.bars[s]
-                i = bars.index_asof(t)
-                self.record_fills(self.trading.broker.on_close(s, _ts(bars.time[i]),
-                                                               float(bars.close[i])))
-
     def record_fills(self, fills: list[Any]) -> None:
-        for fill in fills or []:
-            row = {"run_id": self.session.run_id, **fill}
+        for fill in fills:
+            row = {"run_id": self.session.run_id, **fill.model_dump()}
             self.log.append("fills", row)
             self.outcome.fills.append(row)
 
     def snapshot(self, t: np.datetime64) -> None:
-        snap = self.trading.portfolio.snapshot(_ts(t), dict(self.trading.last_close))
+        snap = self.trading.portfolio.snapshot(_ts(t), self.trading.prices())
         self.log.append("portfolio", {"run_id": self.session.run_id, **snap})
         self.snapshots.append(snap)
         self.outcome.equity.append((_iso(t), snap["equity"]))
 
     def progress(self, done: int) -> None:
         if self.out is None or len(self.times) == 1:
+            return
+        tty = self.out.isatty()
+        step = max(1, len(self.times) // 10)
+        if not tty and done % step and done != len(self.times):
             return
         eq = self.outcome.equity[-1][1]
         ctx = self.session.ctx
@@ -275,8 +291,8 @@ class Loop:
         line = (f"\r[{'█' * filled}{'·' * (width - filled)}] {done}/{len(self.times)} dates · "
                 f"{len(self.outcome.decisions)} decisions · equity {eq:,.0f} · "
                 f"{ctx.calls} model calls · ${cost:.4f} · {time.perf_counter() - self.started:.1f}s")
-        end = "\n" if done == len(self.times) else ""
-        self.out.write(line + end)
+        end = "\n" if done == len(self.times) or not tty else ""
+        self.out.write((line if tty else line[1:]) + end)
         self.out.flush()
 
 
@@ -350,7 +366,8 @@ async def run_session(session: Session, inv: Invocation, out: TextIO | None,
                       resume: dict[str, Any] | None = None) -> Outcome:
     symbols = _symbols(session, inv)
     times = decision_times(session, symbols, inv)
-    loop = Loop(session, symbols, times, out, inv.live)
+    state = resume["state"] if resume else None
+    loop = Loop(session, symbols, times, out, inv.live, state)
     session.last_memory = loop.memory
     loop.outcome.warnings = honesty_warnings(session, times)
     start_seq = 0
@@ -369,8 +386,7 @@ async def run_session(session: Session, inv: Invocation, out: TextIO | None,
             session.ctx.progress = lambda st, step, status: out.write(
                 f"  [{st.symbol} {st.as_of[:10]}] {step}: {status}\n")
     else:
-        if resume["state"] is not None:
-            loop.restore(resume["state"])
+        if state is not None:
             loop.preload()
         start_seq = resume["seq"] + 1
     status, error = "completed", None

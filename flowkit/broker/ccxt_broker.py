@@ -78,7 +78,7 @@ class CcxtBroker(Ledger):
 
     def submit(self, order: OrderRequest) -> Submission:
         """Place `order` once, however often it is submitted."""
-        if order.order_id in self._orders:
+        if self._known(order):
             found = self._lookup(order)
             if found is not None:
                 return self._adopt(order, found)

@@ -8,6 +8,9 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from flowkit.broker.orders import Fill, OrderRecord, OrderRequest, OrderStatus, Submission
+from flowkit.errors import BrokerError
+
+_REQUEST_FIELDS = set(OrderRequest.model_fields)
 
 
 class Ledger:
@@ -25,6 +28,17 @@ class Ledger:
     @property
     def fills(self) -> list[Fill]:
         return list(self._fills.values())
+
+    def _known(self, order: OrderRequest) -> bool:
+        """Whether `order` was submitted before. An id reused for a different order is refused:
+        returning the other order's record would hide the conflict."""
+        known = self._orders.get(order.order_id)
+        if known is None:
+            return False
+        if known.model_dump(include=_REQUEST_FIELDS) != order.model_dump():
+            raise BrokerError(f"order id {order.order_id} was already used for a different order "
+                              f"({known.side} {known.quantity} {known.symbol}, {known.reason})")
+        return True
 
     def _submission(self, order_id: str) -> Submission:
         return Submission(self._orders[order_id], self._fills.get(order_id))

@@ -59,7 +59,7 @@ class PaperBroker(Ledger):
 
     def submit(self, order: OrderRequest) -> Submission:
         """Idempotent: an order id seen before returns its existing record and fill."""
-        if order.order_id in self._orders:
+        if self._known(order):
             return self._submission(order.order_id)
         close_now = self.spec.fill == "close" and order.order_type == "market"
         if close_now and order.symbol not in self._marks:

@@ -89,48 +89,49 @@ def _step(g: _Graph, spec: m.Workflow, step: Any, members: list[str]) -> tuple[l
             g.groups.append((g.fresh("g_when"), f"when {step.when}", [node]))
         return [node], [node]
     inner: list[str] = []
+    entries: list[str] = []
+    exits: list[str] = []
     gid = f"g_{step.id}" if step.id else g.fresh("g_step")
     if isinstance(step, m.SequentialStep):
-        label, entries, exits = f"sequential{cond}", [], []
+        label = f"sequential{cond}"
         for child in step.sequential:
             c_in, c_out = _step(g, spec, child, inner)
             g.link(exits, c_in)
             entries, exits = entries or c_in, c_out
     elif isinstance(step, m.ParallelStep):
-        body = step.parallel
-        label = f"parallel join={body.join} on_error={body.on_error}{cond}"
-        entries, exits = [], []
-        for child in body.steps:
+        par = step.parallel
+        label = f"parallel join={par.join} on_error={par.on_error}{cond}"
+        for child in par.steps:
             c_in, c_out = _step(g, spec, child, inner)
             entries, exits = entries + c_in, exits + c_out
     elif isinstance(step, m.DebateStep):
-        body = step.debate
-        label = f"debate, {_rounds(body.rounds)}{cond}"
-        entries = [_agent(g, spec, p) for p in body.participants]
+        debate = step.debate
+        label = f"debate, {_rounds(debate.rounds)}{cond}"
+        entries = [_agent(g, spec, p) for p in debate.participants]
         inner += entries
         # Speaking order: each participant answers the one before; two speakers need one edge.
-        turns = list(zip(entries, entries[1:] + entries[:1]))
+        turns = list(zip(entries, entries[1:] + entries[:1], strict=True))
         for a, b in turns[:1] if len(entries) == 2 else turns:
             g.edges.append((a, b, "argues"))
-        judge = _agent(g, spec, body.judge, "judge")
+        judge = _agent(g, spec, debate.judge, "judge")
         g.link(entries, [judge], "transcript")
         inner.append(judge)
         exits = [judge]
     elif isinstance(step, m.HierarchicalStep):
-        body = step.hierarchical
-        label = f"hierarchical, at most {_rounds(body.max_rounds)}{cond}"
-        manager = _agent(g, spec, body.manager, "manager")
-        workers = [_agent(g, spec, w) for w in body.workers]
+        hier = step.hierarchical
+        label = f"hierarchical, at most {_rounds(hier.max_rounds)}{cond}"
+        manager = _agent(g, spec, hier.manager, "manager")
+        workers = [_agent(g, spec, w) for w in hier.workers]
         g.link([manager], workers, "assigns")
         g.link(workers, [manager], "reports")
         inner += [manager, *workers]
         entries, exits = [manager], [manager]
     else:
-        body = step.broadcast
-        label = f"broadcast, {_rounds(body.rounds)}{cond}"
+        cast = step.broadcast
+        label = f"broadcast, {_rounds(cast.rounds)}{cond}"
         board = g.fresh("io_board")
         g.nodes[board] = ("board", "shared blackboard")
-        posters = [_agent(g, spec, a) for a in body.agents]
+        posters = [_agent(g, spec, a) for a in cast.agents]
         g.link(posters, [board], "posts")
         g.link([board], posters, "reads")
         inner += [board, *posters]
@@ -171,13 +172,13 @@ def _render(g: _Graph, node: Any, group: Any, edge: Any, head: list[str], tail: 
         lines.extend(open_)
         for item in items:
             if isinstance(item, tuple):
-                emit(*item, indent + "  ")
+                emit(item[0], item[1], item[2], indent + "  ")
             else:
                 lines.append(node(item, indent + "  "))
         lines.append(close)
 
-    for tree in _nest(g):
-        emit(*tree, "  ")
+    for gid, label, items in _nest(g):
+        emit(gid, label, items, "  ")
     lines += [edge(src, dst, label) for src, dst, label in g.edges]
     return "\n".join(lines + tail) + "\n"
 

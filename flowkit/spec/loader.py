@@ -48,9 +48,10 @@ def load_workflow(path: str | os.PathLike[str], overrides: list[str] | None = No
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line_start = raw.rfind(b"\n", 0, exc.start) + 1
+        col = len(raw[line_start:exc.start].decode("utf-8", "replace")) + 1  # characters, not bytes
         raise SpecError([FlowkitError(
             f"the file is not UTF-8 text (byte 0x{raw[exc.start]:02x} here); save it as UTF-8",
-            Location(shown, raw.count(b"\n", 0, exc.start) + 1, exc.start - line_start + 1))]) from None
+            Location(shown, raw.count(b"\n", 0, exc.start) + 1, col))]) from None
     doc = parse(text, shown)
     if not isinstance(doc.data, dict):
         if doc.data is not None or not doc.problems:

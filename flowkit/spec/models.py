@@ -22,7 +22,7 @@ PATTERN_NAMES = {
     ID_PATTERN: "an id: letters, digits and _, not starting with a digit",
     JOIN_PATTERN: "all, any or quorum:N with N >= 1",
     SYMBOL_PATTERN: "an upper-case symbol such as AAPL, BRK.B or BTC-USDT",
-    NAME_PATTERN: "letters, digits, _ . and -",
+    NAME_PATTERN: "a name of letters, digits, _ . and - (no spaces)",
     ENV_NAME_PATTERN: "an environment variable name such as OPENAI_API_KEY",
     EXCHANGE_PATTERN: "a lower-case ccxt exchange id such as binance",
 }

@@ -89,8 +89,6 @@ def check(doc: Located) -> tuple[list[FlowkitError], list[Path_]]:
     return list(unique.values()), [tuple(e.absolute_path) for e in errors]
 
 
-
-
 def _explain(error: Any, doc: Located, validator: Any) -> list[FlowkitError]:
     path = tuple(error.absolute_path)
     where = dotted(path) or "the workflow"
@@ -242,20 +240,18 @@ def _unknown_key(key: str, allowed: list[str], path: tuple) -> str:
     return f"unknown key '{key}'{place}{suggest(key, allowed)}"
 
 
-
-
-
-
+def text() -> str:
+    """The schema file's exact contents."""
+    return json.dumps(generate(), indent=2) + "\n"
 
 
 def main(argv: list[str]) -> int:
-    text = json.dumps(generate(), indent=2) + "\n"
     target = asset_dir("schemas") / "workflow.schema.json"
     if "--write" in argv:
-        target.write_text(text)
+        target.write_text(text())
         print(f"wrote {target}")
     else:
-        sys.stdout.write(text)
+        sys.stdout.write(text())
     return 0
 
 

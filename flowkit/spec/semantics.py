@@ -10,19 +10,25 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 from flowkit.errors import FlowkitError
-from flowkit.roles.registry import (BUILTIN_ROLES, DECISION_KINDS, JUDGE_KINDS, MANAGER_KINDS,
-                                    OUTPUT_NAMES)
-from flowkit.spec.models import PATTERN_KEYS
+from flowkit.roles.registry import (
+    BUILTIN_ROLES,
+    DECISION_KINDS,
+    JUDGE_KINDS,
+    MANAGER_KINDS,
+    OUTPUT_NAMES,
+)
 from flowkit.spec.messages import and_list, suggest
+from flowkit.spec.models import PATTERN_KEYS
 from flowkit.spec.yamlsrc import Located, Path_
 
 ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 ENV_FIELDS = (("models", "*", "model"), ("models", "*", "api_base"), ("market", "path"),
               ("log", "db"))
-_SECRET_LIKE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{16,}|AKIA[0-9A-Z]{16}|xox[bp]-[A-Za-z0-9\-]{10,})")
+_SECRET_LIKE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{16,}|AKIA[0-9A-Z]{16}|"
+                          r"xox[bp]-[A-Za-z0-9\-]{10,})")
 # What a `when:` condition sees besides earlier agents (flowkit.graph.nodes.condition_vars).
 CONDITION_NAMES = frozenset({"outputs", "symbol", "market", "portfolio", "risk_state", "failures"})
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -123,20 +129,15 @@ class _Checker:
 
     def check_models(self) -> None:
         models = self.models or {}
-
-        def fallbacks(name: str) -> list[str]:
-            return [f for _, f in _strs(_mapping(models.get(name)).get("fallbacks")) if f in models]
-
-        reported: set[frozenset[str]] = set()
-        for name, profile in models.items():
-            for i, fb in _strs(_mapping(profile).get("fallbacks")):
+        graph = {name: [f for _, f in _strs(_mapping(profile).get("fallbacks"))]
+                 for name, profile in models.items()}
+        for name, fallbacks in graph.items():
+            for i, fb in enumerate(fallbacks):
                 if fb not in models:
                     self.fail(f"fallback '{fb}' is not a model profile{suggest(fb, models)}",
                               ("models", name, "fallbacks", i))
-            cycle = _cycle(name, fallbacks)
-            if cycle and cycle[0] == name and frozenset(cycle) not in reported:
-                reported.add(frozenset(cycle))
-                self.fail("fallback cycle: " + " -> ".join(cycle), ("models", name, "fallbacks"))
+        for cycle in _cycles(graph):
+            self.fail("fallback cycle: " + " -> ".join(cycle), ("models", cycle[0], "fallbacks"))
 
     def role_kind(self, role: Any) -> str | None:
         if not isinstance(role, str):
@@ -271,7 +272,7 @@ class _Checker:
         return self.place_all(body.get("agents"), bpath + ("agents",), done)
 
     def walk_parallel(self, body: dict[str, Any], path: Path_, done: frozenset[str]) -> frozenset[str]:
-        steps = body.get("steps") if isinstance(body.get("steps"), list) else []
+        steps: list[Any] = body["steps"] if isinstance(body.get("steps"), list) else []
         out = frozenset().union(*(self.walk(s, path + ("steps", i), done) for i, s in enumerate(steps)))
         join = body.get("join")
         if isinstance(join, str) and re.fullmatch(r"quorum:[0-9]+", join) and steps:
@@ -314,7 +315,11 @@ class _Checker:
             env.compile_expression(source)
             names = meta.find_undeclared_variables(env.parse("{{ (" + source + ") }}"))
         except TemplateSyntaxError as exc:
-            self.fail(f"invalid condition: {exc.message}", path)
+            message = _jinja_message(exc.message or "", env)
+            if message == "chunk after expression":  # jinja's words for `a = 1`, `a b`
+                message = "unexpected text after the expression" + (
+                    "; compare with ==" if re.search(r"(?<![=!<>])=(?!=)", source) else "")
+            self.fail(f"invalid condition: {message}", path)
             return
         for name in sorted(names - done - CONDITION_NAMES - set(env.globals)):
             if name in (self.agents or {}):
@@ -328,24 +333,21 @@ class _Checker:
                           path)
 
     def check_inputs(self) -> None:
-        graph = {aid: [x for _, x in _strs(spec.get("inputs"))]
-                 for aid, spec in (self.agents or {}).items() if isinstance(spec, dict)}
+        agents = self.agents or {}
+        graph = {aid: [x for _, x in _strs(_mapping(spec).get("inputs"))] for aid, spec in agents.items()}
+        cycles = _cycles(graph)
+        for cycle in cycles:
+            self.fail("input cycle: " + " -> ".join(cycle), ("agents", cycle[0], "inputs"))
+        in_cycle = {aid for cycle in cycles for aid in cycle}
         ordered = self.clean(("pipeline",))  # "runs before" needs a pipeline we could read
-        reported: set[frozenset[str]] = set()
-        for aid, spec in (self.agents or {}).items():
+        for aid, spec in agents.items():
             for i, src in _strs(_mapping(spec).get("inputs")):
                 path = ("agents", aid, "inputs", i)
-                if src not in graph:
+                if src not in agents:
                     self.fail(f"agent '{aid}' reads undefined agent '{src}'"
-                              f"{suggest(src, graph)}", path)
-                    continue
-                cycle = _cycle(aid, lambda n: [x for x in graph.get(n, []) if x in graph])
-                if cycle and cycle[0] == aid:
-                    if frozenset(cycle) not in reported:
-                        reported.add(frozenset(cycle))
-                        self.fail("input cycle: " + " -> ".join(cycle), ("agents", aid, "inputs"))
-                    continue
-                if ordered and aid in self.before and src not in self.before[aid]:
+                              f"{suggest(src, agents)}", path)
+                elif ordered and aid in self.before and src not in self.before[aid] and not (
+                        aid in in_cycle and src in in_cycle):
                     where = ("is not in the pipeline" if src not in self.placed
                              else "does not finish before it")
                     self.fail(f"agent '{aid}' reads '{src}', which {where}", path)
@@ -397,40 +399,95 @@ class _Checker:
             self.fail("portfolio.broker ccxt needs portfolio.exchange", ("portfolio", "broker"))
 
 
+def _jinja_message(message: str, env: Any) -> str:
+    """jinja2's "No filter named 'lowercase'." in the voice of the other messages."""
+    message = message.rstrip(".")
+    message = message[:1].lower() + message[1:]
+    unknown = re.fullmatch(r"no (filter|test) named '(\w+)'", message)
+    if unknown:
+        known = env.filters if unknown[1] == "filter" else env.tests
+        message += suggest(unknown[2], known)
+    return message
+
+
 def _dates(window: dict[str, Any]) -> bool:
     """Both ends are well-formed dates (anything else is the schema's to report)."""
     return all(isinstance(window.get(k), str) and _DATE.fullmatch(window[k]) for k in ("start", "end"))
 
 
 def _matches(path: Path_, pattern: Path_) -> bool:
-    return len(path) == len(pattern) and all(p == "*" or p == x for x, p in zip(path, pattern))
+    return len(path) == len(pattern) and all(p in ("*", x) for x, p in zip(path, pattern, strict=True))
 
 
 
 
 
 
-def _cycle(start: str, edges: Callable[[str], list[str]]) -> list[str] | None:
-    """The first cycle reachable from `start` (as a closed path), or None."""
+def _cycles(edges: dict[str, list[str]]) -> list[list[str]]:
+    """One closed path (`a -> b -> a`) per set of nodes that reach each other, starting at the
+    set's first node in `edges` order. Iterative (Tarjan's strongly connected components): a
+    chain of a thousand fallbacks must not hit Python's recursion limit."""
+    order = {n: i for i, n in enumerate(edges)}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
     stack: list[str] = []
-    on_stack: set[str] = set()
-    seen: set[str] = set()
+    on_stack: dict[str, int] = {}  # node -> its position in stack
+    groups: list[list[str]] = []
 
-    def visit(n: str) -> list[str] | None:
-        stack.append(n)
-        on_stack.add(n)
-        for m in edges(n):
-            if m in on_stack:
-                return stack[stack.index(m):] + [m]
-            if m not in seen:
-                seen.add(m)
-                found = visit(m)
-                if found:
-                    return found
-        on_stack.discard(stack.pop())
-        return None
+    def push(node: str) -> None:
+        index[node] = low[node] = len(index)
+        on_stack[node] = len(stack)
+        stack.append(node)
 
-    return visit(start)
+    for root in edges:
+        if root in index:
+            continue
+        push(root)
+        work = [(root, iter(edges[root]))]
+        while work:
+            node, todo = work[-1]
+            for nxt in todo:
+                if nxt not in edges:
+                    continue
+                if nxt not in index:
+                    push(nxt)
+                    work.append((nxt, iter(edges[nxt])))
+                    break
+                if nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    group = stack[on_stack[node]:]
+                    del stack[on_stack[node]:]
+                    for member in group:
+                        del on_stack[member]
+                    if len(group) > 1 or node in edges[node]:
+                        groups.append(group)
+    return sorted((_loop(min(g, key=order.__getitem__), set(g), edges) for g in groups),
+                  key=lambda c: order[c[0]])
+
+
+def _loop(start: str, members: set[str], edges: dict[str, list[str]]) -> list[str]:
+    """The shortest path from `start` back to itself inside `members` (breadth first)."""
+    came: dict[str, str | None] = {start: None}
+    frontier = [start]
+    while frontier:
+        following = []
+        for node in frontier:
+            for nxt in edges[node]:
+                if nxt == start:
+                    back = [node]
+                    while (prev := came[back[-1]]) is not None:
+                        back.append(prev)
+                    return [*reversed(back), start]
+                if nxt in members and nxt not in came:
+                    came[nxt] = node
+                    following.append(nxt)
+        frontier = following
+    raise AssertionError("a strongly connected component always has a loop")
 
 
 def interpolate(value: str, env: Mapping[str, str]) -> str:

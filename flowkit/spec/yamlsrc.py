@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from flowkit.errors import FlowkitError, Location
-from flowkit.spec.messages import dotted
+from flowkit.spec.messages import describe, dotted
 
 Path_ = tuple[Any, ...]  # JSON path: keys and list indexes
 
@@ -80,7 +80,7 @@ def parse(text: str, file: str) -> Located:
 # PyYAML's parser vocabulary ("<block end>", "simple key") in a user's words. Each entry:
 # problem pattern, message ({ctx} is the line where the construct started, {0} the match's
 # first group), and whether the construct's start is the better place to point at.
-_SYNTAX_HINTS: list[tuple[re.Pattern[str], str, bool]] = [(re.compile(p), m, at_start) for p, m, at_start in (
+_HINTS = (
     (r"expected <block end>, but found", "bad indentation: this line does not line up with the "
      "block that starts at line {ctx}", False),
     (r"mapping values are not allowed here", "unexpected ':'; quote text that contains ': ', or "
@@ -98,7 +98,8 @@ _SYNTAX_HINTS: list[tuple[re.Pattern[str], str, bool]] = [(re.compile(p), m, at_
     (r"found undefined alias '(.*)'", "*{0} refers to no anchor &{0} written before it", False),
     (r"but found another document", "a second YAML document ('---'); a workflow file holds "
      "exactly one", False),
-)]
+)
+_SYNTAX_HINTS = [(re.compile(pattern), message, at_start) for pattern, message, at_start in _HINTS]
 
 
 def _syntax_error(exc: yaml.MarkedYAMLError, file: str) -> FlowkitError:
@@ -201,7 +202,7 @@ class _Builder:
             if key in result:
                 first = self.out.keys[path + (key,)]
                 place = f" in {dotted(path)}" if path else ""
-                self.problem(f"duplicate key '{key}'{place} (first written at line "
+                self.problem(f"duplicate key {describe(key)}{place} (first written at line "
                              f"{first.line})", key_loc)
                 continue
             self.out.keys[path + (key,)] = key_loc

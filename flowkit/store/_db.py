@@ -32,16 +32,15 @@ log = logging.getLogger("flowkit.store")
 
 _instance: tuple[int, duckdb.DuckDBPyConnection] | None = None
 _instance_lock = threading.Lock()
-_aliases = itertools.count()
+_names = itertools.count()  # unique attachment aliases and macro names within the instance
 
 
 class Busy(StoreError):
     """Another process, or another attachment in this one, holds the file."""
 
 
-_BUSY = ("Could not set lock",           # another process holds the file
-         "Unique file handle conflict",  # another DuckDB instance in this process has it open
-         "different configuration")      # ... or has it open with another read_only setting
+_BUSY = ("Could not set lock",            # another process holds the file
+         "Unique file handle conflict")   # another attachment or instance in this process has it
 
 
 def retry_busy(attempt: Callable[[], T], path: str, timeout: float) -> T:
@@ -67,14 +66,19 @@ def sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _shared_instance() -> duckdb.DuckDBPyConnection:
+def unique_name(prefix: str) -> str:
+    return f"{prefix}_{next(_names)}"
+
+
+def cursor() -> duckdb.DuckDBPyConnection:
+    """A new connection to this process's private in-memory instance (created on first use)."""
     global _instance
-    with _instance_lock:
+    with _instance_lock:  # the parent connection is shared by every thread: only cursor() it
         if _instance is None or _instance[0] != os.getpid():  # a forked child needs its own
             import duckdb
 
             _instance = (os.getpid(), duckdb.connect(":memory:"))
-        return _instance[1]
+        return _instance[1].cursor()
 
 
 @contextmanager
@@ -83,9 +87,8 @@ def attached(path: str, *, read_only: bool, timeout: float) -> Iterator[duckdb.D
     (retrying while another process or attachment holds it, up to `timeout` s)."""
     import duckdb
 
-    db = _shared_instance()
-    alias = f"flowkit_{next(_aliases)}"
-    con = db.cursor()
+    alias = unique_name("flowkit")
+    con = cursor()
     try:
         retry_busy(lambda: con.execute(f"ATTACH {sql_literal(path)} AS {alias}"
                                        f"{' (READ_ONLY)' if read_only else ''}"), path, timeout)
@@ -98,7 +101,7 @@ def attached(path: str, *, read_only: bool, timeout: float) -> Iterator[duckdb.D
     finally:
         con.close()
         try:
-            with db.cursor() as detacher:
+            with cursor() as detacher:
                 detacher.execute(f"DETACH {alias}")
         except duckdb.Error as exc:  # whatever was committed stays committed
             log.warning("event log %s: detach failed: %s", path, exc)

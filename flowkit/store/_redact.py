@@ -2,7 +2,7 @@
 
 The macro runs inside DuckDB over whole columns (vectorised, off the GIL), and every write path
 (batched rows, run updates, checkpoints, cache entries) goes through it, so there is exactly
-one redaction rule. It is a TEMP macro: it lives in the writer's connection, never in the file.
+one redaction rule. It is defined in the process's in-memory catalog, never in the file.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from flowkit.store._db import sql_literal
 
 MASK = "***"
-MACRO = "flowkit_redact"
 
 _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSPHRASE")
 _MIN_SECRET_LEN = 8
@@ -48,8 +47,8 @@ def _scoped(pattern: str) -> str:
     return f"(?i:{pattern[4:]})" if pattern.startswith("(?i)") else f"(?:{pattern})"
 
 
-def macro_sql(secrets: list[str]) -> str:
-    """CREATE TEMP MACRO flowkit_redact(s): literal secrets first, then the patterns.
+def macro_sql(name: str, secrets: list[str]) -> str:
+    """CREATE MACRO name(s): literal secrets first, then the patterns.
 
     Most strings hold nothing to redact, so one scan for any of it (memmem per secret, one RE2
     pass over the union of the patterns) gates the chain of replacements."""
@@ -60,4 +59,4 @@ def macro_sql(secrets: list[str]) -> str:
         expr = f"regexp_replace({expr}, {sql_literal(pattern)}, {sql_literal(replacement)}, 'g')"
     found = [f"contains(s, {sql_literal(secret)})" for secret in secrets]
     found.append(f"regexp_matches(s, {sql_literal('|'.join(_scoped(p) for p, _ in PATTERNS))})")
-    return f"CREATE OR REPLACE TEMP MACRO {MACRO}(s) AS CASE WHEN {' OR '.join(found)} THEN {expr} ELSE s END"
+    return f"CREATE OR REPLACE MACRO {name}(s) AS CASE WHEN {' OR '.join(found)} THEN {expr} ELSE s END"

@@ -62,8 +62,21 @@ def _not_json(constant: str) -> None:
     raise ValueError(f"{constant} is not JSON")
 
 
+def _strict_encoder() -> Callable[[Any], str]:
+    """One reusable C encoder: json.dumps/JSONEncoder.encode build a new one on every call,
+    which costs as much as encoding a small dict. (No circular-reference check: a cycle ends in
+    RecursionError, which append reports like any bad value.)"""
+    try:
+        from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
+
+        encode = c_make_encoder(None, _json_default, encode_basestring, None, ": ", ", ", False, False, False)
+        return lambda value: "".join(encode(value, 0))
+    except (ImportError, TypeError):  # no C accelerator, or another signature
+        return json.JSONEncoder(default=_json_default, ensure_ascii=False, allow_nan=False).encode
+
+
 # Built once: json.dumps/loads with keyword arguments build a new encoder/decoder every call.
-_ENCODE = json.JSONEncoder(default=_json_default, ensure_ascii=False, allow_nan=False).encode
+_ENCODE = _strict_encoder()
 _ENCODE_NAN = json.JSONEncoder(default=_json_default).encode
 _DECODE_NAN_AS_NULL = json.JSONDecoder(parse_constant=lambda _: None).decode
 _DECODE_STRICT = json.JSONDecoder(parse_constant=_not_json).decode

@@ -6,8 +6,7 @@ transaction (a DataFrame insert per table), commits and detaches it again, every
 `flush_interval` seconds, when `max_buffer_rows` rows are waiting, or when someone waits on
 `flush()`. Between flushes other processes (`flowkit runs`, `flowkit show`, `open_reader`) can
 read the file; while they hold it the writer keeps the rows and retries, dropping nothing.
-
-The file is attached only for the duration of each flush or query (see _db.attached).
+(Queries through the log also attach the file just for their duration: see _db.attached.)
 """
 
 from __future__ import annotations
@@ -27,8 +26,8 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from flowkit.errors import StoreError
-from flowkit.store._db import Busy, attached, ensure_schema, schema
-from flowkit.store._redact import MACRO, env_secrets, macro_sql
+from flowkit.store._db import Busy, attached, cursor, ensure_schema, schema, unique_name
+from flowkit.store._redact import env_secrets, macro_sql
 from flowkit.store._values import CONVERTERS, DTYPES, PASSTHROUGH, to_json, to_timestamp
 
 if TYPE_CHECKING:
@@ -46,9 +45,6 @@ _RETRY_MIN = 0.002                     # writer's first retry delay after a fail
 _RETRY_MAX_BUSY = 0.05                 # ... while another process holds the file (it will let go)
 _RETRY_MAX_BROKEN = 2.0                # ... when writing fails otherwise (disk full, table dropped)
 _FRAME = "flowkit_rows"                # name the batch frame is registered under while inserting
-
-
-
 
 Row = dict[str, Any]
 T = TypeVar("T")
@@ -100,7 +96,6 @@ class EventLog:
                  max_buffer_rows: int = 20000, lock_timeout: float = 60.0):
         # Loaded now, not at the first flush: that may run at interpreter exit, when imports that
         # register atexit hooks (pandas does) fail.
-        import duckdb  # noqa: F401
         import pandas  # noqa: F401
 
         self.path = os.path.abspath(os.fspath(path))
@@ -113,13 +108,15 @@ class EventLog:
         # NoneType: no value to convert has it, so every value of such a column is converted
         self._passthrough = {table: {col: PASSTHROUGH.get(kind, type(None)) for col, kind in cols.items()}
                              for table, cols in self._columns.items()}
-        self._macro = macro_sql(env_secrets(os.environ))
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         with self._attached(lock_timeout) as con:
             ensure_schema(con)
             self._cache_keys = {key for (key,) in con.execute(
                 "SELECT DISTINCT cache_key FROM model_cache WHERE cache_key IS NOT NULL").fetchall()}
         self._cache_text: dict[str, str] = {}   # JSON text of entries put or read in this session
+        self._redact = f"memory.main.{unique_name('flowkit_redact')}"  # defined once, in memory
+        with cursor() as con:
+            con.execute(macro_sql(self._redact, env_secrets(os.environ)))
 
         self._lock = threading.Lock()  # guards the buffer; append takes it directly (cheaper)
         self._cond = threading.Condition(self._lock)
@@ -170,7 +167,12 @@ class EventLog:
 
     def discard_after(self, run_id: str, as_of: Any) -> int:
         """Delete this run's rows later than `as_of` (see DISCARD_COLUMNS); returns how many."""
-        cutoff = to_timestamp(as_of)
+        try:
+            cutoff = to_timestamp(as_of)
+        except (TypeError, ValueError) as exc:
+            raise StoreError(f"discard_after: bad as_of {as_of!r}: {exc}") from None
+        if cutoff is None:
+            raise StoreError("discard_after needs a time, got None")
 
         def discard(con: duckdb.DuckDBPyConnection) -> int:
             return sum(_count(con, f'DELETE FROM "{table}" WHERE run_id = ? AND "{column}" > ?', [run_id, cutoff])
@@ -194,6 +196,8 @@ class EventLog:
                 self._stopping = True
                 self._cond.notify()
             self._thread.join()
+            with cursor() as con:
+                con.execute(f"DROP MACRO IF EXISTS {self._redact}")
 
     def __enter__(self) -> EventLog:
         return self
@@ -242,7 +246,7 @@ class EventLog:
             clean = dict(row)
             for col, value in row.items():
                 keep = passthrough[col]
-                if value is None or (type(value) is keep and (keep is not str or value.isascii())):
+                if value is None or (type(value) is keep and (not isinstance(value, str) or value.isascii())):
                     continue
                 clean[col] = converters[col](value)
             return clean
@@ -319,14 +323,13 @@ class EventLog:
         import duckdb
 
         with self._attached(0) as con:
-            con.execute(self._macro)
             con.begin()
             try:
                 for segment in segments:
                     for table, rows in segment.rows.items():
                         columns = self._register(con, table, rows)
                         con.execute(f'INSERT INTO "{table}" BY NAME '
-                                    f'{select_sql(self._columns[table], columns, _FRAME)}')
+                                    f'{select_sql(self._columns[table], columns, _FRAME, self._redact)}')
                     op = segment.op
                     if op is not None and op.run is not None and not op.done.is_set():
                         op.result = op.run(con)  # (done already = its caller gave up on it)
@@ -366,8 +369,8 @@ class EventLog:
     def _update_run(self, con: duckdb.DuckDBPyConnection, row: Row) -> int:
         columns = self._register(con, "runs", [row])
         sets = ", ".join(f'"{c}" = u."{c}"' for c in columns if c != "run_id")
-        return _count(con, f'UPDATE runs SET {sets} FROM ({select_sql(self._columns["runs"], columns, _FRAME)}) '
-                           'AS u WHERE runs.run_id = u.run_id')
+        select = select_sql(self._columns["runs"], columns, _FRAME, self._redact)
+        return _count(con, f"UPDATE runs SET {sets} FROM ({select}) AS u WHERE runs.run_id = u.run_id")
 
     def _register(self, con: duckdb.DuckDBPyConnection, table: str, rows: list[Row]) -> list[str]:
         """Register `rows` as a typed DataFrame named _FRAME (replacing the previous one; it dies
@@ -394,13 +397,26 @@ class EventLog:
                 raise StoreError(f"query on {self.path} failed: {exc}") from exc
 
 
-def select_sql(kinds: dict[str, str], columns: list[str], source: str) -> str:
-    """SELECT over a frame of buffered values: strings redacted; JSON text that redaction made
-    invalid (a secret inside a number) is stored as a JSON string. The subquery runs the
-    redaction once per value."""
-    inner = [f'{MACRO}("{c}") AS "{c}"' if kinds[c] in ("VARCHAR", "JSON") else f'"{c}"' for c in columns]
-    outer = [f'CASE WHEN json_valid("{c}") THEN "{c}" ELSE to_json("{c}") END AS "{c}"'
-             if kinds[c] == "JSON" else f'"{c}"' for c in columns]
+def select_sql(kinds: dict[str, str], columns: list[str], source: str, redact: str) -> str:
+    """SELECT over a frame of buffered values, with every string redacted by macro `redact`.
+
+    The string columns go through the macro as one list, so its regexes are compiled
+    once per statement rather than once per column (that dominated small flushes). JSON text
+    that redaction made invalid (a secret inside a number) is stored as a JSON string."""
+    texts = [c for c in columns if kinds[c] in ("VARCHAR", "JSON")]
+    inner = [f'"{c}"' for c in columns if c not in texts]
+    if texts:
+        quoted = ", ".join(f'"{c}"' for c in texts)
+        inner.append(f"list_transform([{quoted}], lambda s: {redact}(s)) AS flowkit_texts")
+    outer = []
+    for c in columns:
+        if c not in texts:
+            outer.append(f'"{c}"')
+            continue
+        value = f"flowkit_texts[{texts.index(c) + 1}]"
+        if kinds[c] == "JSON":
+            value = f"CASE WHEN json_valid({value}) THEN {value} ELSE to_json({value}) END"
+        outer.append(f'{value} AS "{c}"')
     return f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM {source})"
 
 
