@@ -36,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--date is for one decision; --start/--end for a backtest")
     invocation = Invocation(symbols=args.symbols or None, date=args.date, start=args.start,
                             end=args.end, every=args.every, seeds=args.seeds, live=args.live)
-    options = RunOptions(db=args.db, model=args.model, api_base=args.api_base, cache=args.cache)
+    options = RunOptions(db=args.db, model=args.model, api_base=args.api_base, cache=args.cache,
+                         symbols=args.symbols)
     return execute(loaded, options, invocation, out=None if args.quiet else sys.stdout)
 
 
@@ -73,7 +74,7 @@ def compare(args: argparse.Namespace) -> int:
     from flowkit.runtime.session import RunOptions
 
     inv = Invocation(symbols=args.symbols or None, start=args.start, end=args.end)
-    options = RunOptions(db=args.db, model=args.model)
+    options = RunOptions(db=args.db, model=args.model, symbols=args.symbols)
     out = None if args.quiet else sys.stdout
     run_ids, db, status = run_many(args.files, args.set, options, inv, out)
     target = Path(args.out or f"reports/compare-{run_ids[0]}.html")
@@ -89,7 +90,7 @@ def train(args: argparse.Namespace) -> int:
     from flowkit.spec.loader import load_workflow
 
     loaded = load_workflow(args.file, args.set)
-    options = RunOptions(db=args.db, model=args.model, mode="train")
+    options = RunOptions(db=args.db, model=args.model, mode="train", symbols=args.symbols)
     return run_training(loaded, options, episodes=args.episodes, symbols=args.symbols,
                         out=None if args.quiet else sys.stdout)
 

@@ -197,6 +197,29 @@ def test_concurrent_appends_from_threads_lose_nothing(log):
     assert log.query("SELECT count(*), count(DISTINCT (run_id, seq)) FROM steps") == [(16000, 16000)]
 
 
+def test_queries_from_threads_while_appending(path, log):
+    errors, counts = [], []
+
+    def read():
+        try:
+            for _ in range(10):
+                counts.append(log.query("SELECT count(*) FROM steps")[0][0])
+                with open_reader(path) as con:  # another attachment of the same file, same process
+                    con.execute("SELECT count(*) FROM steps").fetchall()
+        except Exception as exc:  # noqa: BLE001 - collected for the assertion below
+            errors.append(exc)
+
+    readers = [threading.Thread(target=read) for _ in range(4)]
+    for t in readers:
+        t.start()
+    for i in range(3000):
+        log.append("steps", {"run_id": "r", "seq": i})
+    for t in readers:
+        t.join()
+    assert errors == [] and len(counts) == 40
+    assert log.query("SELECT count(*) FROM steps") == [(3000,)]
+
+
 def test_large_buffer_triggers_a_flush(path):
     with EventLog(path, flush_interval=3600, max_buffer_rows=100) as log:
         for i in range(100):

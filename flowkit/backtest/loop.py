@@ -20,7 +20,7 @@ import math
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from typing import Any, TextIO
 
 import numpy as np
@@ -123,7 +123,9 @@ class Loop:
         self.log = session.log
         self.trading = Trading(session, symbols, live, state["trading"] if state else None)
         self.bars = {s: session.market.bars(s) for s in symbols}
-        self.cursor = {s: int(state["cursor"][s]) for s in symbols} if state else {s: 0 for s in symbols}
+        # Bars before the first decision bar cannot touch an order: replay starts at it.
+        self.cursor = {s: int(state["cursor"][s]) for s in symbols} if state else \
+            {s: max(0, self.bars[s].index_asof(times[0])) for s in symbols}
         self.outcome = Outcome(session.run_id, "running")
         self.snapshots: list[dict[str, Any]] = []
         self.memory = _memory(session)
@@ -138,9 +140,15 @@ class Loop:
     # ---------------------------------------------------------------- state
 
     def checkpoint(self, seq: int, t: np.datetime64) -> None:
+        """Queue the checkpoint row behind everything logged so far. The writer commits rows in
+        order, a batch per transaction, so once this row is on disk so is all that came before
+        it; if the process dies first, resume starts from the previous checkpoint. The loop
+        does not wait for the disk."""
         state = {"trading": self.trading.state(), "cursor": self.cursor,
                  "memory": self.memory.to_state() if self.memory else None}
-        self.log.checkpoint(self.session.run_id, seq, _ts(t), state)
+        self.log.append("checkpoints", {"run_id": self.session.run_id, "seq": seq,
+                                        "as_of": _ts(t), "state": state,
+                                        "created_at": datetime.now(timezone.utc).replace(tzinfo=None)})
 
     def preload(self) -> None:
         """On resume: the equity curve and fills already committed, for the final metrics."""

@@ -2,7 +2,13 @@
 orders on an exchange's sandbox (or live, when confirmed)."""
 
 from flowkit.broker.ccxt_broker import CcxtBroker
-from flowkit.broker.orders import Fill, OrderRecord, OrderRequest, Submission, client_order_id
+from flowkit.broker.orders import (
+           Fill,
+           OrderRecord,
+           OrderRequest,
+           Submission,
+           client_order_id,
+)
 from flowkit.broker.paper import PaperBroker
 
 __all__ = ["CcxtBroker", "Fill", "OrderRecord", "OrderRequest", "PaperBroker", "Submission",

@@ -6,18 +6,21 @@ one) and are scrubbed from every error message. Idempotency: the order id travel
 exchange's client order id (ccxt's `clientOrderId` param, sent as newClientOrderId on binance and
 orderLinkId on bybit). Submitting an id this broker has sent before, or retrying after a network
 error, first looks the order up by that client id among the exchange's open, then closed and
-cancelled orders, and sends again only if the exchange never saw it.
+cancelled orders, and sends again only if the exchange never saw it. An order already known
+to be filled or cancelled is returned as recorded, without a request.
 
 Order types: `limit` goes out as a limit order; `market` and `stop` as market orders (the engine
 emits a stop only once its level has been reached). The fill returned is the order's cumulative
 execution as the exchange reports it; fees paid in the base currency are converted at the fill
-price, fees in a third currency are not counted."""
+price, fees in a third currency (e.g. BNB) are not counted, and an order found by lookup carries
+a fee only if the exchange's order query reports one (binance's allOrders does not)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from flowkit.broker.ledger import Ledger
 from flowkit.broker.orders import Fill, OrderRequest, OrderStatus, Submission
@@ -29,6 +32,7 @@ LIVE_CONFIRM_VALUE = "I-UNDERSTAND"
 _STATUS: dict[str, OrderStatus] = {"open": "submitted", "closed": "filled",
                                    "canceled": "cancelled", "expired": "cancelled",
                                    "rejected": "rejected"}
+_FINAL = {"filled", "cancelled"}  # "rejected" may be our own record of a failed send
 
 
 def _utc_now() -> dt.datetime:
@@ -79,6 +83,8 @@ class CcxtBroker(Ledger):
     def submit(self, order: OrderRequest) -> Submission:
         """Place `order` once, however often it is submitted."""
         if self._known(order):
+            if self._orders[order.order_id].status in _FINAL:  # the exchange cannot undo these
+                return self._submission(order.order_id)
             found = self._lookup(order)
             if found is not None:
                 return self._adopt(order, found)

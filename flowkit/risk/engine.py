@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import Any, Literal, Mapping
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -145,7 +146,7 @@ class RiskEngine:
         """Approve, resize or reject a proposal. Never raises on a bad proposal."""
         try:
             parsed = parse_proposal(proposal, self.symbols)
-        except Exception as exc:  # untrusted input: any failure to read it is a rejection
+        except Exception as exc:  # noqa: BLE001 -- untrusted input: any failure to read it rejects
             raw_symbol = proposal.get("symbol") if isinstance(proposal, Mapping) else None
             return Review(symbol=raw_symbol if isinstance(raw_symbol, str) else None, as_of=as_of,
                           verdict="reject", rule="invalid_proposal", requested_qty=0.0,

@@ -5,7 +5,8 @@ confidence) that are junk are dropped, so the defaults apply instead."""
 from __future__ import annotations
 
 import math
-from typing import Any, Literal, Mapping
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -38,8 +39,8 @@ class Proposal(BaseModel):
     @field_validator("size_pct", mode="before")
     @classmethod
     def _no_bool(cls, value: Any) -> Any:
-        if isinstance(value, bool):
-            raise ValueError("size_pct must be a number, not a boolean")
+        if isinstance(value, bool):  # ValueError: pydantic reports it; a TypeError would escape
+            raise ValueError("size_pct must be a number, not a boolean")  # noqa: TRY004
         return value
 
     @field_validator("stop_loss", "take_profit", mode="before")
@@ -65,14 +66,14 @@ class Proposal(BaseModel):
 
 
 def parse_proposal(raw: Any, symbols: set[str] | frozenset[str]) -> Proposal:
-    """A Proposal from a Proposal, any pydantic model or a mapping; ValueError otherwise."""
+    """A Proposal from a Proposal, any pydantic model or a mapping; raises otherwise."""
     if isinstance(raw, Proposal):
         proposal = raw
     else:
         if isinstance(raw, BaseModel):
             raw = raw.model_dump()
         if not isinstance(raw, Mapping):
-            raise ValueError(f"expected a mapping, got {type(raw).__name__}")
+            raise TypeError(f"expected a mapping, got {type(raw).__name__}")
         proposal = Proposal.model_validate(dict(raw))
     if proposal.symbol not in symbols:
         raise ValueError(f"unknown symbol {proposal.symbol!r}")

@@ -33,6 +33,7 @@ class RunOptions:
     parent_run_id: str | None = None
     run_id: str | None = None         # resume: continue this run
     seed: int | None = None
+    symbols: list[str] | None = None  # --symbol: decide on these instead of market.symbols
 
 
 @dataclass
@@ -82,7 +83,10 @@ def apply_overrides(spec: m.Workflow, options: RunOptions) -> m.Workflow:
         runtime = runtime.model_copy(update={"cache": options.cache})
     if options.seed is not None:
         runtime = runtime.model_copy(update={"seed": options.seed})
-    return spec.model_copy(update={"models": profiles, "runtime": runtime})
+    market = spec.market
+    if options.symbols:
+        market = market.model_copy(update={"symbols": list(dict.fromkeys(options.symbols))})
+    return spec.model_copy(update={"models": profiles, "runtime": runtime, "market": market})
 
 
 class Session:

@@ -15,7 +15,8 @@ from flowkit.store._db import sql_literal
 
 MASK = "***"
 
-_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSPHRASE")
+# Whole name parts only: OPENAI_API_KEY, GITHUB_TOKEN, DB_PASSWORD, but not PIP_KEYRING_PROVIDER.
+_SECRET_NAME = re.compile(r"(?:^|_)(?:API_?KEY|KEY|TOKEN|SECRET|PASSWORD|PASSPHRASE|CREDENTIALS?)(?:_|$)")
 _MIN_SECRET_LEN = 8
 
 # (RE2 pattern, replacement). Kept narrow: they run over prompts and reasoning text too.

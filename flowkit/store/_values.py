@@ -3,8 +3,8 @@
 Every value is normalised on the caller's thread so a bad value fails at once, naming its
 column, instead of poisoning a whole batch on the writer thread later. Each column ends up
 holding one Python type (str, int, float, bool, naive UTC datetime), so the writer can build
-typed DataFrame columns (DTYPES) that DuckDB reads without touching Python objects. dict/list values are encoded to JSON
-here, which also snapshots them against later mutation by the caller.
+typed DataFrame columns (DTYPES) for DuckDB. dict/list values are encoded to JSON here, which
+also snapshots them against later mutation by the caller.
 """
 
 from __future__ import annotations
@@ -19,9 +19,6 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 Converter = Callable[[Any], Any]
-
-_INT_RANGE = {"BIGINT": 2**63, "INTEGER": 2**31}
-
 
 def _json_default(value: Any) -> Any:
     """How objects that json cannot encode natively are written."""
@@ -146,8 +143,8 @@ def _bool(value: Any) -> bool:
 
 def to_timestamp(value: Any) -> datetime | None:
     """A naive UTC datetime: aware values are converted, naive ones are taken as UTC."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
+    if isinstance(value, str):  # ISO 8601; a trailing Z (UTC) also before Python 3.11
+        value = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value)
     elif type(value).__name__ == "datetime64":  # numpy, without importing it; NaT -> None
         value = value.astype("datetime64[us]").item()
     elif isinstance(value, date) and not isinstance(value, datetime):
@@ -165,8 +162,8 @@ CONVERTERS: dict[str, Converter] = {
     "VARCHAR": _text,
     "JSON": _json,
     "DOUBLE": _float,
-    "BIGINT": _integer(_INT_RANGE["BIGINT"]),
-    "INTEGER": _integer(_INT_RANGE["INTEGER"]),
+    "BIGINT": _integer(2**63),
+    "INTEGER": _integer(2**31),
     "BOOLEAN": _bool,
     "TIMESTAMP": to_timestamp,
 }

@@ -1,0 +1,101 @@
+"""What every broker shares: the orders and fills it produced, keyed by order id (the
+idempotency key) and exposed for the caller to log; the latest price seen per symbol; and booking
+fills into the portfolio and the risk engine. Saved whole in checkpoints."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from pydantic import TypeAdapter
+
+from flowkit.broker.orders import Fill, OrderRecord, OrderRequest, OrderStatus, Submission
+from flowkit.errors import BrokerError, DataError
+
+if TYPE_CHECKING:  # runtime imports would cycle: portfolio and risk import broker.orders
+    from flowkit.portfolio import Portfolio
+    from flowkit.risk import RiskEngine
+
+_REQUEST_FIELDS = set(OrderRequest.model_fields)
+_TIME = TypeAdapter(dt.datetime)
+
+
+class Broker:
+    name: str  # the `broker` column: paper | ccxt:<exchange>
+
+    def __init__(self, portfolio: Portfolio | None, risk_engine: RiskEngine | None):
+        self.portfolio = portfolio
+        self.risk = risk_engine
+        self._orders: dict[str, OrderRecord] = {}
+        self._fills: dict[str, Fill] = {}  # by order id: one booked fill per order
+        self._marks: dict[str, float] = {}
+
+    @property
+    def orders(self) -> Mapping[str, OrderRecord]:
+        """Every order submitted, by order id, with its current status."""
+        return MappingProxyType(self._orders)
+
+    @property
+    def fills(self) -> list[Fill]:
+        return list(self._fills.values())
+
+    @property
+    def marks(self) -> Mapping[str, float]:
+        """The latest price seen per symbol: the close of its last bar."""
+        return MappingProxyType(self._marks)
+
+    @staticmethod
+    def _bar_time(symbol: str, time: dt.datetime | dt.date, open_: float, high: float,
+                  low: float, close: float) -> dt.datetime:
+        """The bar's time as a datetime, once the bar is known to be sane."""
+        prices = (open_, high, low, close)
+        if not all(math.isfinite(p) and p > 0 for p in prices) \
+                or not low <= min(open_, close) <= max(open_, close) <= high:
+            raise DataError(f"{symbol} {time}: bad bar {prices}")
+        return _TIME.validate_python(time)
+
+    def _known(self, order: OrderRequest) -> bool:
+        """Whether `order` was submitted before. An id reused for a different order is refused:
+        returning the other order's record would hide the conflict."""
+        known = self._orders.get(order.order_id)
+        if known is None:
+            return False
+        if known.model_dump(include=_REQUEST_FIELDS) != order.model_dump():
+            raise BrokerError(f"order id {order.order_id} was already used for a different order "
+                              f"({known.side} {known.quantity} {known.symbol}, {known.reason})")
+        return True
+
+    def _submission(self, order_id: str) -> Submission:
+        return Submission(self._orders[order_id], self._fills.get(order_id))
+
+    def _record(self, order: OrderRequest, status: OrderStatus,
+                submitted_at: dt.datetime) -> OrderRecord:
+        known = self._orders.get(order.order_id)
+        record = OrderRecord(**order.model_dump(), status=status, broker=self.name,
+                             submitted_at=known.submitted_at if known else submitted_at)
+        self._orders[order.order_id] = record
+        return record
+
+    def _set_status(self, order_id: str, status: OrderStatus) -> None:
+        self._orders[order_id] = self._orders[order_id].model_copy(update={"status": status})
+
+    def _book(self, fill: Fill) -> None:
+        """Record a fill and carry it into the portfolio and the engine's stops."""
+        self._fills[fill.order_id] = fill
+        if self.portfolio is not None:
+            self.portfolio.apply_fill(fill)
+            if self.risk is not None:
+                self.risk.on_fill(fill, self.portfolio)
+
+    def to_state(self) -> dict[str, Any]:
+        return {"orders": [o.model_dump(mode="json") for o in self._orders.values()],
+                "fills": [f.model_dump(mode="json") for f in self._fills.values()],
+                "marks": dict(self._marks)}
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        self._orders = {o["order_id"]: OrderRecord.model_validate(o) for o in state["orders"]}
+        self._fills = {f["order_id"]: Fill.model_validate(f) for f in state["fills"]}
+        self._marks = dict(state["marks"])
