@@ -17,10 +17,16 @@ import pytest
 
 from flowkit.broker import CcxtBroker, OrderRequest
 from flowkit.errors import BrokerError
+from flowkit.portfolio import Portfolio
+from flowkit.risk import RiskEngine
+from flowkit.spec.models import RiskSpec
 
 FIXTURES = Path(__file__).parent / "data" / "ccxt_broker"
+BTC = Path(__file__).resolve().parents[2] / "shared" / "data" / "ohlcv" / "BTC-USDT.csv"
 KEY, SECRET = "test-key-5e1f0c", "test-secret-9a7b2d"
-CLIENT_ID = re.compile(r"(?:newClientOrderId|orderLinkId)\W+([A-Za-z0-9_-]+)")
+# What an order request says, on binance (form fields) and bybit (JSON).
+SENT = {"id": re.compile(r"(?:newClientOrderId|orderLinkId)\W+([A-Za-z0-9_-]+)"),
+        "side": re.compile(r"side\W+(\w+)"), "quantity": re.compile(r"(?:quantity|qty)\W+([0-9.]+)")}
 
 
 @dataclass
@@ -42,21 +48,24 @@ class FakeExchange:
 
     responses: dict[str, Any]
     requests: list[Request] = field(default_factory=list)
-    landed: list[str] = field(default_factory=list)  # client order ids the exchange holds
+    landed: list[dict[str, str]] = field(default_factory=list)  # orders the exchange holds
     fail: dict[str, tuple[Exception, bool]] = field(default_factory=dict)
 
     def __call__(self, url: str, method: str = "GET", headers: Any = None, body: Any = None):
         request = Request(method, url, dict(headers or {}), body or "")
         self.requests.append(request)
         error, landed = self.fail.pop(request.route, (None, True))
-        sent_id = CLIENT_ID.search(url + request.body)
-        if sent_id and request.method == "POST" and landed:
-            self.landed.append(sent_id.group(1))
+        if request.method == "POST" and landed:
+            self.landed.append({k: m.group(1) for k, rx in SENT.items()
+                                if (m := rx.search(url + request.body))})
         if error is not None:
             raise error
+        last = self.landed[-1] if self.landed else {"id": "someone-elses-order", "side": "Buy",
+                                                    "quantity": "0.023"}
         text = json.dumps(self.responses[request.route])
-        return json.loads(text.replace("$CLIENT_ORDER_ID", self.landed[-1] if self.landed
-                                       else "someone-elses-order"))
+        for token, key in (("$CLIENT_ORDER_ID", "id"), ("$SIDE", "side"), ("$QUANTITY", "quantity")):
+            text = text.replace(token, last[key])
+        return json.loads(text)
 
     def routes(self) -> list[str]:
         return [r.route for r in self.requests]
@@ -67,8 +76,8 @@ def keys(exchange: str, **extra: str) -> dict[str, str]:
             f"FLOWKIT_{exchange.upper()}_SECRET": SECRET, **extra}
 
 
-def broker(exchange_id: str) -> tuple[CcxtBroker, FakeExchange]:
-    b = CcxtBroker(exchange_id, env=keys(exchange_id))
+def broker(exchange_id: str, **attached: Any) -> tuple[CcxtBroker, FakeExchange]:
+    b = CcxtBroker(exchange_id, env=keys(exchange_id), **attached)
     b.exchange.set_markets(json.loads((FIXTURES / f"{exchange_id}_markets.json").read_text()))
     fake = FakeExchange(json.loads((FIXTURES / f"{exchange_id}_responses.json").read_text()))
     b.exchange.fetch = fake
@@ -150,7 +159,7 @@ def test_state_round_trips_and_a_restored_broker_looks_before_sending():
         b.submit(ORDER)  # landed, but we could not confirm it before the process died
     state = json.loads(json.dumps(b.to_state()))
     restored, fake2 = broker("binance")
-    fake2.landed = list(fake.landed)  # the same exchange
+    fake2.landed = fake.landed  # the same exchange
     restored.load_state(state)
     assert restored.to_state() == state
     sub = restored.submit(ORDER)
@@ -178,6 +187,59 @@ def test_bybit_order_link_id_and_lookup_on_retry():
     assert again.order.status == "filled" and again.fill is not None
     assert (again.fill.quantity, again.fill.price) == (0.023, 42283.58)
     assert again.fill.fee == pytest.approx(0.000023 * 42283.58)
+
+
+# ------------------------------------------------------------ with the firm's book attached
+
+
+def btc_bar(date: str) -> tuple[dt.datetime, float, float, float, float]:
+    """A real BTC-USDT daily bar from the shipped data."""
+    for line in BTC.read_text().splitlines()[1:]:
+        day, *ohlc = line.split(",")
+        if day == date:
+            return (dt.datetime.fromisoformat(day), *map(float, ohlc[:4]))
+    raise KeyError(date)
+
+
+def attached(cash: float) -> dict[str, Any]:
+    return {"portfolio": Portfolio(cash, fractional=True),
+            "risk_engine": RiskEngine(RiskSpec(), {}, {"BTC-USDT"}, slippage_bps=5,
+                                      run_id="ccxt-test")}
+
+
+def test_fills_are_booked_and_stops_sent_as_exits():
+    b, fake = broker("binance", **attached(100_000))
+    with pytest.raises(BrokerError, match="no price"):  # limits need a price to be checked at
+        b.submit(ORDER)
+    assert fake.requests == []
+    b.on_bar("BTC-USDT", *btc_bar("2024-01-01"))
+    sub = b.submit(ORDER)  # 0.023 BTC is about 1% of equity: inside every limit
+    assert sub.fill is not None
+    assert b.portfolio.qty("BTC-USDT") == 0.023
+    assert b.portfolio.cash == pytest.approx(100_000 - 0.023 * 42283.58 - sub.fill.fee)
+    assert b.risk.state.stops["BTC-USDT"].stop_loss == pytest.approx(42283.58 * 0.92)
+
+    assert b.on_bar("BTC-USDT", *btc_bar("2024-01-22")) == []  # low 39,432: above the stop
+    (exit_,) = b.on_bar("BTC-USDT", *btc_bar("2024-01-23"))    # low 38,555: through the stop
+    sell = fake.requests[-1]
+    assert sell.route == "POST /api/v3/order" and "side=SELL" in sell.body
+    assert "type=MARKET" in sell.body and "quantity=0.023" in sell.body
+    assert b.orders[exit_.order_id].reason == "stop_loss"
+    assert b.portfolio.qty("BTC-USDT") == 0 and not b.risk.state.stops
+
+
+def test_orders_are_clipped_before_sending_and_booked_when_final():
+    b, fake = broker("bybit", **attached(1_000))
+    b.on_bar("BTC-USDT", *btc_bar("2024-01-01"))
+    sub = b.submit(ORDER)
+    create = next(r for r in fake.requests if r.route == "POST /v5/order/create")
+    # 20% of 1000 USDT at the 44,179.55 close moved 5 bps against us, to bybit's 1e-6 step
+    assert json.loads(create.body)["qty"] == "0.004524"
+    assert sub.fill is None and b.portfolio.qty("BTC-USDT") == 0  # acknowledged, not final
+    (fill,) = b.on_bar("BTC-USDT", *btc_bar("2024-01-02"))  # polled: now filled
+    assert (fill.quantity, fill.price) == (0.004524, 42283.58)
+    assert b.portfolio.qty("BTC-USDT") == 0.004524
+    assert b.on_bar("BTC-USDT", *btc_bar("2024-01-03")) == []  # booked once
 
 
 # ------------------------------------------------------------ refusals, before any network

@@ -85,6 +85,7 @@ def test_submit_is_idempotent():
     assert len(fills) == 1
     again = broker.submit(order)
     assert again.order.status == "filled" and again.fill == fills[0]
+    assert broker.submit(again.order) == again  # a record resubmitted is the same order
     assert bar(broker, "AAPL", "2024-01-03") == []  # a replayed bar fills nothing twice
     assert len(broker.orders) == 1 and len(broker.fills) == 1 and portfolio.qty("AAPL") == 10
     # The same id for a different order is a conflict, not a retry.

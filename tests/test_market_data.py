@@ -9,7 +9,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -330,16 +329,3 @@ def test_import_is_lazy() -> None:
             "print([m for m in ('pandas', 'duckdb', 'ccxt') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
-
-
-def test_load_and_snapshots_are_fast() -> None:
-    start = time.perf_counter()
-    md = load_market(MarketSpec(symbols=STOCKS))
-    loaded = time.perf_counter()
-    times = md.decision_times("AAPL", dt.date(2024, 1, 1), dt.date(2024, 12, 31), "1d")
-    for symbol in STOCKS:
-        for t in times:
-            md.asof(symbol, t).snapshot()
-    done = time.perf_counter()
-    assert len(times) * len(STOCKS) == 1260
-    assert loaded - start < 2.0 and done - loaded < 1.0, (loaded - start, done - loaded)

@@ -34,7 +34,7 @@ def test_worked_example_open_add_reduce_flip_cover_close():
     assert book.position_value("AAPL", prices) == -570
     assert book.equity(prices) == 10_065
     assert book.unrealized_pnl(prices) == 30
-    assert book.gross_exposure(prices) == 570
+    assert book.gross_exposure(prices) == 570 / 10_065  # a fraction of equity
     assert book.fees_paid == 5
     # equity - initial == realised + unrealised - fees
     assert book.equity(prices) - 10_000 == book.realized_pnl + book.unrealized_pnl(prices) - 5

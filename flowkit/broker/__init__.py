@@ -1,6 +1,7 @@
 """Brokers: orders in, fills out. `PaperBroker` simulates fills on bars; `CcxtBroker` places
-orders on an exchange's sandbox (or live, when confirmed)."""
+orders on an exchange's sandbox (or live, when confirmed). Both share the `Broker` interface."""
 
+from flowkit.broker.base import Broker
 from flowkit.broker.ccxt_broker import CcxtBroker
 from flowkit.broker.orders import (
            Fill,
@@ -11,5 +12,5 @@ from flowkit.broker.orders import (
 )
 from flowkit.broker.paper import PaperBroker
 
-__all__ = ["CcxtBroker", "Fill", "OrderRecord", "OrderRequest", "PaperBroker", "Submission",
-           "client_order_id"]
+__all__ = ["Broker", "CcxtBroker", "Fill", "OrderRecord", "OrderRequest", "PaperBroker",
+           "Submission", "client_order_id"]

@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter
 
-from flowkit.broker.orders import Fill, OrderRecord, OrderRequest, OrderStatus, Submission
+from flowkit.broker.orders import (
+    Fill,
+    OrderRecord,
+    OrderRequest,
+    OrderStatus,
+    Submission,
+)
 from flowkit.errors import BrokerError, DataError
 
 if TYPE_CHECKING:  # runtime imports would cycle: portfolio and risk import broker.orders
@@ -63,7 +69,7 @@ class Broker:
         known = self._orders.get(order.order_id)
         if known is None:
             return False
-        if known.model_dump(include=_REQUEST_FIELDS) != order.model_dump():
+        if known.model_dump(include=_REQUEST_FIELDS) != order.model_dump(include=_REQUEST_FIELDS):
             raise BrokerError(f"order id {order.order_id} was already used for a different order "
                               f"({known.side} {known.quantity} {known.symbol}, {known.reason})")
         return True
@@ -74,7 +80,8 @@ class Broker:
     def _record(self, order: OrderRequest, status: OrderStatus,
                 submitted_at: dt.datetime) -> OrderRecord:
         known = self._orders.get(order.order_id)
-        record = OrderRecord(**order.model_dump(), status=status, broker=self.name,
+        record = OrderRecord(**order.model_dump(include=_REQUEST_FIELDS), status=status,
+                             broker=self.name,
                              submitted_at=known.submitted_at if known else submitted_at)
         self._orders[order.order_id] = record
         return record

@@ -9,22 +9,33 @@ error, first looks the order up by that client id among the exchange's open, the
 cancelled orders, and sends again only if the exchange never saw it. An order already known
 to be filled or cancelled is returned as recorded, without a request.
 
+With a portfolio and risk engine attached (as the trading loop does), it behaves like the paper
+broker: `on_bar` records the price, polls orders still working on the symbol and sends the exits
+the engine's stops call for; every order is clipped to the hard limits at the latest price (moved
+against us by the engine's slippage) before it is sent, and a fill is booked into the portfolio
+once its order is final (filled, or cancelled after a partial fill). Limits are checked at that
+price, not at the exchange's fill price, which only the exchange knows in advance.
+
 Order types: `limit` goes out as a limit order; `market` and `stop` as market orders (the engine
-emits a stop only once its level has been reached). The fill returned is the order's cumulative
-execution as the exchange reports it; fees paid in the base currency are converted at the fill
-price, fees in a third currency (e.g. BNB) are not counted, and an order found by lookup carries
-a fee only if the exchange's order query reports one (binance's allOrders does not)."""
+emits a stop only once its level has been reached, so exits are at most one bar late). Fees paid
+in the base currency are converted at the fill price; fees in a third currency (e.g. BNB) are not
+counted; an order found by lookup carries a fee only if the exchange's order query reports one
+(binance's allOrders does not)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flowkit.broker.ledger import Ledger
+from flowkit.broker.base import Broker
 from flowkit.broker.orders import Fill, OrderRequest, OrderStatus, Submission
 from flowkit.errors import BrokerError
+
+if TYPE_CHECKING:  # runtime imports would cycle: portfolio and risk import broker.orders
+    from flowkit.portfolio import Portfolio
+    from flowkit.risk import RiskEngine
 
 LIVE_CONFIRM_ENV = "FLOWKIT_LIVE_CONFIRM"
 LIVE_CONFIRM_VALUE = "I-UNDERSTAND"
@@ -44,8 +55,9 @@ def market_symbol(symbol: str) -> str:
     return symbol if "/" in symbol else symbol.replace("-", "/", 1)
 
 
-class CcxtBroker(Ledger):
+class CcxtBroker(Broker):
     def __init__(self, exchange_id: str, *, sandbox: bool = True, live: bool = False,
+                 portfolio: Portfolio | None = None, risk_engine: RiskEngine | None = None,
                  env: Mapping[str, str] | None = None):
         env = os.environ if env is None else env
         if live and env.get(LIVE_CONFIRM_ENV) != LIVE_CONFIRM_VALUE:
@@ -78,7 +90,7 @@ class CcxtBroker(Ledger):
                 raise BrokerError(f"{exchange_id} has no sandbox in ccxt") from exc
         self.live = live
         self.name = f"ccxt:{exchange_id}"
-        super().__init__()
+        super().__init__(portfolio, risk_engine)
 
     def submit(self, order: OrderRequest) -> Submission:
         """Place `order` once, however often it is submitted."""
@@ -88,11 +100,16 @@ class CcxtBroker(Ledger):
             found = self._lookup(order)
             if found is not None:
                 return self._adopt(order, found)
+        if self.risk is not None and order.symbol not in self._marks:
+            raise BrokerError(f"{order.symbol}: no price seen yet to check the limits at")
         self._record(order, "submitted", _utc_now())  # before sending: a crash then looks it up
         symbol = market_symbol(order.symbol)
         try:
             self.exchange.load_markets()  # cached: no request once markets are set
-            amount = float(self.exchange.amount_to_precision(symbol, order.quantity))
+            amount = self._allowed(order)
+            if amount <= 0:
+                self._set_status(order.order_id, "rejected")
+                return self._submission(order.order_id)
             response = self.exchange.create_order(
                 symbol, "limit" if order.order_type == "limit" else "market", order.side, amount,
                 order.limit_price if order.order_type == "limit" else None,
@@ -107,6 +124,36 @@ class CcxtBroker(Ledger):
             self._set_status(order.order_id, "rejected")
             raise self._error(f"{order.order_id}: rejected", exc) from None
         return self._adopt(order, response)
+
+    def on_bar(self, symbol: str, time: dt.datetime | dt.date, open: float, high: float,
+               low: float, close: float) -> list[Fill]:
+        """Record the bar's close, book orders that have since become final, then send the
+        exits the engine's stops call for on this bar."""
+        time = self._bar_time(symbol, time, open, high, low, close)
+        self._marks[symbol] = close
+        fills = []
+        working = [o for o in self._orders.values() if o.symbol == symbol
+                   and o.status == "submitted"]
+        for record in working:
+            found = self._lookup(record)
+            if found is not None and self._adopt(record, found).fill is not None:
+                fills.append(self._fills[record.order_id])
+        if self.risk is not None and self.portfolio is not None:
+            for exit_ in self.risk.check_stops(self.portfolio, symbol, open, high, low, time):
+                if exit_.order_id not in self._orders:
+                    fill = self.submit(exit_).fill
+                    fills += [fill] if fill else []
+        return fills
+
+    def _allowed(self, order: OrderRequest) -> float:
+        """The amount to send: clipped to the hard limits, then to the exchange's precision."""
+        quantity = order.quantity
+        if self.risk is not None and self.portfolio is not None:
+            price = self._marks[order.symbol] * (1 + order.sign * self.risk.slippage)
+            quantity = self.risk.clip_to_limits(order, self.portfolio, price, self._marks)
+        if quantity <= 0:
+            return 0.0
+        return float(self.exchange.amount_to_precision(market_symbol(order.symbol), quantity))
 
     def _lookup(self, order: OrderRequest) -> dict[str, Any] | None:
         """The exchange's copy of `order`, found by client order id, or None."""
@@ -124,18 +171,20 @@ class CcxtBroker(Ledger):
         return None
 
     def _adopt(self, order: OrderRequest, info: Mapping[str, Any]) -> Submission:
-        """Record the exchange's view of `order` (a ccxt order structure)."""
-        self._record(order, _STATUS.get(str(info.get("status")), "submitted"), _utc_now())
+        """Record the exchange's view of `order` (a ccxt order structure); book its fill once
+        the order is final."""
+        status = _STATUS.get(str(info.get("status")), "submitted")
+        self._record(order, status, _utc_now())
         filled = float(info.get("filled") or 0)
         price = float(info.get("average") or info.get("price") or 0)
-        if filled > 0 and price > 0:
+        if status in _FINAL and filled > 0 and price > 0 and order.order_id not in self._fills:
             stamp = info.get("timestamp")
-            self._fills[order.order_id] = Fill(
+            self._book(Fill(
                 fill_id=f"{order.order_id}-{info.get('id')}", order_id=order.order_id,
                 symbol=order.symbol, side=order.side, quantity=filled, price=price,
-                fee=self._fee_in_quote(order, info, price),
+                fee=self._fee_in_quote(order, info, price), slippage=0.0,  # no reference here
                 time=(dt.datetime.fromtimestamp(stamp / 1000, dt.timezone.utc).replace(tzinfo=None)
-                      if stamp else _utc_now()))
+                      if stamp else _utc_now())))
         return self._submission(order.order_id)
 
     def _fee_in_quote(self, order: OrderRequest, info: Mapping[str, Any], price: float) -> float:
@@ -149,9 +198,3 @@ class CcxtBroker(Ledger):
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return BrokerError(text)
-
-    def to_state(self) -> dict[str, Any]:
-        return self._ledger_state()
-
-    def load_state(self, state: Mapping[str, Any]) -> None:
-        self._load_ledger(state)

@@ -12,23 +12,17 @@ engine clips the quantity to the hard limits at the fill price (an order clipped
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Mapping
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from pydantic import TypeAdapter
-
-from flowkit.broker.ledger import Ledger
+from flowkit.broker.base import Broker
 from flowkit.broker.orders import Fill, OrderRequest, Submission
-from flowkit.errors import BrokerError, DataError
+from flowkit.errors import BrokerError
 from flowkit.spec.models import PortfolioSpec
 
 if TYPE_CHECKING:  # runtime imports would cycle: portfolio and risk import broker.orders
     from flowkit.portfolio import Portfolio
     from flowkit.risk import RiskEngine
-
-_TIME = TypeAdapter(dt.datetime)
 
 
 def _reference_price(order: OrderRequest, open_: float, high: float, low: float) -> float | None:
@@ -42,21 +36,15 @@ def _reference_price(order: OrderRequest, open_: float, high: float, low: float)
     return max(open_, level) if high >= level else None
 
 
-class PaperBroker(Ledger):
+class PaperBroker(Broker):
     name = "paper"
+    portfolio: Portfolio
+    risk: RiskEngine
 
     def __init__(self, spec: PortfolioSpec, portfolio: Portfolio, risk_engine: RiskEngine):
-        super().__init__()
+        super().__init__(portfolio, risk_engine)
         self.spec = spec
-        self.portfolio = portfolio
-        self.risk = risk_engine
         self._pending: list[str] = []
-        self._marks: dict[str, float] = {}
-
-    @property
-    def marks(self) -> Mapping[str, float]:
-        """The latest price seen per symbol: the close of its last bar."""
-        return MappingProxyType(self._marks)
 
     def submit(self, order: OrderRequest) -> Submission:
         """Idempotent: an order id seen before returns its existing record and fill."""
@@ -72,25 +60,21 @@ class PaperBroker(Ledger):
             self._pending.append(order.order_id)
         return self._submission(order.order_id)
 
-    def on_bar(self, symbol: str, time: dt.datetime, open: float, high: float, low: float,
-               close: float) -> list[Fill]:
+    def on_bar(self, symbol: str, time: dt.datetime | dt.date, open: float, high: float,
+               low: float, close: float) -> list[Fill]:
         """Process one bar: fill waiting orders it reaches, then the stops it triggers."""
-        time = _TIME.validate_python(time)
-        prices = (open, high, low, close)
-        if not all(math.isfinite(p) and p > 0 for p in prices) or not low <= min(open, close) \
-                or not high >= max(open, close):
-            raise DataError(f"{symbol} {time}: bad bar {prices}")
+        time = self._bar_time(symbol, time, open, high, low, close)
         self._marks[symbol] = open
         fills: list[Fill] = []
         waiting = [self._orders[i] for i in self._pending]
         for order in waiting:
             if order.symbol == symbol and order.as_of < time:
                 fills += self._try_fill(order, time, open, high, low)
-        for order in self.risk.check_stops(self.portfolio, symbol, open, high, low, time):
-            if order.order_id not in self._orders:  # a replayed bar must not exit twice
-                self._record(order, "submitted", time)
-                self._pending.append(order.order_id)
-                fills += self._try_fill(order, time, open, high, low)
+        for exit_ in self.risk.check_stops(self.portfolio, symbol, open, high, low, time):
+            if exit_.order_id not in self._orders:  # a replayed bar must not exit twice
+                self._record(exit_, "submitted", time)
+                self._pending.append(exit_.order_id)
+                fills += self._try_fill(exit_, time, open, high, low)
         self._marks[symbol] = close
         return fills
 
@@ -113,16 +97,13 @@ class PaperBroker(Ledger):
                     time=time, side=order.side, quantity=quantity, price=price,
                     fee=quantity * price * self.spec.fee_bps / 10_000,
                     slippage=quantity * abs(price - ref))
-        self.portfolio.apply_fill(fill)
-        self.risk.on_fill(fill, self.portfolio)
-        self._fills[order.order_id] = fill
+        self._book(fill)
         self._set_status(order.order_id, "filled")
         return fill
 
     def to_state(self) -> dict[str, Any]:
-        return {**self._ledger_state(), "pending": list(self._pending), "marks": dict(self._marks)}
+        return {**super().to_state(), "pending": list(self._pending)}
 
     def load_state(self, state: Mapping[str, Any]) -> None:
-        self._load_ledger(state)
+        super().load_state(state)
         self._pending = list(state["pending"])
-        self._marks = dict(state["marks"])

@@ -100,8 +100,10 @@ class Portfolio:
         return self.cash + sum(self.position_value(s, prices) for s in self.positions)
 
     def gross_exposure(self, prices: Mapping[str, float]) -> float:
-        """Sum of |position value|, in currency (the snapshot reports it as a fraction)."""
-        return sum(abs(self.position_value(s, prices)) for s in self.positions)
+        """Sum of |position value| as a fraction of equity (inf once equity is gone)."""
+        gross = sum(abs(self.position_value(s, prices)) for s in self.positions)
+        equity = self.equity(prices)
+        return gross / equity if equity > 0 else math.inf if gross else 0.0
 
     def unrealized_pnl(self, prices: Mapping[str, float], symbol: str | None = None) -> float:
         symbols = self.positions if symbol is None else [symbol] if symbol in self.positions else []
@@ -127,7 +129,7 @@ class Portfolio:
             "time": time,
             "cash": self.cash,
             "equity": equity,
-            "gross_exposure": self.gross_exposure(prices) / equity if equity > 0 else None,
+            "gross_exposure": self.gross_exposure(prices),
             "drawdown": equity / self.peak_equity - 1.0,
             "positions": {
                 symbol: {

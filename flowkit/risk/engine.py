@@ -25,11 +25,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from flowkit.broker.orders import Fill, OrderRequest, Side
+from flowkit.broker.orders import Fill, OrderRequest, Reason
 from flowkit.portfolio import Portfolio, usable_price
 from flowkit.risk.limits import RULES, Book, binding, caps, reducible
 from flowkit.risk.proposal import Proposal, parse_proposal
 from flowkit.spec.models import RiskSpec
+
+
+Verdict = Literal["approve", "resize", "reject"]
 
 
 class Review(BaseModel):
@@ -37,7 +40,7 @@ class Review(BaseModel):
 
     symbol: str | None
     as_of: dt.datetime
-    verdict: Literal["approve", "resize", "reject"]
+    verdict: Verdict
     rule: str | None
     requested_qty: float
     approved_qty: float
@@ -153,7 +156,7 @@ class RiskEngine:
                           approved_qty=0.0, details={"error": _describe(exc)})
         symbol = parsed.symbol
 
-        def verdict(kind: str, rule: str | None, requested: float = 0.0, approved: float = 0.0,
+        def verdict(kind: Verdict, rule: str | None, requested: float = 0.0, approved: float = 0.0,
                     order: OrderRequest | None = None, **details: Any) -> Review:
             return Review(symbol=symbol, as_of=as_of, verdict=kind, rule=rule,
                           requested_qty=requested, approved_qty=approved, details=details,
@@ -180,7 +183,8 @@ class RiskEngine:
                       halted=self.halted, scale=scale)
         approved = portfolio.round_qty(min(quantity, *limits.values()))
         rule = binding(limits, quantity)
-        kind = "approve" if approved == quantity else "resize" if approved > 0 else "reject"
+        kind: Verdict = "approve" if approved == quantity else "resize" if approved > 0 \
+            else "reject"
 
         after = book.after(side * approved, exec_price, self.fee_rate)
         details = {"price": price, "exec_price": exec_price, "equity": equity,
@@ -287,7 +291,7 @@ class RiskEngine:
         if qty == 0:
             self._state.stops.pop(fill.symbol, None)
         elif abs(qty) > abs(before) or qty * before < 0:  # opened, added or flipped
-            action = "BUY" if qty > 0 else "SELL"
+            action: Literal["BUY", "SELL"] = "BUY" if qty > 0 else "SELL"
             hint = self._state.hints.get(fill.symbol)
             if hint is None or hint.action != action:
                 hint = Proposal(symbol=fill.symbol, action=action, size_pct=0.0)
@@ -310,15 +314,15 @@ class RiskEngine:
         def reached(level: float | None, price: float, away: int) -> bool:
             return level is not None and (price - level) * away >= 0
 
-        if reached(tp, bar_open, sign):
-            reason, order_type, level = "take_profit", "limit", tp
-        elif reached(sl, adverse, -sign):
-            reason, order_type, level = "stop_loss", "stop", sl
-        elif reached(tp, favourable, sign):
-            reason, order_type, level = "take_profit", "limit", tp
-        else:
+        hit: tuple[Reason, float | None] | None = (
+            ("take_profit", tp) if reached(tp, bar_open, sign)         # opened beyond the target
+            else ("stop_loss", sl) if reached(sl, adverse, -sign)      # first when both are hit
+            else ("take_profit", tp) if reached(tp, favourable, sign)
+            else None)
+        if hit is None:
             return []
-        side: Side = "sell" if sign > 0 else "buy"
-        return [OrderRequest.create(run_id=self.run_id, as_of=time, symbol=symbol, side=side,
-                                    quantity=abs(qty), reason=reason, order_type=order_type,
-                                    limit_price=level)]
+        reason, level = hit
+        return [OrderRequest.create(run_id=self.run_id, as_of=time, symbol=symbol,
+                                    side="sell" if sign > 0 else "buy", quantity=abs(qty),
+                                    reason=reason, limit_price=level,
+                                    order_type="stop" if reason == "stop_loss" else "limit")]

@@ -1,11 +1,15 @@
-"""What the framework costs per model call, measured against the fake server at 0 ms latency.
-Run with -s to see the numbers."""
+"""What the framework costs per model call, measured against the fake server at 0 ms latency:
+the same request sent through litellm.acompletion directly and through flowkit's LiteLLMModel
+(retries, accounting, parsing), interleaved so machine drift hits both alike; the server's own
+handling time is subtracted. Also the cost of a response-cache hit.
+
+    python bench/llm_overhead.py
+"""
 
 from __future__ import annotations
 
+import asyncio
 import statistics
-import subprocess
-import sys
 import time
 
 from flowkit.llm.base import ModelRequest
@@ -21,14 +25,7 @@ SCHEMA = {"type": "object", "properties": {
     "reasoning": {"type": "string"}}, "required": ["action", "confidence", "reasoning"]}
 
 
-def test_importing_flowkit_llm_does_not_import_litellm() -> None:
-    code = ("import sys, flowkit.llm.litellm_model, flowkit.llm.cache, flowkit.llm.limits, "
-            "flowkit.llm.fakeserver; print('litellm' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
-
-
-async def test_overhead_per_call() -> None:
+async def measure() -> None:
     litellm = _litellm()
     request = ModelRequest(agent="trader", role="trader", output_name="trade_proposal",
                            output_schema=SCHEMA,
@@ -63,7 +60,7 @@ async def test_overhead_per_call() -> None:
     print(f"\nper call, median of {CALLS}, server time excluded: "
           f"litellm.acompletion {litellm_ms:.2f} ms; LiteLLMModel.complete {flowkit_ms:.2f} ms "
           f"(flowkit's own share {flowkit_ms - litellm_ms:+.2f} ms); cache hit {hit_ms:.3f} ms")
-    # Retries, accounting, parsing: ~0.1-0.2 ms on an idle machine. The bound scales with
-    # litellm's own time so a loaded machine (everything slower) does not fail it.
-    assert flowkit_ms - litellm_ms < max(1.0, 0.15 * litellm_ms)
-    assert hit_ms < 0.5
+
+
+if __name__ == "__main__":
+    asyncio.run(measure())

@@ -1,4 +1,8 @@
-"""Event log throughput. Run with -s to see the numbers; `-m slow` adds the longer benchmark."""
+"""Event log throughput: append cost, commit rate, one-row flush latency, and sustained
+logging with the writer running.
+
+    python bench/store_throughput.py
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,6 @@ import gc
 import statistics
 import time
 from datetime import datetime
-
-import pytest
 
 from flowkit.store import EventLog
 
@@ -30,7 +32,7 @@ def append_rate(log: EventLog, rows: list[dict], clock=time.perf_counter) -> flo
     return rate
 
 
-def test_append_is_cheap(tmp_path):
+def append_cost(tmp_path):
     """append() only validates and buffers: the target is >= 200k rows/s (< 5 us a row).
     Measured in this thread's CPU time with the cyclic GC paused (its cost depends on the whole
     program's heap, not on append); even so a shared machine swings it by +-30%, so the
@@ -43,11 +45,10 @@ def test_append_is_cheap(tmp_path):
         finally:
             gc.enable()
         wall = max(append_rate(log, rows) for _ in range(3))
-    print(f"\nappend: {best:,.0f} rows/s of CPU ({1e6 / best:.2f} us/row); wall clock {wall:,.0f} rows/s")
-    assert best >= 100_000
+    print(f"append: {best:,.0f} rows/s of CPU ({1e6 / best:.2f} us/row); wall clock {wall:,.0f} rows/s")
 
 
-def test_commit_throughput_and_flush_latency(tmp_path):
+def commit_throughput(tmp_path):
     rows = [step_row(i) for i in range(100_000)]
     with EventLog(tmp_path / "perf.duckdb", flush_interval=3600, max_buffer_rows=10**9) as log:
         for row in rows:
@@ -62,14 +63,12 @@ def test_commit_throughput_and_flush_latency(tmp_path):
             log.flush()
             latencies.append(time.perf_counter() - started)
         assert log.query("SELECT count(*) FROM steps") == [(100_020,)]
-    print(f"\ncommit: {commit_rate:,.0f} rows/s in one flush; one-row flush (attach, insert, "
+    print(f"commit: {commit_rate:,.0f} rows/s in one flush; one-row flush (attach, insert, "
           f"commit, detach): median {statistics.median(latencies) * 1e3:.1f} ms, "
           f"max {max(latencies) * 1e3:.1f} ms")
-    assert commit_rate >= 25_000
 
 
-@pytest.mark.slow
-def test_sustained_logging_benchmark(tmp_path):
+def sustained(tmp_path):
     """Appends at full speed for a few seconds with the writer flushing in the background."""
     rows = [step_row(i) | {"input": "rendered prompt " * 30} for i in range(200_000)]
     with EventLog(tmp_path / "perf.duckdb") as log:
@@ -78,5 +77,14 @@ def test_sustained_logging_benchmark(tmp_path):
         log.flush()
         total = len(rows) / (time.perf_counter() - started)
         assert log.query("SELECT count(*) FROM steps") == [(len(rows),)]
-    print(f"\nsustained, rows with a 480-character prompt: append {rate:,.0f} rows/s while the writer "
+    print(f"sustained, rows with a 480-character prompt: append {rate:,.0f} rows/s while the writer "
           f"runs; appended and committed {total:,.0f} rows/s")
+
+
+if __name__ == "__main__":
+    import tempfile
+    from pathlib import Path
+
+    for bench in (append_cost, commit_throughput, sustained):
+        with tempfile.TemporaryDirectory() as tmp:
+            bench(Path(tmp))
