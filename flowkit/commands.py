@@ -42,8 +42,23 @@ def run(args: argparse.Namespace) -> int:
 
 def replay(args: argparse.Namespace) -> int:
     from flowkit.backtest.loop import replay_run
+    from flowkit.store import open_reader
 
-    return replay_run(args.run_id, args.db, out=None if args.quiet else sys.stdout)
+    code = replay_run(args.run_id, args.db, out=None if args.quiet else sys.stdout)
+    if code:  # say why on stderr, in one line, like every other failing command
+        with open_reader(_db_for_readers(args)) as con:
+            row = con.execute("SELECT run_id, status, error FROM runs WHERE parent_run_id = ? "
+                              "AND mode = 'replay' ORDER BY started_at DESC LIMIT 1",
+                              [args.run_id]).fetchone()
+        if row is None:
+            print(f"error: replay of {args.run_id} failed", file=sys.stderr)
+        elif row[1] != "completed":
+            why = " ".join(str(row[2] or "").split())
+            print(f"error: replay {row[0]} of {args.run_id} {row[1]}: {why}", file=sys.stderr)
+        else:
+            print(f"error: replay {row[0]} of {args.run_id} made different decisions than the "
+                  f"original (see `flowkit show {row[0]}`)", file=sys.stderr)
+    return code
 
 
 def resume(args: argparse.Namespace) -> int:
@@ -113,8 +128,15 @@ def runs(args: argparse.Namespace) -> int:
 
 
 def show(args: argparse.Namespace) -> int:
+    from datetime import date
+
     from flowkit.store import open_reader
 
+    if args.date:
+        try:
+            date.fromisoformat(args.date)
+        except ValueError:
+            raise ConfigError(f"bad --date {args.date!r}: expected YYYY-MM-DD") from None
     with open_reader(_db_for_readers(args)) as con:
         run = con.execute("SELECT workflow_name, mode, status, started_at, finished_at, error "
                           "FROM runs WHERE run_id = ?", [args.run_id]).fetchone()
@@ -151,8 +173,11 @@ def show(args: argparse.Namespace) -> int:
                 print(f"  [{pattern} {step_id}] {status}{': ' + error if error else ''}")
             continue
         label = f"{agent} ({role})" + (f" · round {rnd}" if rnd else "")
+        if status == "skipped":
+            print(f"  ‐ {label}: skipped (its `when:` condition was false)")
+            continue
         if status != "ok":
-            print(f"  ✗ {label}: {error}")
+            print(f"  ✗ {label}: {status}{': ' + error if error else ''}")
             continue
         print(f"  ▸ {label}")
         for line in _speech(json.loads(output) if isinstance(output, str) else output):

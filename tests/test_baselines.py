@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,8 +11,8 @@ import pytest
 
 from flowkit.backtest.baselines import excess_return, run_baselines
 from flowkit.backtest.metrics import compute_metrics
+from sample_data import OHLCV
 
-OHLCV = Path("/work/shared/data/ohlcv")
 COSTS = {"fee_bps": 1.0, "slippage_bps": 5.0}
 
 

@@ -20,13 +20,16 @@ from flowkit.errors import BrokerError
 from flowkit.portfolio import Portfolio
 from flowkit.risk import RiskEngine
 from flowkit.spec.models import RiskSpec
+from sample_data import OHLCV
 
 FIXTURES = Path(__file__).parent / "data" / "ccxt_broker"
-BTC = Path(__file__).resolve().parents[2] / "shared" / "data" / "ohlcv" / "BTC-USDT.csv"
+BTC = OHLCV / "BTC-USDT.csv"
 KEY, SECRET = "test-key-5e1f0c", "test-secret-9a7b2d"
 # What an order request says, on binance (form fields) and bybit (JSON).
 SENT = {"id": re.compile(r"(?:newClientOrderId|orderLinkId)\W+([A-Za-z0-9_-]+)"),
-        "side": re.compile(r"side\W+(\w+)"), "quantity": re.compile(r"(?:quantity|qty)\W+([0-9.]+)")}
+        "side": re.compile(r"side\W+(\w+)"),
+        "quantity": re.compile(r"(?:quantity|qty)\W+([0-9.]+)")}
+TOKENS = {"id": "$CLIENT_ORDER_ID", "side": "$SIDE", "quantity": "$QUANTITY"}  # in the fixtures
 
 
 @dataclass
@@ -63,8 +66,8 @@ class FakeExchange:
         last = self.landed[-1] if self.landed else {"id": "someone-elses-order", "side": "Buy",
                                                     "quantity": "0.023"}
         text = json.dumps(self.responses[request.route])
-        for token, key in (("$CLIENT_ORDER_ID", "id"), ("$SIDE", "side"), ("$QUANTITY", "quantity")):
-            text = text.replace(token, last[key])
+        for key in last:
+            text = text.replace(TOKENS[key], last[key])
         return json.loads(text)
 
     def routes(self) -> list[str]:

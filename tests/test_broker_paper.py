@@ -1,6 +1,5 @@
 import datetime as dt
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -10,8 +9,9 @@ from flowkit.errors import BrokerError, DataError
 from flowkit.portfolio import Portfolio
 from flowkit.risk import RiskEngine
 from flowkit.spec.models import PortfolioSpec, RiskSpec
+from sample_data import SAMPLE
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = SAMPLE
 SYMBOLS = {"AAPL", "NVDA"}
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flowkit.backtest.metrics import compute_metrics, flag_suspect, round_trips
+from sample_data import OHLCV
 
 empyrical = pytest.importorskip("empyrical")
 
-OHLCV = Path("/work/shared/data/ohlcv")
 
 
 def closes(symbol: str, year: int) -> np.ndarray:

@@ -18,9 +18,9 @@ import pytest
 from flowkit.backtest.baselines import run_baselines
 from flowkit.backtest.metrics import compute_metrics, flag_suspect, round_trips
 from flowkit.backtest.report import write_comparison, write_report
+from sample_data import OHLCV
 
 SCHEMA = Path(__file__).resolve().parents[1] / "flowkit" / "store" / "schema.sql"
-OHLCV = Path("/work/shared/data/ohlcv")
 CHROMIUM = Path("/usr/bin/chromium")
 RUN, RUN2 = "20240329-120000-ab12", "20240329-130000-cd34"
 FEE, SLIP = 1e-4, 5e-4

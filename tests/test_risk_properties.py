@@ -10,7 +10,6 @@ import datetime as dt
 import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -23,8 +22,9 @@ from flowkit.errors import BrokerError
 from flowkit.portfolio import Portfolio
 from flowkit.risk import RiskEngine
 from flowkit.spec.models import CvarSpec, PortfolioSpec, RiskSpec
+from sample_data import SAMPLE
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = SAMPLE
 SECTORS = {"AAPL": "tech", "MSFT": "tech", "NVDA": "tech", "AMZN": "consumer"}
 SYMBOLS = sorted(SECTORS)
 BARS = pd.concat({s: pd.read_csv(DATA / "ohlcv" / f"{s}.csv", index_col="date")
@@ -58,7 +58,8 @@ risk_specs = st.builds(
     take_profit_pct=st.none() | st.floats(1, 200), max_drawdown_pct=st.none() | st.floats(2, 60),
     cvar=st.none() | st.builds(CvarSpec, window=st.integers(5, 8), confidence=st.floats(0.6, 0.99),
                                trigger_drop_pct=st.floats(1, 100), scale=st.floats(0, 1)))
-portfolio_specs = st.builds(PortfolioSpec, fee_bps=st.floats(0, 100), slippage_bps=st.floats(0, 300),
+portfolio_specs = st.builds(PortfolioSpec, fee_bps=st.floats(0, 100),
+                            slippage_bps=st.floats(0, 300),
                             fill=st.sampled_from(["next_open", "close"]), fractional=st.booleans(),
                             initial_cash=st.floats(500, 5_000_000))
 

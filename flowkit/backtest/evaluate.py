@@ -52,6 +52,9 @@ def evaluate(session: Any, loop: Any, outcome: Any) -> None:
     outcome.metrics = firm
     outcome.baselines = {name: r.metrics for name, r in baselines.items()}
     log, run_id = session.log, session.run_id
+    (stored,), = log.query("SELECT count(*) FROM metrics WHERE run_id = ?", [run_id])
+    if stored:  # a resumed run killed after it wrote them: they are the same numbers
+        return
     log.append("metrics", {"run_id": run_id, "strategy": "firm", "symbol": None,
                            "metrics": {**firm, "equity": [[t, v] for t, v in outcome.equity]}})
     for name, result in baselines.items():

@@ -15,6 +15,7 @@ many. At each decision time t, in this order:
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import math
 import sys
@@ -90,7 +91,8 @@ class Trading:
         if p.broker == "ccxt":
             from flowkit.broker import CcxtBroker
 
-            self.broker: Any = CcxtBroker(p.exchange or "", sandbox=not live, live=live)
+            self.broker: Any = CcxtBroker(p.exchange or "", sandbox=not live, live=live,
+                                          portfolio=self.portfolio, risk_engine=self.engine)
         else:
             self.broker = PaperBroker(p, self.portfolio, self.engine)
         self.logged: set[str] = set()
@@ -151,17 +153,28 @@ class Loop:
                                         "created_at": datetime.now(timezone.utc).replace(tzinfo=None)})
 
     def preload(self) -> None:
-        """On resume: the equity curve and fills already committed, for the final metrics."""
+        """On resume: the equity curve and fills already done, for the final metrics, and what
+        the log already holds, so nothing is written twice.
+
+        - Fills come from the checkpointed broker, in execution order (the `fills` table has
+          no order within one bar time, and round trips depend on it).
+        - An order is logged once it settles, under its decision time, which may be at or
+          before the checkpoint even when it settled after it: such rows survive the discard.
+          The redone dates settle them identically, so they count as logged already.
+        - Step numbers continue after the last one kept."""
         run_id = self.session.run_id
         for t, equity, gross in self.log.query(
                 "SELECT time, equity, gross_exposure FROM portfolio WHERE run_id = ? ORDER BY time",
                 [run_id]):
             self.outcome.equity.append((_iso(np.datetime64(t, "s")), equity))
             self.snapshots.append({"gross_exposure": gross})
-        cols = ["fill_id", "order_id", "symbol", "time", "side", "quantity", "price", "fee", "slippage"]
-        for row in self.log.query(f"SELECT {', '.join(cols)} FROM fills WHERE run_id = ? ORDER BY time",
-                                  [run_id]):
-            self.outcome.fills.append(dict(zip(cols, row)))
+        for fill in self.trading.broker.fills:
+            self.outcome.fills.append({"run_id": run_id, **fill.model_dump()})
+        self.trading.logged |= {order_id for (order_id,) in self.log.query(
+            "SELECT order_id FROM orders WHERE run_id = ?", [run_id])}
+        (last_seq,), = self.log.query("SELECT coalesce(max(seq), -1) FROM steps WHERE run_id = ?",
+                                      [run_id])
+        self.session.ctx.seq = itertools.count(int(last_seq) + 1)
 
     # ---------------------------------------------------------------- the loop
 

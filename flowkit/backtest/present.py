@@ -85,7 +85,9 @@ def seeds(outcomes: list[Any], out: TextIO) -> None:
     if len(done) < 2:
         return
     rows = []
-    for key, label, kind in _ROWS[:7]:
+    headline = [*_ROWS[:7], ("excess_return_vs_buy_and_hold", "excess return vs buy-and-hold", "pct"),
+                ("final_equity", "final equity", "money")]
+    for key, label, kind in headline:
         values = [o.metrics[key] for o in done if not math.isnan(o.metrics.get(key, math.nan))]
         if len(values) < 2:
             continue

@@ -182,7 +182,8 @@ class CcxtBroker(Broker):
             self._book(Fill(
                 fill_id=f"{order.order_id}-{info.get('id')}", order_id=order.order_id,
                 symbol=order.symbol, side=order.side, quantity=filled, price=price,
-                fee=self._fee_in_quote(order, info, price), slippage=0.0,  # no reference here
+                fee=self._fee_in_quote(order, info, price),
+                slippage=0.0,  # unknown: the decision price is not known here
                 time=(dt.datetime.fromtimestamp(stamp / 1000, dt.timezone.utc).replace(tzinfo=None)
                       if stamp else _utc_now())))
         return self._submission(order.order_id)

@@ -3,6 +3,7 @@ typed output (re-asking with the validation error), log the step and every model
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import time
@@ -76,10 +77,13 @@ def now() -> datetime:
 
 
 def variables(agent: CompiledAgent, state: DecisionState, scope: Scope) -> dict[str, Any]:
-    """The template contract: exactly these names (see docs/architecture.md)."""
+    """The template contract: exactly these names (see docs/architecture.md).
+
+    `outputs` is a snapshot taken when the step starts: the model's context (which the offline
+    model reads) is exactly what its prompt saw, even while concurrent siblings finish."""
     return {
         "agent": agent.info, "params": agent.params, "symbol": state.symbol, "as_of": state.as_of,
-        "market": state.market, "outputs": state.outputs, "transcript": list(scope.transcript),
+        "market": state.market, "outputs": dict(state.outputs), "transcript": list(scope.transcript),
         "round": scope.round, "task": scope.task, "reports": list(scope.reports),
         "workers": list(scope.workers), "final": scope.final,
         "beliefs": state.beliefs.get(agent.id, []), "lessons": state.lessons.get(agent.id, []),
@@ -91,24 +95,29 @@ async def run_agent(ctx: RunContext, agent: CompiledAgent, state: DecisionState,
                     scope: Scope) -> dict[str, Any]:
     step_id = scope.child(agent.id).path
     started, t0 = now(), time.perf_counter()
+
+    def row(status: str, **fields: Any) -> None:
+        ctx.step_row(state, step_id, agent=agent.id, role=agent.role, pattern="agent",
+                     round=scope.round, started_at=started, finished_at=now(),
+                     duration_ms=(time.perf_counter() - t0) * 1000, status=status,
+                     input=_step_input(scope), **fields)
+
     ctx_vars = variables(agent, state, scope)
     try:
         user = templates.render(agent.template, ctx_vars, agent.id)
         messages: list[dict[str, Any]] = [{"role": "system", "content": agent.system},
                                           {"role": "user", "content": user}]
         output = await _converse(ctx, agent, state, step_id, messages, ctx_vars)
-    except (BudgetExceeded, CacheMiss):
+    except (BudgetExceeded, CacheMiss) as exc:  # the run stops; the step still shows why
+        row("failed", error=str(exc))
         raise
     except FlowkitError as exc:
-        ctx.step_row(state, step_id, agent=agent.id, role=agent.role, pattern="agent",
-                     round=scope.round, started_at=started, finished_at=now(),
-                     duration_ms=(time.perf_counter() - t0) * 1000, status="failed",
-                     input=_step_input(scope), error=str(exc))
+        row("failed", error=str(exc))
         raise StepError(f"agent '{agent.id}' failed: {exc}") from None
-    ctx.step_row(state, step_id, agent=agent.id, role=agent.role, pattern="agent",
-                 round=scope.round, started_at=started, finished_at=now(),
-                 duration_ms=(time.perf_counter() - t0) * 1000, status="ok",
-                 input=_step_input(scope), output=output)
+    except asyncio.CancelledError:  # a join met without it, a sibling failed fast, or Ctrl-C
+        row("cancelled", error="cancelled before it finished")
+        raise
+    row("ok", output=output)
     return output
 
 
@@ -127,46 +136,51 @@ async def _converse(ctx: RunContext, agent: CompiledAgent, state: DecisionState,
             tools=agent.tool_specs if tool_rounds < agent.max_tool_rounds else None,
             context=ctx_vars, temperature=agent.temperature, max_tokens=agent.max_tokens,
             timeout=agent.timeout, seed=ctx.seed)
-        response = await _call(ctx, agent, state, step_id, request, attempt)
+        started = now()
+        if ctx.budget is not None:
+            ctx.budget.check()  # spent already (e.g. by a concurrent step): no new call
+        try:  # concurrency and rate limits apply inside the model, per real HTTP attempt
+            response = await agent.model.complete(request)
+        except ModelError as exc:
+            _log_attempts(ctx, agent, state, step_id, request, getattr(exc, "attempts", []),
+                          attempt, started, None)
+            raise
+        ctx.calls += 1
+        if not response.cached and response.model != "offline":
+            ctx.provider_calls += 1
+        tools_called = bool(response.tool_calls and request.tools)
+        output, invalid, problems = None, None, ""
+        if not tools_called:
+            try:
+                output = agent.validate(response.content)
+            except OutputInvalid as exc:
+                invalid = exc
+                problems = "; ".join(getattr(exc, "problems", None) or [str(exc)])
+        # The answer's own row says why a re-ask follows it (one line).
+        _log_attempts(ctx, agent, state, step_id, request, response.attempts, attempt, started,
+                      response, invalid=f"output invalid: {problems}" if invalid else None)
         attempt += len(response.attempts) or 1
-        if response.tool_calls and request.tools:
+        if ctx.budget is not None:
+            ctx.budget.charge(response)
+        if tools_called:
             tool_rounds += 1
             messages = messages + _tool_messages(agent, state, response)
             continue
-        try:
-            return agent.validate(response.content)
-        except OutputInvalid as exc:  # re-ask with the problems listed
-            reasks += 1
-            if reasks >= ctx.output_attempts:
-                raise ModelError(f"output did not match '{agent.output_name}' after "
-                                 f"{reasks} attempts: {exc}") from None
-            messages = messages + [
-                {"role": "assistant", "content": response.content},
-                {"role": "user", "content": f"Your answer did not validate: {exc}\nReply again "
-                 f"with only one JSON object that matches the schema."}]
-
-
-async def _call(ctx: RunContext, agent: CompiledAgent, state: DecisionState, step_id: str,
-                request: ModelRequest, attempt: int) -> ModelResponse:
-    started = now()
-    try:  # concurrency and rate limits apply inside the model, per real HTTP attempt
-        response = await agent.model.complete(request)
-    except ModelError as exc:
-        _log_attempts(ctx, agent, state, step_id, request, getattr(exc, "attempts", []), attempt,
-                      started, None)
-        raise
-    ctx.calls += 1
-    if not response.cached and response.model != "offline":
-        ctx.provider_calls += 1
-    _log_attempts(ctx, agent, state, step_id, request, response.attempts, attempt, started, response)
-    if ctx.budget is not None:
-        ctx.budget.charge(response)
-    return response
+        if invalid is None:
+            return output  # type: ignore[return-value]
+        reasks += 1  # re-ask with the problems listed
+        if reasks >= ctx.output_attempts:
+            raise ModelError(f"output did not match '{agent.output_name}' after "
+                             f"{reasks} attempts: {problems}") from None
+        messages = messages + [
+            {"role": "assistant", "content": response.content},
+            {"role": "user", "content": f"Your answer did not validate: {invalid}\nReply again "
+             f"with only one JSON object that matches the schema."}]
 
 
 def _log_attempts(ctx: RunContext, agent: CompiledAgent, state: DecisionState, step_id: str,
                   request: ModelRequest, attempts: list[Any], first: int, started: datetime,
-                  response: ModelResponse | None) -> None:
+                  response: ModelResponse | None, invalid: str | None = None) -> None:
     if ctx.log is None:
         return
     payload = {"messages": request.messages} if ctx.log_prompts else {"messages": "(not logged)"}
@@ -184,7 +198,7 @@ def _log_attempts(ctx: RunContext, agent: CompiledAgent, state: DecisionState, s
             "prompt_tokens": a.prompt_tokens, "completion_tokens": a.completion_tokens,
             "cost_usd": a.cost_usd, "latency_ms": a.latency_ms, "cached": a.cached,
             "cache_key": response.cache_key if final and response else None,
-            "error": getattr(a, "error", None), "started_at": started})
+            "error": invalid if final else getattr(a, "error", None), "started_at": started})
 
 
 def _response_text(response: ModelResponse | None) -> str | None:

@@ -22,7 +22,8 @@ class DecisionState:
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
     transcripts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # pattern path -> turns
-    skipped: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)        # step paths whose `when:` was false
+    cancelled: list[str] = field(default_factory=list)      # agents stopped by a parallel join
 
 
 @dataclass(frozen=True)

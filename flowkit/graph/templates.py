@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from jinja2 import StrictUndefined, TemplateError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from flowkit._paths import asset_dir
 from flowkit.errors import FlowkitError
@@ -30,11 +30,31 @@ def _tojson(value: Any, indent: int | None = None) -> str:
     return json.dumps(value, indent=indent, default=str, ensure_ascii=False)
 
 
+MAX_POWER = 1024          # largest exponent `**` may use in a template or condition
+MAX_REPEAT = 100_000      # longest string or list `*` may build
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """The immutable sandbox, plus bounds on `**` and `*` so a template cannot stall or exhaust
+    memory (`2**99999999`, `'x' * 10**12`)."""
+
+    intercepted_binops = frozenset({"**", "*"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, (int, float)) and abs(right) > MAX_POWER:
+            raise SecurityError(f"exponent {right} is larger than {MAX_POWER}")
+        if operator == "*":
+            for seq, n in ((left, right), (right, left)):
+                if isinstance(seq, (str, list, tuple)) and isinstance(n, int) \
+                        and len(seq) * n > MAX_REPEAT:
+                    raise SecurityError(f"`*` would build a sequence longer than {MAX_REPEAT}")
+        return super().call_binop(context, operator, left, right)
+
+
 @lru_cache(maxsize=1)
 def environment() -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False,
-                                        trim_blocks=True, lstrip_blocks=True,
-                                        keep_trailing_newline=False)
+    env = _Sandbox(undefined=StrictUndefined, autoescape=False, trim_blocks=True,
+                   lstrip_blocks=True, keep_trailing_newline=False)
     env.filters["num"] = _num
     env.filters["tojson"] = _tojson
     return env
@@ -67,6 +87,9 @@ def render(compiled: Any, variables: dict[str, Any], name: str) -> str:
         return compiled.render(variables)
     except TemplateError as exc:
         raise FlowkitError(f"prompt of agent '{name}' failed to render: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - 1/0, 'a' > 1 ... in a user's template
+        raise FlowkitError(f"prompt of agent '{name}' failed to render: "
+                           f"{type(exc).__name__}: {exc}") from None
 
 
 @lru_cache(maxsize=256)
@@ -80,3 +103,6 @@ def holds(source: str, variables: dict[str, Any]) -> bool:
         return bool(condition(source)(**variables))
     except TemplateError as exc:
         raise FlowkitError(f"condition `{source}` could not be evaluated: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - 1/0, 'a' > 1 ... the user's expression is wrong
+        raise FlowkitError(f"condition `{source}` could not be evaluated: "
+                           f"{type(exc).__name__}: {exc}") from None

@@ -9,7 +9,7 @@ from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
-from flowkit.errors import ConfigError
+from flowkit.errors import ConfigError, FlowkitError
 from flowkit.memory.beliefs import distil, reinforce
 from flowkit.runtime.session import RunOptions, Session
 
@@ -37,11 +37,16 @@ def train(loaded: Any, options: RunOptions, *, episodes: int | None, symbols: li
         training_id = training_id or session.run_id
         try:
             outcome = asyncio.run(run_session(session, inv, None))
+            if outcome.status != "completed":  # no metrics, no trajectory worth learning from
+                raise FlowkitError(f"training episode {episode} (run {outcome.run_id}) "
+                                   f"{outcome.status}: {outcome.error}")
             memory = session.last_memory
             if memory is None:
                 raise ConfigError("training needs a learning: block (beliefs or reflection)")
             ret = outcome.metrics.get("cumulative_return", 0.0)
-            improved = None if previous is None else ret > previous
+            # An episode that did exactly as well as the last one neither vindicates nor weakens
+            # the beliefs it used (with a deterministic model that is the converged case).
+            improved = None if previous is None or ret == previous else ret > previous
             analysts = {a: ag.role for a, ag in session.firm.agents.items() if ag.kind == "analyst"}
             fresh = distil(memory.trajectory, analysts, session.firm.decision_agent,
                            memory.horizon, episode)
@@ -51,8 +56,8 @@ def train(loaded: Any, options: RunOptions, *, episodes: int | None, symbols: li
         finally:
             session.close()
         if out:
-            trend = "" if improved is None else (" (better than the last)" if improved
-                                                 else " (worse than the last)")
+            trend = ("" if previous is None else " (same as the last)" if improved is None
+                     else " (better than the last)" if improved else " (worse than the last)")
             out.write(f"episode {episode}/{n}: run {outcome.run_id} · return "
                       f"{100 * ret:+.2f}%{trend} · {len(beliefs)} beliefs\n")
         previous = ret

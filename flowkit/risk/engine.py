@@ -31,7 +31,6 @@ from flowkit.risk.limits import RULES, Book, binding, caps, reducible
 from flowkit.risk.proposal import Proposal, parse_proposal
 from flowkit.spec.models import RiskSpec
 
-
 Verdict = Literal["approve", "resize", "reject"]
 
 
@@ -171,7 +170,8 @@ class RiskEngine:
         side = 1 if parsed.action == "BUY" else -1
         drawdown = self._check_drawdown(portfolio, prices)
         equity = portfolio.equity(prices)
-        quantity = portfolio.round_qty(parsed.size_pct / 100 * equity / price) if equity > 0 else 0.0
+        wanted = parsed.size_pct / 100 * equity / price if equity > 0 else 0.0
+        quantity = portfolio.round_qty(wanted)
         if quantity <= 0:
             return verdict("reject", "zero_quantity", price=price, equity=equity,
                            size_pct=parsed.size_pct)

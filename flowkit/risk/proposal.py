@@ -4,18 +4,12 @@ confidence) that are junk are dropped, so the defaults apply instead."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-
-def _number(value: Any) -> float | None:
-    """A finite real number, or None (booleans are not numbers here)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return float(value)
+from flowkit.portfolio import finite_number, usable_price
 
 
 class Proposal(BaseModel):
@@ -46,13 +40,12 @@ class Proposal(BaseModel):
     @field_validator("stop_loss", "take_profit", mode="before")
     @classmethod
     def _price_or_none(cls, value: Any) -> float | None:
-        price = _number(value)
-        return price if price is not None and price > 0 else None
+        return usable_price(value)
 
     @field_validator("confidence", mode="before")
     @classmethod
     def _unit_or_none(cls, value: Any) -> float | None:
-        share = _number(value)
+        share = finite_number(value)
         return share if share is not None and 0 <= share <= 1 else None
 
     @model_validator(mode="before")

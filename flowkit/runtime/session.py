@@ -90,8 +90,11 @@ def apply_overrides(spec: m.Workflow, options: RunOptions) -> m.Workflow:
 
 
 class Session:
+    """`models` maps profile names to ChatModels that serve them instead of what the profile
+    names (a custom Python model, or a test double); the other profiles are built as usual."""
+
     def __init__(self, loaded: LoadedWorkflow, options: RunOptions | None = None,
-                 log: Any = None):
+                 log: Any = None, models: dict[str, ChatModel] | None = None):
         self.options = options or RunOptions()
         self.loaded = loaded
         self.spec = apply_overrides(loaded.spec, self.options)
@@ -106,20 +109,27 @@ class Session:
 
         rt = self.spec.runtime
         self.limiter = Limiter(rt.concurrency)
-        self.models = self._models()
+        unknown = sorted(set(models or {}) - set(self.spec.models))
+        if unknown:
+            raise ConfigError(f"no model profile {', '.join(unknown)}; profiles: "
+                              f"{', '.join(self.spec.models)}")
+        self.models = self._models(models or {})
         self.firm: Firm = compile_firm(self.spec, loaded.base_dir, self.models)
         self.ctx = RunContext(run_id=self.run_id, agents=self.firm.agents, log=self.log,
                               budget=Budget(rt.max_cost_usd, rt.max_tokens),
                               output_attempts=rt.output_attempts,
                               log_prompts=self.spec.log.prompts, seed=rt.seed)
 
-    def _models(self) -> dict[str, ChatModel]:
+    def _models(self, given: dict[str, ChatModel]) -> dict[str, ChatModel]:
         from flowkit.llm.cache import CachedModel
         from flowkit.llm.offline import OfflineModel
 
         offline = OfflineModel()
         built: dict[str, ChatModel] = {}
         for name, profile in self.spec.models.items():
+            if name in given:
+                built[name] = given[name]
+                continue
             if profile.model == "offline":
                 built[name] = offline  # deterministic and local: nothing to cache or rate-limit
                 continue
