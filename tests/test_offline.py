@@ -474,3 +474,18 @@ def test_risk_voices_name_the_data_behind_their_concerns():
     aggressive = MODEL.answer(request(context(snap, "a", "risk_debater", stance="aggressive",
                                               outputs=out, portfolio=held)))
     assert aggressive["concerns"] == []  # only blocking problems reach the aggressive voice
+
+
+def test_portfolio_manager_shrinks_a_buy_that_moves_with_a_held_position():
+    snap = SNAPSHOTS["NVDA"]()
+    out, _, _ = run_firm(snap)
+    alone = portfolio(0.0, price=926.69)
+    crowded = {**alone, "correlations": {"AMD": 0.9, "SPY": 0.3}}
+    loose = {**alone, "correlations": {"SPY": 0.4}}
+    pm = {name: MODEL.answer(request(context(snap, "pm", "portfolio_manager", outputs=out,
+                                             portfolio=p)))
+          for name, p in (("alone", alone), ("crowded", crowded), ("loose", loose))}
+    assert pm["alone"]["action"] == pm["crowded"]["action"] == "BUY"
+    assert pm["crowded"]["size_pct"] == pytest.approx(pm["alone"]["size_pct"] * 0.6, rel=1e-3)
+    assert "correlation 0.90 with AMD held" in pm["crowded"]["reasoning"]
+    assert pm["loose"]["size_pct"] == pm["alone"]["size_pct"]  # below 0.5: no change

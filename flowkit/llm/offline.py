@@ -438,6 +438,20 @@ class _View:
         atr_pct = self.atr_pct
         return _clip(2.0 / atr_pct, 0.5, 1.5) if atr_pct else 1.0
 
+    def correlation_scale(self, action: str) -> tuple[float, str | None]:
+        """A BUY that moves with positions already held shrinks: x1 up to a 0.5 return
+        correlation, falling linearly to x0.5 at 1.0 (diversification; the hard limits stay
+        with the rule engine)."""
+        corrs = [(c, other) for other, c in (self.portfolio.get("correlations") or {}).items()
+                 if isinstance(c, (int, float))]
+        if action != "BUY" or not corrs:
+            return 1.0, None
+        top, other = max(corrs)
+        if top <= 0.5:
+            return 1.0, None
+        scale = 1.0 - (top - 0.5)
+        return scale, f"correlation {top:.2f} with {other} held: size x{scale:.2f}"
+
     @property
     def cvar_scale(self) -> float:
         scale = _f(self.risk.get("cvar") or {}, "scale")
@@ -831,6 +845,10 @@ def _final_decision(v: _View) -> dict[str, Any]:
     if v.averse:
         desired *= v.cvar_scale
         drivers.append(f"risk-averse (CVaR trigger): size x{v.cvar_scale:g}")
+    corr, why = v.correlation_scale(wanted)
+    if why:
+        desired *= corr
+        drivers.append(why)
     levels = (proposal.get("entry"), proposal.get("stop_loss"), proposal.get("take_profit"))
     return _emit(v, "Portfolio manager", score, wanted, desired * v.size_mult, confidence, drivers,
                  levels if wanted == p_action and levels[1] is not None else None)
@@ -943,6 +961,10 @@ def _risk_assessment(v: _View) -> dict[str, Any]:
     if v.averse:
         cap *= v.cvar_scale
         drivers.append(f"risk-averse: cap x{v.cvar_scale:g}")
+    corr, why = v.correlation_scale(action)
+    if why:
+        cap *= corr
+        drivers.append(why)
     cap = _r(_clip(cap, 0.0, v.max_pos), 2)
     size = _f(proposal, "size_pct") or 0.0
     if blocking:
