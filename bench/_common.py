@@ -18,7 +18,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / "workflows" / "tradingagents.yaml"
@@ -242,7 +242,7 @@ class FakeServerProcess:
         self.proc: subprocess.Popen[str] | None = None
         self.port = 0
 
-    def __enter__(self) -> FakeServerProcess:
+    def __enter__(self) -> Self:
         self.proc = subprocess.Popen([sys.executable, "-c", _SERVER_CHILD, str(self.latency_ms)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None

@@ -16,12 +16,15 @@
     `flowkit per call` (the headline) is the median over decisions of (decision - http) / calls;
     the per-row mean is over all calls, median and p90 over calls (or over decisions for the
     two totals). Wall time is what a user waits; main-thread CPU time is what flowkit's code
-    costs, and does not move when a shared machine takes the core away (compare the two to see
-    the load). The wrappers cost ~1-2 us each.
+    costs, and is much less sensitive to other load on a shared machine (time the core is
+    taken away does not count; cache contention still does). Expect flowkit's code to cost
+    more here than in (b): it runs between litellm calls, with cold caches and litellm's
+    pool thread beside it. The wrappers cost ~1-2 us each.
     litellm's own cost per call = http - a raw HTTP round trip (the same request body POSTed on
     one keep-alive connection by a minimal asyncio client); `server` is the fake server's own
-    handling time. litellm also runs part of every call on its thread pool: `other threads`
-    is process CPU not spent on the main thread (that, plus the DuckDB writer).
+    handling time. For scale, the same request body also goes through the OpenAI SDK alone
+    and through httpx alone. litellm also runs part of every call on its thread pool: `other
+    threads` is process CPU not spent on the main thread (that, plus the DuckDB writer).
     The last line runs the real (parallel) tree and reports the framework time *exposed* on the
     wall clock: decision wall - union of the acompletion intervals in flight.
 
@@ -39,27 +42,31 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import socket
-import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (
+    PEER_OVERHEAD_MS,
+    TARGET_OVERHEAD_MS,
+    WORKFLOW,
+    FakeServerProcess,
+    machine_line,
+    med,
+    pct,
+)
 
-from _common import (PEER_OVERHEAD_MS, TARGET_OVERHEAD_MS, WORKFLOW, FakeServerProcess,  # noqa: E402
-                     machine_line, med, pct)
-
-from flowkit.backtest.loop import Invocation, run_session  # noqa: E402
-from flowkit.graph import nodes, templates  # noqa: E402
-from flowkit.graph.nodes import ParallelNode, SequentialNode  # noqa: E402
-from flowkit.runtime.session import RunOptions, Session  # noqa: E402
-from flowkit.spec.loader import load_workflow  # noqa: E402
-
+from flowkit.backtest.loop import Invocation, run_session
+from flowkit.graph import nodes, templates
+from flowkit.graph.nodes import ParallelNode, SequentialNode
+from flowkit.runtime.session import RunOptions, Session
+from flowkit.spec.loader import load_workflow
 
 # ---------------------------------------------------------------- instrumentation
 
@@ -197,6 +204,37 @@ async def raw_round_trips(port: int, body: bytes, n: int) -> list[float]:
     return out
 
 
+async def client_stacks(base_url: str, body: dict[str, Any], n: int) -> dict[str, tuple[list, list]]:
+    """The same request through lighter clients: the OpenAI SDK alone, and httpx alone."""
+    import httpx
+    import openai
+
+    sdk = openai.AsyncOpenAI(base_url=base_url, api_key="sk-local", max_retries=0)
+    hx = httpx.AsyncClient()
+    calls = {
+        "OpenAI SDK": lambda: sdk.chat.completions.create(**body),
+        "httpx alone": lambda: _httpx_post(hx, base_url, body),
+    }
+    out = {}
+    for label, call in calls.items():
+        wall, cpu = [], []
+        for i in range(n + 10):
+            t0, c0 = time.perf_counter(), time.thread_time()
+            await call()
+            if i >= 10:
+                wall.append((time.perf_counter() - t0) * 1000)
+                cpu.append((time.thread_time() - c0) * 1000)
+        out[label] = (wall, cpu)
+    await sdk.close()
+    await hx.aclose()
+    return out
+
+
+async def _httpx_post(client: Any, base_url: str, body: dict[str, Any]) -> Any:
+    response = await client.post(f"{base_url}/chat/completions", json=body)
+    return response.json()
+
+
 # ---------------------------------------------------------------- (a)
 
 
@@ -229,9 +267,10 @@ def part_a(loaded, args) -> dict[str, Any]:
         srv.reset()
         session, _ = run(loaded, opts, inv, sequential=False)
         par = {"spans": {k: SPANS[k] for k in list(SPANS.by)}, "calls": session.ctx.calls}
-        body = json.dumps(dict(captured["body"], model="fake")).encode()
-        raw = asyncio.run(raw_round_trips(srv.port, body, 220))[20:]
-    return {"reps": reps, "par": par, "raw": raw}
+        body = dict(captured["body"], model="fake")
+        raw = asyncio.run(raw_round_trips(srv.port, json.dumps(body).encode(), 220))[20:]
+        stacks = asyncio.run(client_stacks(srv.base_url, body, 100))
+    return {"reps": reps, "par": par, "raw": raw, "stacks": stacks}
 
 
 def _row(name: str, wall: list[float], cpu: list[float] | None = None, *, mean_w: float | None = None,
@@ -249,7 +288,7 @@ def _row(name: str, wall: list[float], cpu: list[float] | None = None, *, mean_w
 def report_a(res: dict[str, Any]) -> None:
     ms = 1000.0
     calls = sum(r["calls"] for r in res["reps"])
-    get = lambda k: [s for r in res["reps"] for s in r["spans"].get(k, [])]  # noqa: E731
+    get = lambda k: [s for r in res["reps"] for s in r["spans"].get(k, [])]
     decide, step, http, complete = get("decide"), get("step"), get("http"), get("complete")
     assert len(http) == len(step) == len(complete) == calls, (len(http), len(step), calls)
     per_call_decision_w, per_call_decision_c = [], []
@@ -266,7 +305,7 @@ def report_a(res: dict[str, Any]) -> None:
     step_c = [(s.cpu - h.cpu) * ms for s, _, h in pairs]
     wrap_w = [(c.wall - h.wall) * ms for _, c, h in pairs]
     wrap_c = [(c.cpu - h.cpu) * ms for _, c, h in pairs]
-    tot = lambda spans, attr: sum(getattr(s, attr) for s in spans) * ms / calls  # noqa: E731
+    tot = lambda spans, attr: sum(getattr(s, attr) for s in spans) * ms / calls
     part = {k: (tot(get(k), "wall"), tot(get(k), "cpu")) for k in ("render", "validate", "append")}
     raw = res["raw"]
     handled = [h for r in res["reps"] for h in r["handled"]]
@@ -295,9 +334,11 @@ def report_a(res: dict[str, Any]) -> None:
     _row("  between steps (nodes, state)", [], None, mean_w=flowkit_w - in_step_w,
          mean_c=flowkit_c - in_step_c)
     _row("http: litellm.acompletion", http_w, http_c, note="   (CPU: main thread only)")
-    _row("  raw HTTP round trip (floor)", raw)
+    _row("  raw HTTP round trip (floor)", raw, None, note="   (minimal asyncio client)")
     _row("  fake server handling", handled)
     _row("  litellm + OpenAI SDK (http - raw)", [x - med(raw) for x in http_w])
+    for label, (w, c) in res["stacks"].items():
+        _row(f"  same request via {label}", w, c)
     _row("process CPU, all threads", [], None, mean_c=proc_cpu,
          note=f"   (other threads: {proc_cpu - flowkit_c - tot(http, 'cpu'):.3f}: litellm's "
               f"pool, DuckDB writer)")
@@ -331,7 +372,7 @@ def part_b(loaded, args) -> dict[str, Any]:
         session, cpu = run(loaded, opts, inv, sequential=False)
     spans = {k: SPANS[k] for k in list(SPANS.by)}
     steps = spans["step"]
-    overlaps = sum(1 for a, b in zip(steps, steps[1:]) if b.start < a.end)
+    overlaps = sum(1 for a, b in itertools.pairwise(steps) if b.start < a.end)
     return {"spans": spans, "calls": session.ctx.calls, "overlaps": overlaps, "cpu": cpu,
             "symbols": len(symbols)}
 
@@ -342,7 +383,7 @@ def report_b(res: dict[str, Any]) -> None:
     steps, models = spans["step"], spans["model"]
     assert len(steps) == len(models) == calls
     pairs = list(zip(steps, models))
-    tot = lambda k, attr: sum(getattr(s, attr) for s in spans.get(k, [])) * ms / calls  # noqa: E731
+    tot = lambda k, attr: sum(getattr(s, attr) for s in spans.get(k, [])) * ms / calls
     print(f"(b) offline model, no HTTP: {len(spans['decide'])} decisions ({res['symbols']} symbols "
           f"at a time), {calls} agent steps, DuckDB log on; overlapping steps: {res['overlaps']}")
     print(f"    {'per agent step, ms':34s} {'wall: mean':>10} {'median':>7} {'p90':>7}   "

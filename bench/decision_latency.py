@@ -40,21 +40,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import sys
 import tempfile
 import time
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (
+    PEER_OVERHEAD_MS,
+    WORKFLOW,
+    FakeServerProcess,
+    call_plan,
+    machine_line,
+    med,
+    scheduled_length,
+)
 
-from _common import (PEER_OVERHEAD_MS, WORKFLOW, FakeServerProcess, call_plan, machine_line,  # noqa: E402
-                     med, scheduled_length)
-
-from flowkit.backtest.loop import Invocation, run_session  # noqa: E402
-from flowkit.runtime.session import RunOptions, Session  # noqa: E402
-from flowkit.spec.loader import load_workflow  # noqa: E402
+from flowkit.backtest.loop import Invocation, run_session
+from flowkit.runtime.session import RunOptions, Session
+from flowkit.spec.loader import load_workflow
 
 HTTP_SPANS: list[float] = []  # seconds inside litellm.acompletion, per call
 

@@ -13,8 +13,8 @@ from typing import Any, Iterator
 import pytest
 
 from flowkit.cli import main
-from flowkit.llm.fakeserver import (Answer, Fail, FakeOpenAIServer, Hang, Malformed, RateLimited,
-                                    Violating)
+from flowkit.llm.fakeserver import (Answer, CallTools, Fail, FakeOpenAIServer, Hang, Malformed,
+                                    RateLimited, Violating)
 from runtime_support import WORKFLOWS, dicts, model_calls, only, steps
 
 TA = str(WORKFLOWS / "tradingagents.yaml")
@@ -196,6 +196,7 @@ def test_fallback_to_the_second_model(capsys, srv: FakeOpenAIServer, tmp_path: P
     code, _, err = run_ta(capsys, srv, db, *sets(
         "models.default.model=openai/fake", "models.deep.model=openai/fake",
         "models.default.retries=0", "models.deep.retries=1", "models.backup.model=openai/backup",
+        "models.backup.temperature=0.7", "models.backup.max_tokens=333",
         "models.default.fallbacks=[backup]", "models.deep.fallbacks=[backup]"), model=None)
     assert code == 0, err
     run = the_run(db)
@@ -215,6 +216,9 @@ def test_fallback_to_the_second_model(capsys, srv: FakeOpenAIServer, tmp_path: P
         answered = rows[-1]
         assert (answered["model"], answered["error"]) == ("openai/backup", None)
     assert {r.model for r in srv.requests} == {"fake", "backup"}
+    # Each profile is called with its own settings: the fallback's, not the primary's.
+    settings = {(r.model, r.body["temperature"], r.body["max_tokens"]) for r in srv.requests}
+    assert settings == {("fake", 0.2, 1200), ("fake", 0.0, 2000), ("backup", 0.7, 333)}
 
 
 def test_a_failing_analyst_is_recorded_and_the_debate_still_runs(capsys, srv: FakeOpenAIServer,
@@ -243,8 +247,39 @@ def test_a_failing_analyst_is_recorded_and_the_debate_still_runs(capsys, srv: Fa
     assert dicts(db, "SELECT count(*) AS n FROM decisions")[0]["n"] == 1
 
 
+def test_tool_calls_run_against_the_decision_time_view(capsys, srv: FakeOpenAIServer,
+                                                       tmp_path: Path) -> None:
+    srv.script(CallTools(calls=(("price_history", {"n": 3}), ("no_such_tool", {}))),
+               model="tooluser")
+    db = tmp_path / "log.duckdb"
+    code, _, err = run_ta(capsys, srv, db, *sets(
+        "models.default.model=openai/fake", "models.deep.model=openai/fake",
+        "models.tooluser.model=openai/tooluser", "agents.market_analyst.model=tooluser",
+        "agents.market_analyst.tools=[price_history, indicators]"), model=None)
+    assert code == 0, err
+    run = the_run(db)
+    assert_completed_with_decision(db, run)
+    asked, answered = [r for r in srv.requests if r.model == "tooluser"]
+    assert [t["function"]["name"] for t in asked.tools] == ["price_history", "indicators"]
+    results = [m for m in answered.messages if m["role"] == "tool"]
+    assert [m["tool_call_id"] for m in results] == ["call_0", "call_1"]
+    history, unknown = (json.loads(m["content"]) for m in results)
+    [decision] = dicts(db, "SELECT CAST(as_of AS DATE)::VARCHAR AS day FROM decisions")
+    assert len(history["close"]) == 3 and history["time"][-1][:10] == decision["day"]
+    assert "unknown tool 'no_such_tool'" in unknown["error"]
+    calls = sorted(only(model_calls(db, run["run_id"]), agent="market_analyst"),
+                   key=lambda c: c["attempt"])
+    assert [c["attempt"] for c in calls] == [1, 2]
+    assert [c["name"] for c in json.loads(calls[0]["response"])] == ["price_history", "no_such_tool"]
+    assert calls[0]["request"]["tools"] == ["price_history", "indicators"]
+    assert calls[1]["error"] is None and json.loads(calls[1]["response"])["signal"]
+
+
 def test_replay_makes_no_http_requests_and_reproduces_the_decisions(capsys, srv: FakeOpenAIServer,
                                                                     tmp_path: Path) -> None:
+    # The first analyst to ask answers last: the original's analysts finish out of order, the
+    # replay's (cache hits) in order. Prompts, and so cache keys, must not depend on that.
+    srv.script(Answer(delay=0.3))
     db = tmp_path / "log.duckdb"
     code, _, err = run_ta(capsys, srv, db, cache="read_write")
     assert code == 0, err

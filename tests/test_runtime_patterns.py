@@ -108,6 +108,17 @@ def test_parallel_branches_overlap_in_time_and_do_not_see_each_other(tmp_path: P
     assert team["status"] == "ok" and team["output"]["ok"] == ["t", "f", "n", "s"]
 
 
+def test_parallel_outputs_are_read_in_yaml_order_whatever_order_branches_finish(
+        tmp_path: Path) -> None:
+    body = PARALLEL.format(join="all", on_error="fail_fast").replace(
+        "trader: {role: trader}", "trader:\n    role: trader\n    prompt: {inline: \"Seen:"
+        "{% for id in outputs %} {{ id }}{% endfor %}\"}")
+    model = RecordingModel(delays={"t": 0.2, "f": 0.15, "n": 0.1, "s": 0.05})  # s finishes first
+    outcome, db = run(tmp_path, body, model)
+    assert [c.agent for c in model.calls][:4] == ["s", "n", "f", "t"]
+    assert prompts(db, outcome.run_id, "trader") == ["Seen: t f n s"]
+
+
 @pytest.mark.parametrize("join, fast", [("any", ["t"]), ("quorum:2", ["t", "f"])])
 def test_join_any_and_quorum_stop_early_and_record_the_rest(tmp_path: Path, join: str,
                                                              fast: list[str]) -> None:

@@ -84,7 +84,6 @@ def _agent(aid: str, a: m.AgentSpec, spec: m.Workflow, base_dir: Path,
     description = a.description or (override.description if override and override.description else "") \
         or (builtin.description if builtin else "")
     output_name, schema, validate = _output(output, aid)
-    profile = spec.models[a.model]
     tools = {name: tool_registry.get(name) for name in a.tools}
     return CompiledAgent(
         id=aid, role=a.role, kind=kind, description=description, stance=a.stance,
@@ -93,8 +92,9 @@ def _agent(aid: str, a: m.AgentSpec, spec: m.Workflow, base_dir: Path,
         system=_system(aid, a.role, description, a.stance, schema),
         output_name=output_name, output_schema=schema, validate=validate,
         tools=tools, tool_specs=[t.spec for t in tools.values()] or None,
-        max_tool_rounds=a.max_tool_rounds, temperature=profile.temperature,
-        max_tokens=profile.max_tokens, timeout=profile.timeout)
+        # No per-call temperature/max_tokens/timeout: the model applies each profile's own, so
+        # a fallback profile answers with its settings, not the primary's.
+        max_tool_rounds=a.max_tool_rounds)
 
 
 def _system(aid: str, role: str, description: str, stance: str | None, schema: dict[str, Any]) -> str:

@@ -8,6 +8,8 @@ ModelError when all fail). litellm is imported on the first call: it costs 2-3 s
 
 from __future__ import annotations
 
+import asyncio
+
 import email.utils
 import functools
 import os
@@ -67,10 +69,8 @@ class LiteLLMModel:
         attempts: list[Attempt] = []
         for profile in self.profiles:
             kwargs = self._kwargs(profile, request)
-            retrying = AsyncRetrying(stop=stop_after_attempt(profile.retries + 1), wait=self._wait,
-                                     retry=retry_if_exception(_retryable), reraise=True)
             try:
-                response: ModelResponse = await retrying(self._attempt, profile, kwargs, attempts)
+                response = await self._with_retries(profile, kwargs, attempts)
             except Exception:  # recorded in attempts; the next profile gets its turn
                 continue
             response.attempts = attempts
@@ -91,6 +91,21 @@ class LiteLLMModel:
             # Closed clients stay cached and are bound to this event loop: drop them.
             litellm.in_memory_llm_clients_cache.flush_cache()
 
+    async def _with_retries(self, profile: ModelProfile, kwargs: dict[str, Any],
+                            attempts: list[Attempt]) -> ModelResponse:
+        """The first try goes straight out; tenacity (built per call, ~0.1 ms) only steps in
+        after a retryable failure, which keeps the common path cheap."""
+        try:
+            return await self._attempt(profile, kwargs, attempts)
+        except Exception as exc:
+            if not profile.retries or not _retryable(exc):
+                raise
+            first = exc
+        retrying = AsyncRetrying(stop=stop_after_attempt(profile.retries), wait=self._wait,
+                                 retry=retry_if_exception(_retryable), reraise=True)
+        await asyncio.sleep(self._delay(first, 1))
+        return await retrying(self._attempt, profile, kwargs, attempts)
+
     async def _attempt(self, profile: ModelProfile, kwargs: dict[str, Any],
                        attempts: list[Attempt]) -> ModelResponse:
         litellm = _litellm()
@@ -110,11 +125,16 @@ class LiteLLMModel:
 
     def _wait(self, state: RetryCallState) -> float:
         assert state.outcome is not None
-        retry_after = _retry_after(state.outcome.exception())
+        # tenacity counts from the first retry; the direct first try came before it.
+        return self._delay(state.outcome.exception(), state.attempt_number + 1)
+
+    def _delay(self, exc: BaseException | None, failures: int) -> float:
+        """Seconds before the next try after `failures` failed ones."""
+        retry_after = _retry_after(exc)
         if retry_after is not None:
             return min(retry_after, self.retry_after_cap)
         # Exponential with additive jitter, so concurrent agents do not retry in lockstep.
-        exponential = self.backoff * 2.0 ** (state.attempt_number - 1)
+        exponential = self.backoff * 2.0 ** (failures - 1)
         return min(self.max_backoff, exponential) + random.uniform(0, self.backoff)
 
     def _kwargs(self, profile: ModelProfile, request: ModelRequest) -> dict[str, Any]:

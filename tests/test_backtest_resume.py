@@ -1,0 +1,171 @@
+"""A backtest killed with SIGKILL resumes from its last checkpoint with `flowkit resume` and ends
+with exactly the orders, fills, equity and steps of a run never interrupted: nothing lost,
+nothing done or logged twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from flowkit.errors import StoreError
+from flowkit.store import open_reader
+
+ROOT = Path(__file__).resolve().parents[1]
+# Five symbols over ~13 months: long enough that a run takes several seconds and commits a few
+# checkpoints (at most one a second), short enough for the default suite.
+ARGS = ["workflows/portfolio.yaml", "--start", "2022-06-01", "--end", "2023-06-30", "--quiet"]
+
+
+def flowkit(*args: str) -> list[str]:
+    return [sys.executable, "-m", "flowkit.cli", *args]
+
+
+def start(db: Path) -> subprocess.Popen:
+    return subprocess.Popen(flowkit("run", *ARGS, "--db", str(db)), cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def rows(db: Path, sql: str, *params: object) -> list[tuple]:
+    with open_reader(db) as con:
+        return con.execute(sql, list(params)).fetchall()
+
+
+def kill_after_checkpoints(proc: subprocess.Popen, db: Path, more_than: int,
+                           timeout: float = 120) -> str:
+    """SIGKILL `proc` once the log holds more than `more_than` checkpoints; returns the run id."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended (rc {proc.returncode}) before it could be killed: "
+                        f"{proc.stderr.read().decode()[-2000:]}")
+        time.sleep(0.05)
+        if not db.exists():
+            continue
+        try:
+            found = rows(db, "SELECT run_id, count(*) FROM checkpoints GROUP BY 1")
+        except StoreError:  # the file is being created or is busy: try again
+            continue
+        if found and found[0][1] > more_than:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            return found[0][0]
+    proc.kill()
+    pytest.fail("no checkpoint appeared in time")
+
+
+def resume(db: Path, run_id: str) -> None:
+    done = subprocess.run(flowkit("resume", run_id, "--db", str(db), "--quiet"), cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def results(db: Path) -> dict[str, list]:
+    """Everything a run decided and did, by content: no run ids, no wall-clock times."""
+    (run_id,), = rows(db, "SELECT run_id FROM runs")
+    q = lambda sql: rows(db, sql, run_id)  # noqa: E731
+    return {
+        "status": q("SELECT status FROM runs WHERE run_id = ?"),
+        "decisions": q("SELECT symbol, as_of, action, size_pct, confidence FROM decisions "
+                       "WHERE run_id = ? ORDER BY ALL"),
+        "risk_reviews": q("SELECT symbol, as_of, verdict, rule, requested_qty, approved_qty, details "
+                          "FROM risk_reviews WHERE run_id = ? ORDER BY ALL"),
+        "orders": q("SELECT symbol, as_of, side, quantity, order_type, limit_price, reason, status "
+                    "FROM orders WHERE run_id = ? ORDER BY ALL"),
+        "fills": q("SELECT symbol, time, side, quantity, price, fee, slippage FROM fills "
+                   "WHERE run_id = ? ORDER BY ALL"),
+        "portfolio": q("SELECT time, cash, equity, gross_exposure, drawdown, positions FROM portfolio "
+                       "WHERE run_id = ? ORDER BY time"),
+        "steps": q("SELECT symbol, as_of, step_id, status, output FROM steps WHERE run_id = ? "
+                   "ORDER BY ALL"),
+        "model_calls": q("SELECT count(*) FROM model_calls WHERE run_id = ?"),
+        "metrics": q("SELECT strategy, symbol, metrics FROM metrics WHERE run_id = ? ORDER BY ALL"),
+    }
+
+
+def check_logged_once(db: Path) -> None:
+    (run_id,), = rows(db, "SELECT run_id FROM runs")
+    for what, sql in {
+        "order ids": "SELECT order_id FROM orders WHERE run_id = ? GROUP BY 1 HAVING count(*) > 1",
+        "fill ids": "SELECT fill_id FROM fills WHERE run_id = ? GROUP BY 1 HAVING count(*) > 1",
+        "steps": "SELECT symbol, as_of, step_id FROM steps WHERE run_id = ? GROUP BY ALL "
+                 "HAVING count(*) > 1",
+        "step numbers": "SELECT seq FROM steps WHERE run_id = ? GROUP BY 1 HAVING count(*) > 1",
+        "decisions": "SELECT symbol, as_of FROM decisions WHERE run_id = ? GROUP BY ALL "
+                     "HAVING count(*) > 1",
+        "risk reviews": "SELECT symbol, as_of FROM risk_reviews WHERE run_id = ? GROUP BY ALL "
+                        "HAVING count(*) > 1",
+        "snapshots": "SELECT time FROM portfolio WHERE run_id = ? GROUP BY 1 HAVING count(*) > 1",
+        "metrics": "SELECT strategy, symbol FROM metrics WHERE run_id = ? GROUP BY ALL "
+                   "HAVING count(*) > 1",
+        "model calls": "SELECT call_id, as_of, symbol FROM model_calls WHERE run_id = ? GROUP BY ALL "
+                       "HAVING count(*) > 1",
+    }.items():
+        assert rows(db, sql, run_id) == [], f"{what} logged twice"
+
+
+def assert_same_as_uninterrupted(resumed: Path, full: Path) -> None:
+    a, b = results(resumed), results(full)
+    assert a["status"] == [("completed",)]
+    for table in b:
+        assert a[table] == b[table], f"{table}: the resumed run differs from the uninterrupted one"
+    check_logged_once(resumed)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The same firm and window never interrupted, started in the background."""
+    db = tmp_path_factory.mktemp("full") / "log.duckdb"
+    proc = start(db)
+    yield lambda: (proc.wait(timeout=300), db)[1]
+    if proc.poll() is None:
+        proc.kill()
+
+
+def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, uninterrupted):
+    db = tmp_path / "log.duckdb"
+    run_id = kill_after_checkpoints(start(db), db, more_than=0)
+    (status,), = rows(db, "SELECT status FROM runs WHERE run_id = ?", run_id)
+    assert status == "running"  # killed: nobody marked it finished
+    done = rows(db, "SELECT count(DISTINCT as_of) FROM decisions WHERE run_id = ?", run_id)[0][0]
+    assert 0 < done < 270, "the kill did not land mid-run"
+    resume(db, run_id)
+    assert_same_as_uninterrupted(db, uninterrupted())
+
+
+@pytest.mark.slow
+def test_run_killed_twice_and_before_its_first_checkpoint_still_ends_the_same(tmp_path, uninterrupted):
+    # Killed after the first checkpoint, resumed, and the resume killed at its first checkpoint.
+    db = tmp_path / "twice.duckdb"
+    run_id = kill_after_checkpoints(start(db), db, more_than=0)
+    (seen,), = rows(db, "SELECT count(*) FROM checkpoints")
+    proc = subprocess.Popen(flowkit("resume", run_id, "--db", str(db), "--quiet"), cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    kill_after_checkpoints(proc, db, more_than=seen)
+    assert rows(db, "SELECT status FROM runs")[0][0] == "running"
+    assert rows(db, "SELECT count(DISTINCT as_of) FROM decisions")[0][0] < 270
+    resume(db, run_id)
+    assert_same_as_uninterrupted(db, uninterrupted())
+    # Killed before any checkpoint: resume starts over under the same run id.
+    early = tmp_path / "early.duckdb"
+    proc = start(early)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        time.sleep(0.02)
+        try:
+            found = early.exists() and rows(early, "SELECT run_id FROM runs")
+        except StoreError:
+            continue
+        if found:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            break
+    (run_id,), = rows(early, "SELECT run_id FROM runs")
+    assert rows(early, "SELECT count(*) FROM checkpoints")[0][0] == 0
+    resume(early, run_id)
+    assert_same_as_uninterrupted(early, uninterrupted())

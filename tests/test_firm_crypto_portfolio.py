@@ -1,0 +1,185 @@
+"""The two multi-symbol firms: workflows/crypto.yaml (BTC-USDT and ETH-USDT, daily, 24/7,
+fractional quantities, 365 periods a year) and workflows/portfolio.yaml (five stocks, one book,
+a correlation-aware risk view). Both validate and run a backtest on the shipped data."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import math
+import re
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from flowkit.store import open_reader
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "flowkit" / "market" / "sample" / "ohlcv"
+
+
+def cli(*args: str) -> tuple[int, str]:
+    from flowkit.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        rc = main(list(args))
+    return rc, out.getvalue() + err.getvalue()
+
+
+def rows(db: Path, sql: str, *params: object) -> list[tuple]:
+    with open_reader(db) as con:
+        return con.execute(sql, list(params)).fetchall()
+
+
+def backtest(tmp_path_factory, firm: str, start: str, end: str) -> dict:
+    db = tmp_path_factory.mktemp(firm) / "log.duckdb"
+    rc, text = cli("run", str(ROOT / "workflows" / f"{firm}.yaml"), "--start", start, "--end", end,
+                   "--db", str(db))
+    assert rc == 0, text
+    (run_id,), = rows(db, "SELECT run_id FROM runs")
+    return {"db": db, "run_id": run_id, "stdout": text}
+
+
+def closes(symbol: str) -> dict[str, float]:
+    with open(SAMPLE / f"{symbol}.csv") as fh:
+        return {r["date"]: float(r["close"]) for r in csv.DictReader(fh)}
+
+
+@pytest.fixture(scope="module")
+def crypto(tmp_path_factory) -> dict:
+    return backtest(tmp_path_factory, "crypto", "2023-01-01", "2023-03-31")
+
+
+@pytest.fixture(scope="module")
+def portfolio(tmp_path_factory) -> dict:
+    return backtest(tmp_path_factory, "portfolio", "2024-01-02", "2024-03-28")
+
+
+def test_both_firms_validate():
+    rc, text = cli("validate", str(ROOT / "workflows" / "crypto.yaml"),
+                   str(ROOT / "workflows" / "portfolio.yaml"))
+    assert rc == 0, text
+    assert "crypto.yaml: ok" in text and "portfolio.yaml: ok" in text
+
+
+# ---------------------------------------------------------------- crypto
+
+
+def test_crypto_trades_every_day_of_the_week_in_fractions(crypto):
+    db, run_id = crypto["db"], crypto["run_id"]
+    per_symbol = dict(rows(db, "SELECT symbol, count(*) FROM decisions WHERE run_id = ? GROUP BY 1",
+                           run_id))
+    assert per_symbol == {"BTC-USDT": 90, "ETH-USDT": 90}  # 1 Jan .. 31 Mar 2023, no day off
+    weekdays = {d.weekday() for (d,) in rows(db, "SELECT DISTINCT as_of FROM decisions WHERE run_id = ?",
+                                             run_id)}
+    assert weekdays == set(range(7))
+    quantities = [q for (q,) in rows(db, "SELECT quantity FROM fills WHERE run_id = ?", run_id)]
+    assert len(quantities) >= 10
+    assert any(q != math.floor(q) for q in quantities), "no fractional fill"
+    assert all(abs(q * 1e8 - round(q * 1e8)) < 1e-4 for q in quantities), "finer than 1e-8 units"
+    assert {s for (s,) in rows(db, "SELECT DISTINCT symbol FROM fills WHERE run_id = ?", run_id)} \
+        == {"BTC-USDT", "ETH-USDT"}
+
+
+def test_crypto_annualises_over_365_periods(crypto):
+    firm = json.loads(rows(crypto["db"], "SELECT metrics FROM metrics WHERE run_id = ? AND "
+                                         "strategy = 'firm'", crypto["run_id"])[0][0])
+    assert firm["periods"] == 89
+    assert firm["annual_return"] == pytest.approx((1 + firm["cumulative_return"]) ** (365 / 89) - 1)
+    equity = np.array([e for (e,) in rows(crypto["db"], "SELECT equity FROM portfolio WHERE run_id = ? "
+                                                         "ORDER BY time", crypto["run_id"])])
+    returns = equity[1:] / equity[:-1] - 1
+    assert firm["annual_volatility"] == pytest.approx(returns.std(ddof=1) * math.sqrt(365))
+
+
+def test_crypto_fills_respect_the_limits(crypto):
+    from test_firm_shipped import check_limits_at_fills
+
+    assert check_limits_at_fills(crypto["db"], crypto["run_id"], "crypto") > 0
+
+
+@pytest.mark.xfail(strict=True, reason="broker/paper.py on_bar fills an order only on a bar with "
+                   "time > as_of; a crypto (or hourly) bar opens exactly at the previous close, so "
+                   "next_open fills a day late. Fix: `order.as_of <= time`; then drop this mark.")
+def test_crypto_orders_fill_at_the_open_right_after_the_decision(crypto):
+    late = rows(crypto["db"], "SELECT o.as_of, f.time FROM orders o JOIN fills f USING (run_id, order_id) "
+                              "WHERE o.run_id = ? AND o.reason = 'decision' AND f.time <> o.as_of",
+                crypto["run_id"])
+    assert late == [], f"{len(late)} decision fills not at the next bar's open, e.g. {late[:2]}"
+
+
+@pytest.mark.xfail(strict=True, reason="portfolio/book.py round_qty is not idempotent for fractional "
+                   "quantities (trunc(q / 1e-8) of an already-rounded q drops a unit), so the rule "
+                   "engine reports 'resize' with no binding rule; then drop this mark.")
+def test_crypto_every_resize_names_its_rule(crypto):
+    unnamed = rows(crypto["db"], "SELECT as_of, symbol, requested_qty, approved_qty FROM risk_reviews "
+                                 "WHERE run_id = ? AND verdict = 'resize' AND rule IS NULL",
+                   crypto["run_id"])
+    assert unnamed == []
+
+
+# ---------------------------------------------------------------- portfolio
+
+
+def test_portfolio_allocates_across_five_names_within_limits(portfolio):
+    db, run_id = portfolio["db"], portfolio["run_id"]
+    per_symbol = dict(rows(db, "SELECT symbol, count(*) FROM decisions WHERE run_id = ? GROUP BY 1",
+                           run_id))
+    assert per_symbol == {s: 61 for s in ("AAPL", "MSFT", "GOOGL", "AMZN", "NVDA")}
+    held = rows(db, "SELECT max(json_array_length(json_keys(positions))) FROM portfolio "
+                    "WHERE run_id = ?", run_id)[0][0]
+    assert held >= 3, "never held more than two names at once"
+    from test_firm_shipped import check_limits_at_fills
+
+    assert check_limits_at_fills(db, run_id, "portfolio") > 0
+    # The sector limit binds: Technology (AAPL, MSFT, NVDA) is capped at 35% of equity.
+    assert rows(db, "SELECT count(*) FROM risk_reviews WHERE run_id = ? AND rule = 'max_sector_pct'",
+                run_id)[0][0] > 0
+
+
+def _correlation_lines(db: Path, run_id: str, agent: str) -> list[tuple[str, dt.datetime, dict]]:
+    out = []
+    for symbol, as_of, request in rows(db, "SELECT symbol, as_of, request FROM model_calls "
+                                           "WHERE run_id = ? AND agent = ? ORDER BY as_of, symbol",
+                                       run_id, agent):
+        prompt = json.loads(request)["messages"][-1]["content"]
+        m = re.search(r"60-bar return correlation with positions held: ([^\n]*)\.", prompt)
+        pairs = dict(re.findall(r"([A-Z]+) (-?[\d.]+)", m.group(1))) if m else {}
+        out.append((symbol, as_of, {s: float(c) for s, c in pairs.items()}))
+    return out
+
+
+def test_portfolio_risk_view_sees_correlations_with_positions_held(portfolio):
+    """The risk manager and the portfolio manager read, for the symbol they decide on, the
+    60-bar log-return correlation with every other position held at that time, computed from
+    data up to the decision only."""
+    db, run_id = portfolio["db"], portfolio["run_id"]
+    data = {s: closes(s) for s in ("AAPL", "MSFT", "GOOGL", "AMZN", "NVDA")}
+    snapshots = {t: {s for s, p in json.loads(pos).items() if p["qty"]}
+                 for t, pos in rows(db, "SELECT time, positions FROM portfolio WHERE run_id = ?", run_id)}
+    for agent in ("risk_manager", "portfolio_manager"):
+        lines = _correlation_lines(db, run_id, agent)
+        assert sum(bool(c) for _, _, c in lines) > 100
+        for symbol, as_of, corr in lines:
+            assert set(corr) == snapshots[as_of] - {symbol}, (agent, symbol, as_of)
+    for symbol, as_of, corr in _correlation_lines(db, run_id, "risk_manager")[::17]:
+        day = as_of.date().isoformat()
+        for other, shown in corr.items():
+            def returns(s: str) -> np.ndarray:
+                dates = sorted(d for d in data[s] if d <= day)[-61:]  # nothing after the decision
+                return np.diff(np.log([data[s][d] for d in dates]))
+            want = np.corrcoef(returns(symbol), returns(other))[0, 1]
+            assert shown == pytest.approx(want, abs=0.006), (symbol, other, day)
+
+
+def test_portfolio_offline_risk_roles_size_by_correlation(portfolio):
+    db, run_id = portfolio["db"], portfolio["run_id"]
+    for agent in ("risk_manager", "portfolio_manager"):
+        acted = rows(db, "SELECT count(*) FROM steps WHERE run_id = ? AND agent = ? AND "
+                         "regexp_matches(output, 'correlation [0-9.]+ with [A-Z]+ held')", run_id, agent)
+        assert acted[0][0] > 0, f"{agent} never sized by correlation"
