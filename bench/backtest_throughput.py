@@ -17,25 +17,13 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from _common import NullLog
+
 from flowkit.backtest.loop import Invocation, run_session
 from flowkit.runtime.session import RunOptions, Session
 from flowkit.spec.loader import load_workflow
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-class NullLog:
-    """Accepts every write and keeps nothing: the run without logging, for comparison."""
-
-    def append(self, table, row): pass
-    def flush(self): pass
-    def checkpoint(self, *a, **k): pass
-    def update_run(self, *a, **k): pass
-    def query(self, sql, params=()):
-        return [(0, 0, 0.0)] if "model_calls" in sql else [(0,)]
-    def cache_get(self, key): return None
-    def cache_put(self, *a): pass
-    def close(self): pass
 
 
 def one(symbols: list[str], start: str, end: str, db: str | None) -> dict[str, float]:

@@ -438,6 +438,18 @@ class _View:
         atr_pct = self.atr_pct
         return _clip(2.0 / atr_pct, 0.5, 1.5) if atr_pct else 1.0
 
+    def risk_scaled(self, size: float, action: str, drivers: list[str]) -> float:
+        """`size` shrunk while the CVaR trigger is on and for a buy correlated with holdings;
+        each reason is added to `drivers`."""
+        if self.averse:
+            size *= self.cvar_scale
+            drivers.append(f"risk-averse (CVaR trigger): size x{self.cvar_scale:g}")
+        corr, why = self.correlation_scale(action)
+        if why:
+            size *= corr
+            drivers.append(why)
+        return size
+
     def correlation_scale(self, action: str) -> tuple[float, str | None]:
         """A BUY that moves with positions already held shrinks: x1 up to a 0.5 return
         correlation, falling linearly to x0.5 at 1.0 (diversification; the hard limits stay
@@ -842,13 +854,7 @@ def _final_decision(v: _View) -> dict[str, Any]:
         elif (cap := _f(review, "max_size_pct")) is not None and cap < desired:
             desired = cap
             drivers.append(f"capped at the risk review's {cap:g}%")
-    if v.averse:
-        desired *= v.cvar_scale
-        drivers.append(f"risk-averse (CVaR trigger): size x{v.cvar_scale:g}")
-    corr, why = v.correlation_scale(wanted)
-    if why:
-        desired *= corr
-        drivers.append(why)
+    desired = v.risk_scaled(desired, wanted, drivers)
     levels = (proposal.get("entry"), proposal.get("stop_loss"), proposal.get("take_profit"))
     return _emit(v, "Portfolio manager", score, wanted, desired * v.size_mult, confidence, drivers,
                  levels if wanted == p_action and levels[1] is not None else None)
@@ -958,13 +964,7 @@ def _risk_assessment(v: _View) -> dict[str, Any]:
     blocking = [text for severity, text in concerns if severity >= 3 and action != "HOLD"]
     cap = v.max_pos * min(v.vol_scale, 1.0) * _risk_factor(v, action)
     drivers = [f"volatility scale {v.vol_scale:.2f}"]
-    if v.averse:
-        cap *= v.cvar_scale
-        drivers.append(f"risk-averse: cap x{v.cvar_scale:g}")
-    corr, why = v.correlation_scale(action)
-    if why:
-        cap *= corr
-        drivers.append(why)
+    cap = v.risk_scaled(cap, action, drivers)
     cap = _r(_clip(cap, 0.0, v.max_pos), 2)
     size = _f(proposal, "size_pct") or 0.0
     if blocking:
