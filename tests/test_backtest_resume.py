@@ -17,9 +17,12 @@ from flowkit.errors import StoreError
 from flowkit.store import open_reader
 
 ROOT = Path(__file__).resolve().parents[1]
-# Five symbols over ~13 months: long enough that a run takes several seconds and commits a few
+# The TradingAgents firm (debates, reflection lessons carried in the checkpoint) on three
+# symbols over ~13 months: long enough that a run takes several seconds and commits a few
 # checkpoints (at most one a second), short enough for the default suite.
-ARGS = ["workflows/portfolio.yaml", "--start", "2022-06-01", "--end", "2023-06-30", "--quiet"]
+ARGS = ["workflows/tradingagents.yaml", "--symbol", "AAPL", "--symbol", "MSFT", "--symbol", "NVDA",
+        "--start", "2022-06-01", "--end", "2023-06-30", "--quiet"]
+SESSIONS = 272  # NYSE sessions in the window
 
 
 def flowkit(*args: str) -> list[str]:
@@ -84,6 +87,8 @@ def results(db: Path) -> dict[str, list]:
         "steps": q("SELECT symbol, as_of, step_id, status, output FROM steps WHERE run_id = ? "
                    "ORDER BY ALL"),
         "model_calls": q("SELECT count(*) FROM model_calls WHERE run_id = ?"),
+        "lessons": q("SELECT symbol, as_of, decided_at, agents, text, outcome_pct FROM lessons "
+                     "WHERE run_id = ? ORDER BY ALL"),
         "metrics": q("SELECT strategy, symbol, metrics FROM metrics WHERE run_id = ? ORDER BY ALL"),
     }
 
@@ -102,6 +107,8 @@ def check_logged_once(db: Path) -> None:
                         "HAVING count(*) > 1",
         "snapshots": "SELECT time FROM portfolio WHERE run_id = ? GROUP BY 1 HAVING count(*) > 1",
         "metrics": "SELECT strategy, symbol FROM metrics WHERE run_id = ? GROUP BY ALL "
+                   "HAVING count(*) > 1",
+        "lessons": "SELECT symbol, decided_at FROM lessons WHERE run_id = ? GROUP BY ALL "
                    "HAVING count(*) > 1",
         "model calls": "SELECT call_id, as_of, symbol FROM model_calls WHERE run_id = ? GROUP BY ALL "
                        "HAVING count(*) > 1",
@@ -133,7 +140,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, uninterrupted)
     (status,), = rows(db, "SELECT status FROM runs WHERE run_id = ?", run_id)
     assert status == "running"  # killed: nobody marked it finished
     done = rows(db, "SELECT count(DISTINCT as_of) FROM decisions WHERE run_id = ?", run_id)[0][0]
-    assert 0 < done < 270, "the kill did not land mid-run"
+    assert 0 < done < SESSIONS, "the kill did not land mid-run"
     resume(db, run_id)
     assert_same_as_uninterrupted(db, uninterrupted())
 
@@ -148,7 +155,7 @@ def test_run_killed_twice_and_before_its_first_checkpoint_still_ends_the_same(tm
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     kill_after_checkpoints(proc, db, more_than=seen)
     assert rows(db, "SELECT status FROM runs")[0][0] == "running"
-    assert rows(db, "SELECT count(DISTINCT as_of) FROM decisions")[0][0] < 270
+    assert rows(db, "SELECT count(DISTINCT as_of) FROM decisions")[0][0] < SESSIONS
     resume(db, run_id)
     assert_same_as_uninterrupted(db, uninterrupted())
     # Killed before any checkpoint: resume starts over under the same run id.

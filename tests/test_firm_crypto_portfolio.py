@@ -123,6 +123,23 @@ def test_crypto_every_resize_names_its_rule(crypto):
     assert unnamed == []
 
 
+@pytest.mark.xfail(strict=True, reason="fractional positions pick up float residue off the 1e-8 "
+                   "grid (six ETH buys book as 20.689038939999996, not 20.68903894); a stop exit "
+                   "for abs(qty) is clipped by round_qty (trunc) to 20.68903893, leaving 1e-8 of "
+                   "dust that re-triggers a rejected stop order every bar. Fix in portfolio/risk "
+                   "(snap booked positions to the grid; exits take the whole position), then drop "
+                   "this mark.")
+def test_crypto_exits_close_the_whole_position(crypto):
+    db, run_id = crypto["db"], crypto["run_id"]
+    rejected_exits = rows(db, "SELECT as_of, symbol, quantity FROM orders WHERE run_id = ? AND "
+                              "reason <> 'decision' AND status = 'rejected'", run_id)
+    assert rejected_exits == []
+    dust = [(t, s, p["qty"]) for t, positions in rows(db, "SELECT time, positions FROM portfolio "
+                                                          "WHERE run_id = ?", run_id)
+            for s, p in json.loads(positions).items() if 0 < abs(p["qty"]) < 1e-6]
+    assert dust == []
+
+
 # ---------------------------------------------------------------- portfolio
 
 
@@ -183,3 +200,55 @@ def test_portfolio_offline_risk_roles_size_by_correlation(portfolio):
         acted = rows(db, "SELECT count(*) FROM steps WHERE run_id = ? AND agent = ? AND "
                          "regexp_matches(output, 'correlation [0-9.]+ with [A-Z]+ held')", run_id, agent)
         assert acted[0][0] > 0, f"{agent} never sized by correlation"
+
+
+# ---------------------------------------------------------------- a stock and a coin in one book
+
+MIXED = """\
+version: 1
+name: mixed
+models: {default: {model: offline}}
+agents:
+  technical: {role: technical_analyst}
+  trader: {role: trader}
+  risk_manager: {role: risk_manager, inputs: [trader]}
+  portfolio_manager: {role: portfolio_manager, inputs: [trader]}
+pipeline: [technical, trader, risk_manager, portfolio_manager]
+market: {symbols: [AAPL, BTC-USDT]}
+portfolio: {fractional: true}
+"""
+
+
+def test_mixed_calendars_pair_returns_by_date_and_annualise_by_the_decisions(tmp_path):
+    """AAPL trades on NYSE sessions and closes at 21:00 UTC in January; BTC-USDT trades every
+    day and closes at midnight UTC. Correlations pair the two on the dates both closed, over
+    the same spans; the equity curve (one point per decision time of either) is annualised by
+    how often the firm actually decided."""
+    firm = tmp_path / "mixed.yaml"
+    firm.write_text(MIXED)
+    db = tmp_path / "log.duckdb"
+    rc, text = cli("run", str(firm), "--start", "2024-01-02", "--end", "2024-01-31", "--db", str(db))
+    assert rc == 0, text
+    (run_id,), = rows(db, "SELECT run_id FROM runs")
+    stock, coin = closes("AAPL"), closes("BTC-USDT")
+    checked = 0
+    for symbol, as_of, corr in _correlation_lines(db, run_id, "risk_manager"):
+        other = "BTC-USDT" if symbol == "AAPL" else "AAPL"
+        if other not in corr:
+            continue
+        # Visible at as_of: AAPL's bar of day D from D 21:00 UTC, BTC's from D+1 00:00 UTC.
+        seen_stock = {d for d in stock if dt.datetime.fromisoformat(d) + dt.timedelta(hours=21) <= as_of}
+        seen_coin = {d for d in coin if dt.datetime.fromisoformat(d) + dt.timedelta(days=1) <= as_of}
+        common = sorted(seen_stock & seen_coin)[-61:]
+        want = np.corrcoef(np.diff(np.log([stock[d] for d in common])),
+                           np.diff(np.log([coin[d] for d in common])))[0, 1]
+        assert corr[other] == pytest.approx(want, abs=0.006), (symbol, as_of)
+        checked += 1
+    assert checked >= 5
+    firm_metrics = json.loads(rows(db, "SELECT metrics FROM metrics WHERE run_id = ? AND "
+                                       "strategy = 'firm'", run_id)[0][0])
+    times = [t for (t,) in rows(db, "SELECT time FROM portfolio WHERE run_id = ? ORDER BY time", run_id)]
+    per_year = (len(times) - 1) * 365.25 / ((times[-1] - times[0]).total_seconds() / 86400)
+    assert len(times) == 51  # 21 NYSE sessions and 30 UTC days
+    assert firm_metrics["annual_return"] == pytest.approx(
+        (1 + firm_metrics["cumulative_return"]) ** (round(per_year) / firm_metrics["periods"]) - 1)

@@ -12,13 +12,14 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
+from runtime_support import WORKFLOWS, dicts, last_bar_date
 
 from flowkit.cli import main
-from runtime_support import WORKFLOWS, dicts, last_bar_date
 
 TA = str(WORKFLOWS / "tradingagents.yaml")
 FINCON = str(WORKFLOWS / "fincon.yaml")
@@ -38,7 +39,7 @@ def flowkit_process(*args: Any, **kw: Any) -> subprocess.CompletedProcess[str]:
     """`flowkit ARGS` as its own process, as a user runs it."""
     env = {k: v for k, v in os.environ.items() if k not in AMBIENT}
     return subprocess.run([sys.executable, "-m", "flowkit.cli", *map(str, args)],
-                          capture_output=True, text=True, env=env, timeout=120, **kw)
+                          capture_output=True, text=True, env=env, timeout=120, check=False, **kw)
 
 
 @pytest.fixture(autouse=True)
@@ -73,7 +74,7 @@ def the_decisions(db: Path, run_id: str) -> list[dict[str, Any]]:
 
 
 def run_id_of(out: str) -> str:
-    match = re.search(r"^run (\S+) · ", out, re.M)
+    match = re.search(r"^run (\S+) · ", out, re.MULTILINE)
     assert match, out
     return match.group(1)
 
@@ -133,7 +134,7 @@ def test_show_prints_the_transcript(ta_run: tuple[Path, str, str]) -> None:
     code, out, err = cli("show", run_id, "--db", db)
     assert code == 0, err
     assert out.startswith(f"run {run_id} · tradingagents · decide · completed")
-    speakers = re.findall(r"^  ▸ (\w+) \((\w+)\)(?: · round (\d))?$", out, re.M)
+    speakers = re.findall(r"^  ▸ (\w+) \((\w+)\)(?: · round (\d))?$", out, re.MULTILINE)
     assert [(a, r) for a, _, r in speakers] == [
         ("market_analyst", ""), ("fundamentals_analyst", ""), ("news_analyst", ""),
         ("sentiment_analyst", ""),
@@ -141,8 +142,8 @@ def test_show_prints_the_transcript(ta_run: tuple[Path, str, str]) -> None:
         ("trader", ""),
         ("aggressive", "1"), ("conservative", "1"), ("neutral", "1"), ("portfolio_manager", "")]
     # What each said: the debate's arguments and rebuttals, the verdicts, the final order.
-    assert len(re.findall(r"^      argument: ", out, re.M)) == 4 + 3
-    assert len(re.findall(r"^      rebuttal: ", out, re.M)) >= 3  # every turn after the first
+    assert len(re.findall(r"^      argument: ", out, re.MULTILINE)) == 4 + 3
+    assert len(re.findall(r"^      rebuttal: ", out, re.MULTILINE)) >= 3  # every turn after the first
     verdict = out.split("▸ research_manager (research_manager)")[1].split("▸")[0]
     assert re.search(r"recommendation: (BUY|SELL|HOLD) · winner: (bull|bear|tie)", verdict)
     assert "rationale: " in verdict and "plan: " in verdict
@@ -162,7 +163,7 @@ def test_show_filters_by_symbol_and_date(ta_run: tuple[Path, str, str]) -> None:
 
 def test_set_changes_the_firm(tmp_path: Path) -> None:
     db = tmp_path / "log.duckdb"
-    code, out, err = cli("run", TA, "--db", db, "--set", "pipeline.1.debate.rounds=3",
+    code, _, err = cli("run", TA, "--db", db, "--set", "pipeline.1.debate.rounds=3",
                          "--set", "risk.max_position_pct=5", "--quiet")
     assert code == 0, err
     [run_id] = [r["run_id"] for r in dicts(db, "SELECT run_id FROM runs")]
@@ -224,7 +225,7 @@ def test_errors_exit_1_with_one_line(ta_run: tuple[Path, str, str], args: list[s
 
 def test_readers_without_an_event_log_exit_1(tmp_path: Path) -> None:
     for command in (["runs"], ["show", "x"]):
-        code, out, err = cli(*command, "--db", tmp_path / "none.duckdb")
+        code, _, err = cli(*command, "--db", tmp_path / "none.duckdb")
         assert code == 1 and err.startswith("error: no event log at ") and err.count("\n") == 1
 
 

@@ -7,15 +7,24 @@ from __future__ import annotations
 
 import glob
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
+from runtime_support import WORKFLOWS, dicts, model_calls, only, steps
 
 from flowkit.cli import main
-from flowkit.llm.fakeserver import (Answer, CallTools, Fail, FakeOpenAIServer, Hang, Malformed,
-                                    RateLimited, Violating)
-from runtime_support import WORKFLOWS, dicts, model_calls, only, steps
+from flowkit.llm.fakeserver import (
+    Answer,
+    CallTools,
+    Fail,
+    FakeOpenAIServer,
+    Hang,
+    Malformed,
+    RateLimited,
+    Violating,
+)
 
 TA = str(WORKFLOWS / "tradingagents.yaml")
 AGENTS = 14  # model calls of one TradingAgents decision: 4 analysts, 2x2 debate, judge, trader,
@@ -206,7 +215,7 @@ def test_fallback_to_the_second_model(capsys, srv: FakeOpenAIServer, tmp_path: P
     for c in calls:
         by_step.setdefault(c["step_id"], []).append(c)
     assert len(by_step) == AGENTS
-    for step_id, rows in by_step.items():
+    for rows in by_step.values():
         rows.sort(key=lambda c: c["attempt"])
         deep = rows[0]["agent"] in ("research_manager", "portfolio_manager")
         failed = rows[:-1]
@@ -242,7 +251,7 @@ def test_a_failing_analyst_is_recorded_and_the_debate_still_runs(capsys, srv: Fa
     assert list(parallel["output"]["failed"]) == ["news_analyst"]
     assert [r["agent"] for r in rows if r["step_id"].startswith("research_debate/")] == [
         "bull", "bear", "bull", "bear", "research_manager"]
-    bull_prompt = [r for r in srv.requests if system_of(r).startswith("You are 'bull'")][0]
+    bull_prompt = next(r for r in srv.requests if system_of(r).startswith("You are 'bull'"))
     assert "news_analyst" not in json.dumps(bull_prompt.messages[1:])
     assert dicts(db, "SELECT count(*) AS n FROM decisions")[0]["n"] == 1
 

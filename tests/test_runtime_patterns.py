@@ -4,16 +4,26 @@ the prompts in model_calls) and from a recording model injected for the `default
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 
 import pytest
+from runtime_support import (
+    RecordingModel,
+    dicts,
+    firm,
+    model_calls,
+    only,
+    overlap,
+    run_firm,
+    steps,
+    user_prompt,
+)
 
 from flowkit.cli import main
 from flowkit.errors import FlowkitError
 from flowkit.graph import templates
-from runtime_support import (RecordingModel, dicts, firm, model_calls, only, overlap, run_firm,
-                             steps, user_prompt)
 
 HEAD = """
 models:
@@ -230,7 +240,7 @@ def test_debate_speaks_in_turn_for_exactly_its_rounds_then_the_judge_once(tmp_pa
     assert turns == [("bull", 1), ("bear", 1), ("bull", 2), ("bear", 2), ("bull", 3), ("bear", 3),
                      ("judge", None)]
     assert [r["step_id"] for r in rows][:2] == ["research/r1/bull", "research/r1/bear"]
-    assert all(a["finished_at"] <= b["started_at"] for a, b in zip(rows, rows[1:]))  # in turn
+    assert all(a["finished_at"] <= b["started_at"] for a, b in itertools.pairwise(rows))  # in turn
     # Each turn heard exactly the turns before it, in order; nobody heard a later one.
     spoken = [f"{a}@{r}" for a, r in turns[:-1]]
     heard = {"bull": prompts(db, outcome.run_id, "bull"), "bear": prompts(db, outcome.run_id, "bear")}

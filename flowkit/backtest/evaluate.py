@@ -11,18 +11,24 @@ from flowkit.backtest.baselines import excess_return, run_baselines
 from flowkit.backtest.metrics import compute_metrics, flag_suspect, round_trips
 
 
-def periods_per_year(session: Any, symbols: list[str]) -> int:
-    """backtest.periods_per_year, else the market's convention (252 stocks, 365 crypto; the
-    larger when a firm mixes them)."""
+def periods_per_year(session: Any, symbols: list[str], times: list[Any] | None = None) -> int:
+    """backtest.periods_per_year, else the market's convention (252 stock sessions, 365 crypto
+    days, x7 / x24 hourly). A firm mixing calendars (a stock and a coin) decides at the union
+    of their bar closes, so its equity curve has neither convention's spacing: then the rate is
+    measured from the decision times themselves (periods per 365.25 days)."""
     bt = session.spec.backtest
     if bt is not None and bt.periods_per_year:
         return bt.periods_per_year
-    return max(session.market.periods_per_year(s) for s in symbols)
+    conventions = {session.market.periods_per_year(s) for s in symbols}
+    if len(conventions) == 1 or times is None or len(times) < 3:
+        return max(conventions)
+    span = (np.datetime64(times[-1], "s") - np.datetime64(times[0], "s")) / np.timedelta64(1, "D")
+    return max(1, round((len(times) - 1) * 365.25 / span)) if span > 0 else max(conventions)
 
 
 def evaluate(session: Any, loop: Any, outcome: Any) -> None:
     spec = session.spec
-    ppy = periods_per_year(session, loop.symbols)
+    ppy = periods_per_year(session, loop.symbols, loop.times)
     rf = spec.backtest.risk_free_rate if spec.backtest else 0.0
     equity = [e for _, e in outcome.equity]
     exposure = [r.get("gross_exposure", 0.0) for r in loop.snapshots]

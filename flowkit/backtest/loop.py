@@ -125,6 +125,7 @@ class Loop:
         self.log = session.log
         self.trading = Trading(session, symbols, live, state["trading"] if state else None)
         self.bars = {s: session.market.bars(s) for s in symbols}
+        self.daily = session.spec.market.timeframe == "1d"
         # Bars before the first decision bar cannot touch an order: replay starts at it.
         self.cursor = {s: int(state["cursor"][s]) for s in symbols} if state else \
             {s: max(0, self.bars[s].index_asof(times[0])) for s in symbols}
@@ -241,25 +242,33 @@ class Loop:
                                          beliefs=beliefs, lessons=lessons)
 
     def correlations(self, symbol: str, t: np.datetime64, window: int = 60) -> dict[str, float]:
-        """60-bar return correlation with every position held, from data up to t."""
+        """Log-return correlation with every position held over the last `window` periods both
+        symbols have a close for, from data up to t. Closes are paired by period (the bar's
+        date for daily bars, its close time otherwise) before taking returns, so a stock and a
+        coin that trades at weekends are compared over the same spans (Friday to Monday)."""
         out = {}
-        mine = self._returns(symbol, t, window)
+        keys, mine = self._closes(symbol, t, window)
         for other, pos in self.trading.portfolio.positions.items():
             if other == symbol or not pos.qty:
                 continue
-            theirs = self._returns(other, t, window)
-            n = min(len(mine), len(theirs))
-            if n >= 20:
-                c = float(np.corrcoef(mine[-n:], theirs[-n:])[0, 1])
+            their_keys, theirs = self._closes(other, t, window)
+            _, a, b = np.intersect1d(keys, their_keys, assume_unique=True, return_indices=True)
+            a, b = a[-(window + 1):], b[-(window + 1):]
+            if len(a) > 20:
+                c = float(np.corrcoef(np.diff(np.log(mine[a])), np.diff(np.log(theirs[b])))[0, 1])
                 if math.isfinite(c):
                     out[other] = round(c, 3)
         return out
 
-    def _returns(self, symbol: str, t: np.datetime64, window: int) -> np.ndarray:
+    def _closes(self, symbol: str, t: np.datetime64, window: int) -> tuple[np.ndarray, np.ndarray]:
+        """(period keys, closes) of the last 2 x `window` + 1 bars closed by t: twice the window,
+        so that a symbol trading 7 days a week still overlaps `window` stock sessions."""
         bars = self.bars[symbol]
         i = bars.index_asof(t)
-        closes = bars.close[max(0, i - window): i + 1]
-        return np.diff(np.log(closes)) if len(closes) > 1 else np.empty(0)
+        lo = max(0, i - 2 * window)
+        stamp = bars.time[lo: i + 1]
+        keys = stamp.astype("datetime64[D]") if self.daily else stamp.astype("datetime64[s]")
+        return keys, bars.close[lo: i + 1]
 
     def review(self, d: Decision, t: np.datetime64, prices: dict[str, float]) -> None:
         proposal = {"symbol": d.symbol, "action": d.action, "size_pct": d.size_pct,

@@ -249,8 +249,10 @@ def _float(value: Any) -> float | None:
 
 def _describe(exc: BaseException) -> str:
     text = str(exc)
-    # litellm's messages already start with their class name.
-    return text if type(exc).__name__ in text else f"{type(exc).__name__}: {text}"
+    # litellm's messages already start with their class name; the status code is not in them.
+    text = text if type(exc).__name__ in text else f"{type(exc).__name__}: {text}"
+    status = getattr(exc, "status_code", None)
+    return f"HTTP {status}: {text}" if isinstance(status, int) else text
 
 
 def _ms(started: float) -> float:

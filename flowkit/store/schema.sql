@@ -30,7 +30,7 @@ CREATE TABLE IF NOT EXISTS steps (
     started_at  TIMESTAMP,
     finished_at TIMESTAMP,
     duration_ms DOUBLE,
-    status      VARCHAR,         -- ok | failed | skipped
+    status      VARCHAR,         -- ok | failed | skipped | cancelled
     input       JSON,            -- what the step saw (rendered prompt or child summary)
     output      JSON,            -- the validated typed output
     error       VARCHAR
