@@ -31,12 +31,13 @@ def firm(fill: str = "next_open", fee_bps: float = 1, slippage_bps: float = 5,
 
 
 def bar(broker: PaperBroker, symbol: str, date: str) -> list:
-    return broker.on_bar(symbol, dt.date.fromisoformat(date), *ohlc(symbol, date))
+    """The daily bar of `date`, stamped with its open (09:30 New York = 14:30 UTC in winter)."""
+    return broker.on_bar(symbol, dt.datetime.fromisoformat(f"{date}T14:30"), *ohlc(symbol, date))
 
 
 def decide(broker: PaperBroker, symbol: str, date: str, **proposal):
     """Review a proposal at the close of `date` and submit what the engine lets through."""
-    as_of = dt.datetime.fromisoformat(date)
+    as_of = dt.datetime.fromisoformat(f"{date}T21:00")  # the close, in UTC
     review = broker.risk.review({"symbol": symbol, **proposal}, broker.portfolio,
                                 dict(broker.marks), as_of)
     assert review.order is not None, review
@@ -51,7 +52,7 @@ def test_next_open_fills_at_the_next_bars_open_with_fee_and_slippage():
     assert bar(broker, "AAPL", "2024-01-02") == []  # the decision bar itself never fills it
     (fill,) = bar(broker, "AAPL", "2024-01-03")
     open_ = ohlc("AAPL", "2024-01-03")[0]  # 182.6734
-    assert fill.time == dt.datetime(2024, 1, 3)
+    assert fill.time == dt.datetime(2024, 1, 3, 14, 30)  # the next bar's open
     assert fill.price == pytest.approx(open_ * 1.0005)
     assert fill.quantity == 54  # 10% of 100000 at the 184.08 close, rounded down
     assert fill.fee == pytest.approx(54 * fill.price * 0.0001)
@@ -66,7 +67,7 @@ def test_close_fills_at_the_decision_bars_close():
     sub = decide(broker, "AAPL", "2024-01-02", action="BUY", size_pct=10)
     assert sub.order.status == "filled" and sub.fill is not None
     assert sub.fill.price == pytest.approx(ohlc("AAPL", "2024-01-02")[3] * 1.0005)
-    assert sub.fill.time == dt.datetime(2024, 1, 2)
+    assert sub.fill.time == dt.datetime(2024, 1, 2, 21, 0)  # the decision close
     assert portfolio.qty("AAPL") == 54
     assert bar(broker, "AAPL", "2024-01-03") == []
     with pytest.raises(BrokerError, match="no bar"):

@@ -103,9 +103,6 @@ def test_crypto_fills_respect_the_limits(crypto):
     assert check_limits_at_fills(crypto["db"], crypto["run_id"], "crypto") > 0
 
 
-@pytest.mark.xfail(strict=True, reason="broker/paper.py on_bar fills an order only on a bar with "
-                   "time > as_of; a crypto (or hourly) bar opens exactly at the previous close, so "
-                   "next_open fills a day late. Fix: `order.as_of <= time`; then drop this mark.")
 def test_crypto_orders_fill_at_the_open_right_after_the_decision(crypto):
     late = rows(crypto["db"], "SELECT o.as_of, f.time FROM orders o JOIN fills f USING (run_id, order_id) "
                               "WHERE o.run_id = ? AND o.reason = 'decision' AND f.time <> o.as_of",
@@ -113,9 +110,6 @@ def test_crypto_orders_fill_at_the_open_right_after_the_decision(crypto):
     assert late == [], f"{len(late)} decision fills not at the next bar's open, e.g. {late[:2]}"
 
 
-@pytest.mark.xfail(strict=True, reason="portfolio/book.py round_qty is not idempotent for fractional "
-                   "quantities (trunc(q / 1e-8) of an already-rounded q drops a unit), so the rule "
-                   "engine reports 'resize' with no binding rule; then drop this mark.")
 def test_crypto_every_resize_names_its_rule(crypto):
     unnamed = rows(crypto["db"], "SELECT as_of, symbol, requested_qty, approved_qty FROM risk_reviews "
                                  "WHERE run_id = ? AND verdict = 'resize' AND rule IS NULL",
@@ -123,12 +117,6 @@ def test_crypto_every_resize_names_its_rule(crypto):
     assert unnamed == []
 
 
-@pytest.mark.xfail(strict=True, reason="fractional positions pick up float residue off the 1e-8 "
-                   "grid (six ETH buys book as 20.689038939999996, not 20.68903894); a stop exit "
-                   "for abs(qty) is clipped by round_qty (trunc) to 20.68903893, leaving 1e-8 of "
-                   "dust that re-triggers a rejected stop order every bar. Fix in portfolio/risk "
-                   "(snap booked positions to the grid; exits take the whole position), then drop "
-                   "this mark.")
 def test_crypto_exits_close_the_whole_position(crypto):
     db, run_id = crypto["db"], crypto["run_id"]
     rejected_exits = rows(db, "SELECT as_of, symbol, quantity FROM orders WHERE run_id = ? AND "

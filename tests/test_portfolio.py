@@ -82,7 +82,7 @@ def test_whole_shares_unless_fractional():
 
 @pytest.mark.parametrize(("fractional", "qty", "expected"), [
     (False, 12.9, 12.0), (False, -12.9, -12.0), (False, 0.99, 0.0),
-    (True, 0.123456789, 0.12345678), (True, 0.29, 0.28999999), (True, float("inf"), 0.0),
+    (True, 0.123456789, 0.12345678), (True, 0.29, 0.29), (True, 0.2899999949, 0.28999999), (True, float("inf"), 0.0),
 ])
 def test_round_qty_goes_toward_zero(fractional, qty, expected):
     assert Portfolio(1, fractional).round_qty(qty) == expected

@@ -68,7 +68,8 @@ class PaperBroker(Broker):
         fills: list[Fill] = []
         waiting = [self._orders[i] for i in self._pending]
         for order in waiting:
-            if order.symbol == symbol and order.as_of < time:
+            # The decision bar opened before as_of; the next one may open exactly at it (crypto).
+            if order.symbol == symbol and order.as_of <= time:
                 fills += self._try_fill(order, time, open, high, low)
         for exit_ in self.risk.check_stops(self.portfolio, symbol, open, high, low, time):
             if exit_.order_id not in self._orders:  # a replayed bar must not exit twice

@@ -62,7 +62,12 @@ class Portfolio:
             return 0.0
         if not self.fractional:
             return float(math.trunc(qty))
-        return round(math.trunc(qty / FRACTIONAL_STEP) * FRACTIONAL_STEP, 8)
+        # Snap to the grid first: a quantity already on it (stored as 20.68903894 but held as
+        # ...893999) must come back unchanged, not one step lower.
+        steps = qty / FRACTIONAL_STEP
+        nearest = round(steps)
+        whole = nearest if abs(steps - nearest) < 1e-6 else math.trunc(steps)
+        return round(whole * FRACTIONAL_STEP, 8)
 
     def apply_fill(self, fill: Fill) -> None:
         """Book a fill: opening, adding, reducing, closing or flipping a position."""
@@ -83,7 +88,9 @@ class Portfolio:
                 pos.avg_cost = 0.0
             elif (new > 0) != (old > 0):  # flipped: the remainder opened at the fill price
                 pos.avg_cost = fill.price
-        pos.qty = new
+        # Keep booked quantities on the tradable grid, so float residue never leaves dust that
+        # an exit cannot close.
+        pos.qty = round(new, 8) if self.fractional else new
         pos.last_price = fill.price
         self.cash -= delta * fill.price + fill.fee
         self.fees_paid += fill.fee
