@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+from contextlib import redirect_stderr, redirect_stdout
+
 import asyncio
 import json
 import time
@@ -149,3 +152,17 @@ def only(rows: list[dict[str, Any]], **match: Any) -> list[dict[str, Any]]:
 
 
 Predicate = Callable[[dict[str, Any]], bool]
+
+
+def cli(*args: str) -> tuple[int, str]:
+    """`flowkit ARGS` in this process: (exit code, stdout + stderr)."""
+    from flowkit.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        rc = main(list(args))
+    return rc, out.getvalue() + err.getvalue()
+
+
+def rows(db: Path | str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    return query(db, sql, list(params))

@@ -3,15 +3,13 @@ good to be true is flagged, and `--seeds N` reports the spread of the headline m
 
 from __future__ import annotations
 
-import io
 import json
 import re
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
 
-from flowkit.store import open_reader
+from runtime_support import cli, rows
 
 ROOT = Path(__file__).resolve().parents[1]
 FINCON = str(ROOT / "workflows" / "fincon.yaml")
@@ -33,20 +31,6 @@ market:
 risk: {max_position_pct: 95, max_sector_pct: 95, min_cash_pct: 2, stop_loss_pct: null,
        take_profit_pct: null}
 """
-
-
-def cli(*args: str) -> tuple[int, str]:
-    from flowkit.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        rc = main(list(args))
-    return rc, out.getvalue() + err.getvalue()
-
-
-def rows(db: Path, sql: str, *params: object) -> list[tuple]:
-    with open_reader(db) as con:
-        return con.execute(sql, list(params)).fetchall()
 
 
 # ---------------------------------------------------------------- knowledge cutoff

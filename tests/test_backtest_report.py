@@ -4,37 +4,21 @@ over one window and writes one side-by-side page."""
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import shutil
 import struct
 import subprocess
-from contextlib import redirect_stderr, redirect_stdout
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
-from flowkit.store import open_reader
+from runtime_support import cli, rows
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 STRATEGIES = ("Firm", "Buy & hold", "SMA crossover", "MACD")
-
-
-def cli(*args: str) -> tuple[int, str]:
-    from flowkit.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        rc = main(list(args))
-    return rc, out.getvalue() + err.getvalue()
-
-
-def rows(db: Path, sql: str, *params: object) -> list[tuple]:
-    with open_reader(db) as con:
-        return con.execute(sql, list(params)).fetchall()
 
 
 class Page(HTMLParser):

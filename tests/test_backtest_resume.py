@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from flowkit.errors import StoreError
-from flowkit.store import open_reader
+from runtime_support import rows
 
 ROOT = Path(__file__).resolve().parents[1]
 # The TradingAgents firm (debates, reflection lessons carried in the checkpoint) on three
@@ -32,11 +32,6 @@ def flowkit(*args: str) -> list[str]:
 def start(db: Path) -> subprocess.Popen:
     return subprocess.Popen(flowkit("run", *ARGS, "--db", str(db)), cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
-def rows(db: Path, sql: str, *params: object) -> list[tuple]:
-    with open_reader(db) as con:
-        return con.execute(sql, list(params)).fetchall()
 
 
 def kill_after_checkpoints(proc: subprocess.Popen, db: Path, more_than: int,

@@ -6,34 +6,18 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import io
 import json
 import math
 import re
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from flowkit.store import open_reader
+from runtime_support import cli, rows
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "flowkit" / "market" / "sample" / "ohlcv"
-
-
-def cli(*args: str) -> tuple[int, str]:
-    from flowkit.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        rc = main(list(args))
-    return rc, out.getvalue() + err.getvalue()
-
-
-def rows(db: Path, sql: str, *params: object) -> list[tuple]:
-    with open_reader(db) as con:
-        return con.execute(sql, list(params)).fetchall()
 
 
 def backtest(tmp_path_factory, firm: str, start: str, end: str) -> dict:

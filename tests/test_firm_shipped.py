@@ -7,36 +7,21 @@ from __future__ import annotations
 
 import bisect
 import csv
-import io
 import json
 import math
 import re
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
 
 from flowkit.spec.loader import load_workflow
 from flowkit.store import open_reader
+from runtime_support import cli, rows
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "flowkit" / "market" / "sample" / "ohlcv"
 START, END = "2024-01-02", "2024-03-28"
 FIRMS = ["tradingagents", "fincon"]
-
-
-def cli(*args: str) -> tuple[int, str]:
-    from flowkit.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        rc = main(list(args))
-    return rc, out.getvalue() + err.getvalue()
-
-
-def rows(db: Path, sql: str, *params: object) -> list[tuple]:
-    with open_reader(db) as con:
-        return con.execute(sql, list(params)).fetchall()
 
 
 def dicts(db: Path, sql: str, *params: object) -> list[dict]:

@@ -5,34 +5,18 @@ window that overlaps the test window are refused."""
 
 from __future__ import annotations
 
-import io
 import json
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
 
 from flowkit.llm.offline import parse_belief
-from flowkit.store import open_reader
+from runtime_support import cli, rows
 
 ROOT = Path(__file__).resolve().parents[1]
 FINCON = str(ROOT / "workflows" / "fincon.yaml")
 TEST_WINDOW = ["--start", "2024-01-02", "--end", "2024-03-28"]
 AGENTS = {"manager", "technical", "fundamentals", "news", "sentiment"}
-
-
-def cli(*args: str) -> tuple[int, str]:
-    from flowkit.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        rc = main(list(args))
-    return rc, out.getvalue() + err.getvalue()
-
-
-def rows(db: Path, sql: str, *params: object) -> list[tuple]:
-    with open_reader(db) as con:
-        return con.execute(sql, list(params)).fetchall()
 
 
 def latest_run(db: Path) -> str:

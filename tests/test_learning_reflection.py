@@ -5,34 +5,18 @@ is known (`learning.reflection.horizon` bars later, never earlier) and reaches o
 from __future__ import annotations
 
 import csv
-import io
 import json
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
 
-from flowkit.store import open_reader
+from runtime_support import cli, rows
 
 ROOT = Path(__file__).resolve().parents[1]
 TA = str(ROOT / "workflows" / "tradingagents.yaml")
 WINDOW = ["--start", "2024-01-02", "--end", "2024-03-28"]
 CONFIGURED = {"bull", "bear", "trader", "research_manager", "portfolio_manager"}  # in the YAML
 HORIZON = 5
-
-
-def cli(*args: str) -> tuple[int, str]:
-    from flowkit.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        rc = main(list(args))
-    return rc, out.getvalue() + err.getvalue()
-
-
-def rows(db: Path, sql: str, *params: object) -> list[tuple]:
-    with open_reader(db) as con:
-        return con.execute(sql, list(params)).fetchall()
 
 
 def run(db: Path, *extra: str) -> str:

@@ -188,7 +188,7 @@ class Loop:
             engine.update_daily(portfolio.equity(prices))
             self.submit(engine.halt_orders(portfolio, prices, _ts(t)))
             active = [s for s in self.symbols if self._has_bar_closing_at(s, t)]
-            decisions = await asyncio.gather(*(self.decide(s, t, prices) for s in active))
+            decisions = await _all_or_none([self.decide(s, t, prices) for s in active])
             for d in sorted(decisions, key=lambda d: d.symbol):
                 self.review(d, t, prices)
             self.log_orders()
@@ -324,6 +324,19 @@ class Loop:
         end = "\n" if done == len(self.times) or not tty else ""
         self.out.write((line if tty else line[1:]) + end)
         self.out.flush()
+
+
+async def _all_or_none(coros: list[Any]) -> list[Any]:
+    """Run concurrently; if one fails, cancel the rest before raising (no rows logged after
+    the run has been marked failed)."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        return await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 def _memory(session: Session) -> Any:

@@ -31,7 +31,8 @@ def _fmt(value: Any, kind: str) -> str:
 
 def outcome(o: Any, inv: Any, out: TextIO) -> None:
     if not inv.start:
-        decisions(o, out)
+        if o.decisions:
+            decisions(o, out)
     else:
         metrics(o, out)
     for w in o.warnings if not inv.start else []:
