@@ -8,11 +8,11 @@ from typing import Any, TextIO
 from flowkit.commands import table
 
 _ROWS = [("cumulative_return", "cumulative return", "pct"), ("annual_return", "annual return", "pct"),
-         ("annual_volatility", "annual volatility", "pct"), ("sharpe", "Sharpe", "num"),
+         ("annual_volatility", "annual volatility", "share"), ("sharpe", "Sharpe", "num"),
          ("sortino", "Sortino", "num"), ("max_drawdown", "max drawdown", "pct"),
          ("calmar", "Calmar", "num"), ("num_trades", "trades (round trips)", "int"),
-         ("win_rate", "win rate", "pct"), ("profit_factor", "profit factor", "num"),
-         ("turnover", "turnover (x/yr)", "num"), ("exposure", "avg exposure", "pct"),
+         ("win_rate", "win rate", "share"), ("profit_factor", "profit factor", "num"),
+         ("turnover", "turnover (x/yr)", "num"), ("exposure", "avg exposure", "share"),
          ("final_equity", "final equity", "money")]
 _BASELINES = ("buy_and_hold", "sma_crossover", "macd")
 
@@ -20,8 +20,10 @@ _BASELINES = ("buy_and_hold", "sma_crossover", "macd")
 def _fmt(value: Any, kind: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
-    if kind == "pct":
+    if kind == "pct":  # a return: signed
         return f"{100 * value:+.2f}%"
+    if kind == "share":
+        return f"{100 * value:.2f}%"
     if kind == "int":
         return f"{int(value)}"
     if kind == "money":
