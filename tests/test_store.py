@@ -97,7 +97,7 @@ def test_value_conversions(log):
     assert rows[1][2:6] == (datetime(2024, 1, 3), datetime(2024, 1, 3, 10), None, None)
     assert json.loads(rows[1][8]) == [1, 2]  # JSON text is stored as JSON
     assert log.query("SELECT quantity FROM orders") == [(3.0,)]
-    assert log.query("SELECT frozen, agents FROM beliefs") == [(True, '["bull", "bear"]')]
+    assert log.query("SELECT frozen, agents FROM beliefs") == [(True, '["bull","bear"]')]
 
 
 def test_unencodable_values_fail_at_append(log):
@@ -138,7 +138,7 @@ def test_update_run_is_ordered_after_earlier_appends(log):
     log.append("runs", {"run_id": "r2", "status": "running"})
     log.update_run("r2", status="failed", error="boom")
     assert log.query("SELECT run_id, status, finished_at, error, config FROM runs ORDER BY run_id") == [
-        ("r", "completed", T0 + timedelta(hours=1), None, '{"k": 1}'),
+        ("r", "completed", T0 + timedelta(hours=1), None, '{"k":1}'),
         ("r2", "failed", None, "boom", None)]
     with pytest.raises(StoreError, match="no column 'colour'"):
         log.update_run("r", colour="red")

@@ -67,7 +67,7 @@ def test_secrets_are_redacted_on_every_write_path(log):
         # {"n": 1234567890} contains BROKER: once redacted it is no JSON number, so the whole
         # text is kept as a JSON string rather than rejected
         assert json.loads(con.execute("SELECT config FROM runs").fetchone()[0]) == \
-            '{"api_key": "***", "n": ***90}'
+            '{"api_key":"***","n":***90}'
         state = json.loads(con.execute("SELECT state FROM checkpoints").fetchone()[0])
         assert state == {"broker": {"password": "***"}}
         assert con.execute("SELECT error FROM runs").fetchone()[0].endswith("Incorrect API key ***")

@@ -235,8 +235,8 @@ class Loop:
         if len(self.symbols) > 1:
             view["correlations"] = self.correlations(symbol, t)
         beliefs, lessons = (self.memory.for_decision(symbol, t) if self.memory else ({}, {}))
-        st = self.trading.engine.state
-        risk_state = {"risk_averse": st.risk_averse, "halted": st.halted,
+        engine = self.trading.engine
+        risk_state = {"risk_averse": engine.risk_averse, "halted": engine.halted,
                       "drawdown_pct": round(100 * p.drawdown(prices), 3)}
         return await self.session.decide(symbol, t, portfolio=view, risk_state=risk_state,
                                          beliefs=beliefs, lessons=lessons)

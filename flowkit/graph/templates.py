@@ -10,6 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
+import orjson
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
@@ -27,7 +28,16 @@ def _num(value: Any, digits: int = 2) -> str:
 
 
 def _tojson(value: Any, indent: int | None = None) -> str:
-    return json.dumps(value, indent=indent, default=str, ensure_ascii=False)
+    """JSON for prompts: compact, via orjson (every later agent re-reads the earlier outputs,
+    so this runs a dozen times per step); indented on request."""
+    if indent is None:
+        try:
+            return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+        except (TypeError, ValueError):  # lone surrogates, huge ints: the stdlib copes
+            pass
+    separators = None if indent is not None else (",", ":")
+    return json.dumps(value, indent=indent, default=str, ensure_ascii=False, separators=separators)
+
 
 
 MAX_POWER = 1024          # largest exponent `**` may use in a template or condition
