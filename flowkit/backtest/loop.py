@@ -456,6 +456,20 @@ async def run_session(session: Session, inv: Invocation, out: TextIO | None,
     return outcome
 
 
+def run_and_show(session: Session, inv: Invocation, out: TextIO | None) -> Outcome:
+    """Run a fresh session to the end, close its log, and print the outcome."""
+    from flowkit.backtest import present
+
+    session.invocation = asdict(inv)
+    try:
+        outcome = asyncio.run(run_session(session, inv, out))
+    finally:
+        session.close()
+    if out:
+        present.outcome(outcome, inv, out)
+    return outcome
+
+
 def execute(loaded: Any, options: RunOptions, inv: Invocation, out: TextIO | None) -> int:
     """`flowkit run`: one run, or --seeds N runs summarised as mean ± standard error."""
     from flowkit.backtest import present
@@ -466,16 +480,9 @@ def execute(loaded: Any, options: RunOptions, inv: Invocation, out: TextIO | Non
         opts = RunOptions(**{**asdict(options), "mode": "backtest" if inv.start else "decide",
                              "parent_run_id": parent,
                              "seed": seed if inv.seeds > 1 else options.seed})
-        session = Session(loaded, opts)
-        session.invocation = asdict(inv)
-        try:
-            outcome = asyncio.run(run_session(session, inv, out))
-        finally:
-            session.close()
+        outcome = run_and_show(Session(loaded, opts), inv, out)
         parent = parent or outcome.run_id
         outcomes.append(outcome)
-        if out:
-            present.outcome(outcome, inv, out)
     if out and len(outcomes) > 1:
         present.seeds(outcomes, out)
     failed = [o for o in outcomes if o.status != "completed"]
@@ -526,20 +533,13 @@ def _db(db: str | None) -> str:
 
 def replay_run(run_id: str, db: str | None, out: TextIO | None) -> int:
     """Re-run a run's decisions from the response cache: zero provider calls, same decisions."""
-    from flowkit.backtest import present
 
     db = _db(db)
     stored = _stored(db, run_id)
     inv = Invocation(**(stored["config"].get("invocation") or {}))
     options = RunOptions(db=db, cache="replay", mode="replay", parent_run_id=run_id)
     session = Session(_loaded_from(stored), options)
-    session.invocation = asdict(inv)
-    try:
-        outcome = asyncio.run(run_session(session, inv, out))
-    finally:
-        session.close()
-    if out:
-        present.outcome(outcome, inv, out)
+    outcome = run_and_show(session, inv, out)
     before = [(s, str(t), a, round(z, 6)) for s, t, a, z in stored["decisions"]]
     after = sorted((d.symbol, str(_ts(np.datetime64(d.as_of.rstrip("Z")))), d.action, round(d.size_pct, 6))
                    for d in outcome.decisions)
@@ -596,21 +596,14 @@ async def _resume(session: Session, inv: Invocation, out: TextIO | None,
 def run_many(files: list[str], overrides: list[str], options: RunOptions, inv: Invocation,
              out: TextIO | None) -> tuple[list[str], str, int]:
     """`flowkit compare`: each firm over the same window, into one event log."""
-    from flowkit.backtest import present
     from flowkit.spec.loader import load_workflow
 
     run_ids, status, db = [], 0, ""
     for file in files:
         loaded = load_workflow(file, overrides)
         session = Session(loaded, RunOptions(**{**asdict(options), "mode": "backtest"}))
-        session.invocation = asdict(inv)
         db = session.db_path
-        try:
-            outcome = asyncio.run(run_session(session, inv, out))
-        finally:
-            session.close()
-        if out:
-            present.outcome(outcome, inv, out)
+        outcome = run_and_show(session, inv, out)
         run_ids.append(outcome.run_id)
         status = status or (0 if outcome.status == "completed" else 1)
     return run_ids, db, status
