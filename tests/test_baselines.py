@@ -11,22 +11,9 @@ import pytest
 
 from flowkit.backtest.baselines import excess_return, run_baselines
 from flowkit.backtest.metrics import compute_metrics
-from sample_data import OHLCV
+from sample_data import OHLCV, Bars
 
 COSTS = {"fee_bps": 1.0, "slippage_bps": 5.0}
-
-
-@dataclasses.dataclass
-class Bars:
-    """Stand-in for flowkit.market's Bars: daily bars close one day after they open."""
-
-    time: np.ndarray
-    close_time: np.ndarray
-    open: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-    close: np.ndarray
-    volume: np.ndarray
 
 
 def load_bars(symbol: str, start: str, end: str) -> Bars:

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 import pytest
-from test_roles_context import SNAPSHOTS, context, example_context, portfolio
+from roles_context import SNAPSHOTS, context, example_context, portfolio
 
 from flowkit.errors import ModelError
 from flowkit.llm.base import ChatModel, ModelRequest

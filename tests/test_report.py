@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 import shutil
@@ -18,7 +17,7 @@ import pytest
 from flowkit.backtest.baselines import run_baselines
 from flowkit.backtest.metrics import compute_metrics, flag_suspect, round_trips
 from flowkit.backtest.report import write_comparison, write_report
-from sample_data import OHLCV
+from sample_data import OHLCV, Bars
 
 SCHEMA = Path(__file__).resolve().parents[1] / "flowkit" / "store" / "schema.sql"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -26,19 +25,6 @@ RUN, RUN2 = "20240329-120000-ab12", "20240329-130000-cd34"
 FEE, SLIP = 1e-4, 5e-4
 INJECTION = "<script>alert('x')</script> & \"quotes\""
 CUTOFF = "model gpt-4o-mini's knowledge cutoff 2024-06-01 is after the backtest start"
-
-
-@dataclasses.dataclass
-class Bars:
-    """Stand-in for flowkit.market's Bars: NYSE session bars, 14:30-21:00 UTC."""
-
-    time: np.ndarray
-    close_time: np.ndarray
-    open: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-    close: np.ndarray
-    volume: np.ndarray
 
 
 def load_bars(symbol: str) -> Bars:

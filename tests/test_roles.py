@@ -7,7 +7,7 @@ import json
 import pytest
 from jinja2 import StrictUndefined, meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from test_roles_context import SNAPSHOTS, context, example_context
+from roles_context import SNAPSHOTS, context, example_context
 
 from flowkit._paths import asset_dir
 from flowkit.errors import FlowkitError
