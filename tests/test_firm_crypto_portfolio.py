@@ -224,3 +224,12 @@ def test_mixed_calendars_pair_returns_by_date_and_annualise_by_the_decisions(tmp
     assert len(times) == 51  # 21 NYSE sessions and 30 UTC days
     assert firm_metrics["annual_return"] == pytest.approx(
         (1 + firm_metrics["cumulative_return"]) ** (round(per_year) / firm_metrics["periods"]) - 1)
+
+
+def test_crypto_backtest_is_reproducible(crypto, tmp_path_factory):
+    again = backtest(tmp_path_factory, "crypto", "2023-01-01", "2023-03-31")
+    fills = "SELECT symbol, time, side, quantity, price, fee FROM fills WHERE run_id = ? ORDER BY time, symbol"
+    equity = "SELECT time, cash, equity FROM portfolio WHERE run_id = ? ORDER BY time"
+    first = (rows(crypto["db"], fills, crypto["run_id"]), rows(crypto["db"], equity, crypto["run_id"]))
+    second = (rows(again["db"], fills, again["run_id"]), rows(again["db"], equity, again["run_id"]))
+    assert first[0] and first == second
