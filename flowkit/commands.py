@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Any
 
@@ -17,10 +16,9 @@ def _say(args: argparse.Namespace, text: str) -> None:
 
 
 def _db_for_readers(args: argparse.Namespace) -> str:
-    path = args.db or os.environ.get("FLOWKIT_DB") or "flowkit.duckdb"
-    if not os.path.exists(path):
-        raise ConfigError(f"no event log at {path} (use --db PATH or FLOWKIT_DB)")
-    return path
+    from flowkit.runtime.session import existing_db
+
+    return existing_db(args.db)
 
 
 def run(args: argparse.Namespace) -> int:

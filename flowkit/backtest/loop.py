@@ -27,7 +27,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from flowkit.errors import BudgetExceeded, ConfigError, DataError, FlowkitError
-from flowkit.runtime.session import Decision, RunOptions, Session
+from flowkit.runtime.session import Decision, RunOptions, Session, existing_db
 
 
 @dataclass
@@ -522,19 +522,10 @@ def _loaded_from(stored: dict[str, Any]) -> Any:
     return LoadedWorkflow(Workflow.model_validate(data), Path(stored["path"]), "", stored["hash"], data)
 
 
-def _db(db: str | None) -> str:
-    import os
-
-    path = db or os.environ.get("FLOWKIT_DB") or "flowkit.duckdb"
-    if not os.path.exists(path):
-        raise ConfigError(f"no event log at {path} (use --db PATH or FLOWKIT_DB)")
-    return path
-
-
 def replay_run(run_id: str, db: str | None, out: TextIO | None) -> int:
     """Re-run a run's decisions from the response cache: zero provider calls, same decisions."""
 
-    db = _db(db)
+    db = existing_db(db)
     stored = _stored(db, run_id)
     inv = Invocation(**(stored["config"].get("invocation") or {}))
     options = RunOptions(db=db, cache="replay", mode="replay", parent_run_id=run_id)
@@ -547,20 +538,15 @@ def replay_run(run_id: str, db: str | None, out: TextIO | None) -> int:
     if out:
         out.write(f"replay of {run_id}: {len(after)} decisions, "
                   f"{'identical to the original' if same else 'DIFFERENT from the original'}; "
-                  f"{outcome_provider_calls(session)} provider calls\n")
+                  f"{session.ctx.provider_calls} provider calls\n")
     return 0 if same and outcome.status == "completed" else 1
-
-
-def outcome_provider_calls(session: Session) -> int:
-    """Model calls that reached a provider (not the cache, not the offline model)."""
-    return session.ctx.provider_calls
 
 
 def resume_run(run_id: str, db: str | None, out: TextIO | None) -> int:
     """Continue a killed run from its last checkpoint; ends as if never interrupted."""
     from flowkit.backtest import present
 
-    db = _db(db)
+    db = existing_db(db)
     stored = _stored(db, run_id)
     if stored["status"] == "completed":
         raise ConfigError(f"run {run_id} already completed")
