@@ -351,6 +351,11 @@ def _memory(session: Session) -> Any:
 # ---------------------------------------------------------------- entry points
 
 
+def decision_every(session: Session, inv: Invocation) -> str:
+    """A backtest's decision frequency: --every, else backtest.every, else daily."""
+    return inv.every or (session.spec.backtest.every if session.spec.backtest else "1d")
+
+
 def decision_times(session: Session, symbols: list[str], inv: Invocation) -> list[np.datetime64]:
     market = session.market
     if inv.start:
@@ -360,7 +365,7 @@ def decision_times(session: Session, symbols: list[str], inv: Invocation) -> lis
             raise ConfigError(f"bad date: {exc}") from None
         if start > end:
             raise ConfigError(f"--start {start} is after --end {end}")
-        every = inv.every or (session.spec.backtest.every if session.spec.backtest else "1d")
+        every = decision_every(session, inv)
         times = sorted({t for s in symbols for t in market.decision_times(s, start, end, every)})
         if not times:
             raise DataError(f"no bars for {', '.join(symbols)} between {start} and {end}")
@@ -451,7 +456,7 @@ async def run_session(session: Session, inv: Invocation, out: TextIO | None,
     if inv.start and outcome.equity:
         from flowkit.backtest.evaluate import evaluate
 
-        evaluate(session, loop, outcome)
+        evaluate(session, loop, outcome, decision_every(session, inv))
     session.finish(status, error)
     return outcome
 

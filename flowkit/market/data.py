@@ -57,6 +57,12 @@ class MarketData:
         """Bars per year: 252 (stocks, daily), 365 (crypto, daily), x7 / x24 hourly."""
         return self._get(symbol).periods_per_year
 
+    def decisions_per_year(self, symbol: str, every: str) -> tuple[int, str]:
+        """Decision periods per year of `symbol`'s calendar at frequency `every`, and why
+        (`clock.decisions_per_year`): what annualises an equity curve marked at each decision."""
+        d = self._get(symbol)
+        return clock.decisions_per_year(d.crypto, every, d.bars_per_session)
+
     def latest_time(self, symbol: str) -> np.datetime64:
         return self._get(symbol).bars.close_time[-1]
 

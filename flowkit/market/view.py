@@ -86,6 +86,7 @@ class SymbolData:
         time, close_time, session = clock.stamp(raw.label, timeframe, crypto, raw.origin)
         self.bars = Bars(symbol, timeframe, time, close_time, *(raw.ohlcv[:, k].copy() for k in range(5)))
         self.session = session
+        self.crypto = crypto
         self.periods_per_year = clock.periods_per_year(crypto, timeframe)
         self._ohlcv = raw.ohlcv  # row-major copy: recent bars and history are row slices
         try:
@@ -93,6 +94,11 @@ class SymbolData:
             self.earnings = _earnings(raw.earnings, session, close_time) if raw.earnings else None
         except ValueError as e:
             raise DataError(f"{symbol}: unreadable date in news or earnings ({e})") from None
+
+    @cached_property
+    def bars_per_session(self) -> int:
+        """The usual number of bars in a session: 1 daily, the median count hourly."""
+        return max(1, round(float(np.median(np.unique(self.session, return_counts=True)[1]))))
 
     @cached_property
     def derived(self) -> np.ndarray:

@@ -285,8 +285,10 @@ class BacktestSpec(Strict):
     every: Literal["1d", "1w", "1h"] = Field("1d", description="Decision frequency.")
     risk_free_rate: Float = Field(0.0, ge=-0.1, le=1, description="Annual risk-free rate for "
                                   "Sharpe/Sortino.")
-    periods_per_year: OptInt = Field(None, ge=1, le=10_000, description="Annualisation; default "
-                                         "252 for stocks, 365 for crypto daily.")
+    periods_per_year: OptInt = Field(None, ge=1, le=10_000, description="Annualisation of the "
+                                     "equity curve, marked once per decision; default from the "
+                                     "decision calendar: 52 weekly, 252 (stocks) or 365 (crypto) "
+                                     "daily, times the bars of a session hourly.")
 
 
 class TrainSpec(Strict):
