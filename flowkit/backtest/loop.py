@@ -418,6 +418,9 @@ async def run_session(session: Session, inv: Invocation, out: TextIO | None,
     loop = Loop(session, symbols, times, out, inv.live, state)
     session.last_memory = loop.memory
     loop.outcome.warnings = honesty_warnings(session, times)
+    if inv.start:
+        loop.outcome.warnings += session.market.data_warnings(
+            symbols, date.fromisoformat(inv.start), date.fromisoformat(inv.end or inv.start))
     start_seq = 0
     if resume is None:
         session.start()
