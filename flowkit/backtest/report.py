@@ -98,10 +98,12 @@ def write_report(db: Db, run_id: str, out_html: Path, *, png: Path | None = None
     with _open(db) as con:
         run = _load_run(con, run_id, prices)
         decisions = _load_decisions(con, run_id)
+        risk = _risk_chart(con, run_id)
     drawdowns = [c.drawdown() for c in run.curves]
     charts = [
         _chart("equity", "Equity: firm vs baselines", run.curves, "money"),
         _chart("drawdown", "Drawdown from peak", drawdowns, "pct", area=drawdowns[0]),
+        *risk,
     ]
     lo, hi = run.window()
     for symbol, (t, close) in sorted(run.prices.items()):
@@ -307,6 +309,31 @@ def _load_run(con: duckdb.DuckDBPyConnection, run_id: str, prices: PriceSeries |
                string_agg(DISTINCT model, ', ' ORDER BY model) AS models
         FROM model_calls WHERE run_id = ?""", run_id)
     return _Run(run, config, times, equity, strategies, firm_computed, closes, fills, calls)
+
+
+def _risk_chart(con: duckdb.DuckDBPyConnection, run_id: str) -> list[dict[str, Any]]:
+    """The CVaR trigger over the run, from ``risk_state``: CVaR and its reference, and how often
+    the firm was risk-averse or halted. None when the run recorded no CVaR (trigger off, or a
+    file written before the table existed)."""
+    import duckdb
+
+    try:  # the last row per time: a resumed run redoes the times after its checkpoint
+        rows = _rows(con, "SELECT time, arg_max(cvar, rowid) AS cvar, arg_max(reference_cvar, "
+                          "rowid) AS reference, arg_max(risk_averse, rowid) AS averse, "
+                          "arg_max(halted, rowid) AS halted FROM risk_state WHERE run_id = ? "
+                          "GROUP BY time ORDER BY time", run_id)
+    except duckdb.CatalogException:
+        return []
+    rows = [r for r in rows if r["cvar"] is not None]
+    if not rows:
+        return []
+    t = np.array([r["time"] for r in rows], dtype="datetime64[s]")
+    averse, halted = sum(bool(r["averse"]) for r in rows), sum(bool(r["halted"]) for r in rows)
+    curves = [_Curve("CVaR", t, np.array([r["cvar"] for r in rows], float), "#dc2626"),
+              _Curve("reference (calmest recent CVaR)", t,
+                     np.array([_num(r["reference"]) for r in rows], float), "#475569", "dashed")]
+    return [_chart("risk", f"Tail risk: risk-averse at {averse} of {len(rows)} decision times"
+                   f"{f', halted at {halted}' if halted else ''}", curves, "pct")]
 
 
 def _load_decisions(con: duckdb.DuckDBPyConnection, run_id: str) -> list[dict[str, Any]]:
