@@ -6,6 +6,7 @@ hourly crypto), and the periods per year used is printed and stored with them.""
 from __future__ import annotations
 
 import json
+import re
 import math
 from pathlib import Path
 
@@ -122,3 +123,16 @@ def test_declared_periods_per_year_wins(tmp_path) -> None:
     (True, "1w", 24, 52), (False, "1h", 7, 252 * 7), (True, "1h", 24, 365 * 24)])
 def test_decision_calendar_conventions(crypto, every, bars, want) -> None:
     assert clock.decisions_per_year(crypto, every, bars)[0] == want
+
+
+def test_report_and_comparison_state_the_annualisation(tmp_path) -> None:
+    from flowkit.backtest.report import write_comparison, write_report
+
+    backtest(tmp_path, ["NVDA"], "2023-01-02", "2023-12-29", "1w")
+    db = tmp_path / "log.duckdb"
+    (run_id,), = rows(db, "SELECT run_id FROM runs")
+    for html in (write_report(db, run_id, tmp_path / "r.html").read_text(),
+                 write_comparison(db, [run_id], tmp_path / "c.html").read_text()):
+        row = html[html.index("<td>Periods per year (annualisation)</td>"):]
+        assert re.match(r"<td>Periods per year \(annualisation\)</td>\s*<td[^>]*>52</td>", row)
+        assert "Annualised with 52 periods a year (weekly decisions)" in html
