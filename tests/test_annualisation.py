@@ -136,3 +136,21 @@ def test_report_and_comparison_state_the_annualisation(tmp_path) -> None:
         row = html[html.index("<td>Periods per year (annualisation)</td>"):]
         assert re.match(r"<td>Periods per year \(annualisation\)</td>\s*<td[^>]*>52</td>", row)
         assert "Annualised with 52 periods a year (weekly decisions)" in html
+
+
+def test_hourly_stock_decisions_count_the_bars_of_a_session(tmp_path) -> None:
+    """Seven hourly bars a New York session (09:30 to 16:00) make 7 x 252 decisions a year."""
+    from flowkit.market import load_market
+    from flowkit.spec.models import MarketSpec
+
+    (tmp_path / "ohlcv").mkdir()
+    days = np.arange(np.datetime64("2024-03-04"), np.datetime64("2024-03-16"))
+    days = days[np.is_busday(days)]
+    opens = [np.datetime64(f"{d}T14:30") + np.timedelta64(h, "h") for d in days for h in range(7)]
+    lines = ["timestamp,open,high,low,close,volume"] + [
+        f"{t}:00Z,100,101,99,100.5,10" for t in opens]
+    (tmp_path / "ohlcv" / "XYZ_1h.csv").write_text("\n".join(lines) + "\n")
+    md = load_market(MarketSpec(symbols=["XYZ"], source="csv", path=str(tmp_path), timeframe="1h"))
+    assert md.decisions_per_year("XYZ", "1h")[0] == 7 * 252
+    assert md.decisions_per_year("XYZ", "1d")[0] == 252
+    assert md.decisions_per_year("XYZ", "1w")[0] == 52

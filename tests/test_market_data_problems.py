@@ -193,3 +193,11 @@ market: {symbols: [AAPL, SPY]}
     (run_id,), = rows(db, "SELECT run_id FROM runs")
     html = write_report(db, run_id, tmp_path / "r.html").read_text()
     assert "SPY: the data ends on 2025-10-07" in html
+
+
+def test_a_real_gap_in_the_hourly_sample_is_named() -> None:
+    """The exchange's own outage in the shipped BTC-USDT hourly bars, found, dated and counted."""
+    md = load_market(MarketSpec(symbols=["BTC-USDT"], timeframe="1h"))
+    assert md.data_warnings(["BTC-USDT"], dt.date(2023, 3, 1), dt.date(2023, 3, 31)) == [
+        "BTC-USDT: 1 gap(s) in the data inside the window (1 hour(s) before 2023-03-24T14:00:00Z)"]
+    assert md.data_warnings(["BTC-USDT"], dt.date(2023, 4, 1), dt.date(2023, 4, 30)) == []
