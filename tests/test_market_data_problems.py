@@ -117,6 +117,10 @@ def test_news_file_problems_are_named(tmp_path) -> None:
     news.write_text("date,headline,source\n2024-01-03,Up,wire\n\n2024-01-04,Down\n")
     with pytest.raises(DataError, match=re.escape(f"{news}:4: 2 field(s)")):
         load(tmp_path, "AAPL")
+    # A quoted text spanning lines: line numbers still count the file's lines.
+    news.write_text('date,headline,source\n2024-01-03,"Up\non two lines",wire\n2024-01-04,Down\n')
+    with pytest.raises(DataError, match=re.escape(f"{news}:4: 2 field(s)")):
+        load(tmp_path, "AAPL")
     news.write_bytes(b"date,headline,source\n2024-01-03,Up,wire\n2024-01-04,Caf\xe9,wire\n")
     with pytest.raises(DataError, match=re.escape(f"{news}:3: not UTF-8")):
         load(tmp_path, "AAPL")

@@ -41,10 +41,10 @@ def utc_text(value: str) -> str:
     return value.strip().replace(" ", "T").removesuffix("Z").removesuffix("+00:00")
 
 
-def _records(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """The header (lower-cased) and the (file line, fields) of every record after it. Blank
-    lines carry nothing and are skipped wherever they are; a file that is not UTF-8 is refused
-    at the line of its first bad byte."""
+def _records(path: Path) -> tuple[list[str], np.ndarray, list[list[str]]]:
+    """The header (lower-cased), then the file line and the fields of every record after it,
+    each row checked against the header (`_fit`). Blank lines carry nothing and are skipped
+    wherever they are; a file that is not UTF-8 is refused at the line of its first bad byte."""
     data = path.read_bytes()
     try:
         text = data.decode("utf-8-sig")
@@ -53,21 +53,23 @@ def _records(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
         raise DataError(f"{path}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x}); save the "
                         "file as UTF-8") from None
     reader = csv.reader(io.StringIO(text, newline=""))
-    header: list[str] | None = None
-    body = []
     try:
-        for fields in reader:
-            if not any(f.strip() for f in fields):
-                continue
-            if header is None:
-                header = [h.strip().lower() for h in fields]
-            else:
-                body.append((reader.line_num, fields))
+        rows = list(reader)
     except csv.Error as e:
         raise DataError(f"{path}:{reader.line_num}: unreadable CSV ({e})") from None
-    if header is None:
+    if text.count("\n") + (not text.endswith("\n")) == len(rows):
+        lines = np.arange(1, len(rows) + 1)  # one record a line: the usual case, read at C speed
+    else:  # a quoted field spans lines: ask the reader where each record ends
+        reader = csv.reader(io.StringIO(text, newline=""))
+        lines = np.array([reader.line_num for _ in reader], dtype=np.int64)
+    keep = [k for k, r in enumerate(rows) if r and (len(r) > 1 or r[0].strip())]  # [] is blank
+    if not keep:
         raise DataError(f"{path}: empty file (no header)")
-    return header, body
+    header = [h.strip().lower() for h in rows[keep[0]]]
+    rows, lines = [rows[k] for k in keep[1:]], lines[keep[1:]]
+    if any(len(r) != len(header) for r in rows):
+        rows = [_fit(path, header, line, r) for line, r in zip(lines.tolist(), rows, strict=True)]
+    return header, lines, rows
 
 
 def _fit(path: Path, header: list[str], line: int, fields: list[str]) -> list[str]:
@@ -82,22 +84,20 @@ def _fit(path: Path, header: list[str], line: int, fields: list[str]) -> list[st
 
 
 def _read(path: Path) -> list[dict[str, str]]:
-    header, body = _records(path)
-    return [dict(zip(header, _fit(path, header, line, row), strict=True)) for line, row in body]
+    header, _, rows = _records(path)
+    return [dict(zip(header, row, strict=True)) for row in rows]
 
 
 def read_ohlcv(path: Path, timeframe: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(label, (n, 5) OHLCV values, file line of each bar) of an OHLCV CSV file."""
-    header, body = _records(path)
-    if not body:
+    header, lines, rows = _records(path)
+    if not rows:
         raise DataError(f"{path}: no bars")
     time_col = "timestamp" if "timestamp" in header else "date"
     missing = [c for c in (time_col, *OHLCV) if c not in header]
     if missing:
         raise DataError(f"{path}: missing column(s) {', '.join(missing)}; expected "
                         f"{'timestamp' if timeframe == '1h' else 'date'},{','.join(OHLCV)}")
-    lines = np.array([line for line, _ in body], dtype=np.int64)
-    rows = [_fit(path, header, line, row) for line, row in body]
     columns = list(zip(*rows, strict=True))
     stamps = columns[header.index(time_col)]
     if timeframe == "1d":
