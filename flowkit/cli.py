@@ -11,6 +11,7 @@ from typing import Callable
 
 from flowkit import __version__
 from flowkit.errors import FlowkitError
+from flowkit.secrets import redacted_output
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -168,6 +169,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    with redacted_output():  # no key reaches the terminal, whatever echoes it
+        return _handle(args)
+
+
+def _handle(args: argparse.Namespace) -> int:
     try:
         return args.handler(args)
     except FlowkitError as exc:

@@ -20,6 +20,7 @@ from flowkit.roles.registry import (
     MANAGER_KINDS,
     OUTPUT_NAMES,
 )
+from flowkit.secrets import key_shape
 from flowkit.spec.messages import and_list, suggest
 from flowkit.spec.models import PATTERN_KEYS
 from flowkit.spec.yamlsrc import Located, Path_
@@ -27,8 +28,6 @@ from flowkit.spec.yamlsrc import Located, Path_
 ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 ENV_FIELDS = (("models", "*", "model"), ("models", "*", "api_base"), ("market", "path"),
               ("log", "db"))
-_SECRET_LIKE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{16,}|AKIA[0-9A-Z]{16}|"
-                          r"xox[bp]-[A-Za-z0-9\-]{10,})")
 # What a `when:` condition sees besides earlier agents (flowkit.graph.nodes.condition_vars).
 CONDITION_NAMES = frozenset({"outputs", "symbol", "market", "portfolio", "risk_state", "failures"})
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -44,7 +43,7 @@ def check_strings(doc: Located) -> list[FlowkitError]:
     secret or an interpolation, that is the thing to say about it."""
     problems: list[FlowkitError] = []
     for path, text in _strings(doc.data, ()):
-        if _SECRET_LIKE.search(text):
+        if key_shape(text):
             problems.append(FlowkitError("this looks like an API key; never write keys in a "
                                          "workflow: put it in an environment variable and name "
                                          "that variable in api_key_env (e.g. OPENAI_API_KEY)",

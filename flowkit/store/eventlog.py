@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from flowkit.errors import StoreError
 from flowkit.store._db import Busy, attached, cursor, ensure_schema, schema, unique_name
-from flowkit.store._redact import env_secrets, macro_sql
+from flowkit import secrets
+from flowkit.store._redact import macro_sql
 from flowkit.store._values import CONVERTERS, DTYPES, PASSTHROUGH, to_json, to_timestamp
 
 if TYPE_CHECKING:
@@ -114,9 +115,9 @@ class EventLog:
             self._cache_keys = {key for (key,) in con.execute(
                 "SELECT DISTINCT cache_key FROM model_cache WHERE cache_key IS NOT NULL").fetchall()}
         self._cache_text: dict[str, str] = {}   # JSON text of entries put or read in this session
-        self._redact = f"memory.main.{unique_name('flowkit_redact')}"  # defined once, in memory
-        with cursor() as con:
-            con.execute(macro_sql(self._redact, env_secrets(os.environ)))
+        self._redact = f"memory.main.{unique_name('flowkit_redact')}"  # defined in memory
+        self._redaction = -1  # secrets.generation() the macro was built for
+        self._define_redaction()
 
         self._lock = threading.Lock()  # guards the buffer; append takes it directly (cheaper)
         self._cond = threading.Condition(self._lock)
@@ -322,6 +323,7 @@ class EventLog:
         """One transaction: each segment's rows, then its operation. Raises Busy if locked."""
         import duckdb
 
+        self._define_redaction()
         with self._attached(0) as con:
             con.begin()
             try:
@@ -365,6 +367,14 @@ class EventLog:
             self._waiting = keep + self._waiting
             self._pending += pending
         return busy
+
+    def _define_redaction(self) -> None:
+        """(Re)build the macro when a credential variable was named since (an api_key_env
+        read after the log opened), so its value is masked from the next write on."""
+        if self._redaction != secrets.generation():
+            self._redaction = secrets.generation()
+            with cursor() as con:
+                con.execute(macro_sql(self._redact, secrets.credentials()))
 
     def _update_run(self, con: duckdb.DuckDBPyConnection, row: Row) -> int:
         columns = self._register(con, "runs", [row])
