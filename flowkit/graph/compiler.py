@@ -32,6 +32,7 @@ def compile_firm(spec: m.Workflow, base_dir: Path, models: dict[str, ChatModel])
     """`models` maps profile name -> the ChatModel that serves it."""
     from flowkit import tools as tool_registry
 
+    templates.use_limits(spec.runtime.templates)  # for this run's renderings (a context var)
     agents = {aid: _agent(aid, a, spec, base_dir, models, tool_registry)
               for aid, a in spec.agents.items()}
     root = SequentialNode(name="", steps=tuple(_node(s, i) for i, s in enumerate(spec.pipeline)))

@@ -5,17 +5,26 @@ Templates come from YAML and prompt files a user may not fully trust, and they r
 
 from __future__ import annotations
 
+import functools
 import json
+import re
+import string
+import time
+from collections.abc import Iterator
+from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
 import orjson
-from jinja2 import StrictUndefined, TemplateError
+from jinja2 import StrictUndefined, TemplateError, nodes
+from jinja2.filters import FILTERS as DEFAULT_FILTERS
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.utils import Namespace, generate_lorem_ipsum
 
 from flowkit._paths import asset_dir
 from flowkit.errors import FlowkitError
+from flowkit.spec.models import TemplateLimits as Limits
 
 
 def _num(value: Any, digits: int = 2) -> str:
@@ -30,6 +39,8 @@ def _num(value: Any, digits: int = 2) -> str:
 def _tojson(value: Any, indent: int | None = None) -> str:
     """JSON for prompts: compact, via orjson (every later agent re-reads the earlier outputs,
     so this runs a dozen times per step); indented on request."""
+    if indent is not None and not 0 <= int(indent) <= MAX_INDENT:
+        raise SecurityError(f"tojson indent must be between 0 and {MAX_INDENT}")
     if indent is None:
         try:
             return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
@@ -40,25 +51,201 @@ def _tojson(value: Any, indent: int | None = None) -> str:
 
 
 
+# Third-party text must not open or close the fenced blocks prompts put it in (<news>...),
+# nor start a line of its own that reads like the prompt's structure.
+_FENCE = str.maketrans({"<": "‹", ">": "›", "\n": " ", "\r": " ", "\t": " ", "\u2028": " ",
+                        "\u2029": " "})
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def fence(value: Any) -> str:
+    """Third-party text (a headline, source, url, any text read from a data file) as one inert
+    line of data: no angle brackets, line breaks or control/bidi characters. The `fence`
+    filter; every prompt passes every such field through it."""
+    if value is None:
+        return ""
+    return _CONTROL.sub("", str(value).translate(_FENCE))
+
+
+MAX_INDENT = 16           # widest indent |tojson may use
 MAX_POWER = 1024          # largest exponent `**` may use in a template or condition
+MAX_INT_BITS = 65_536     # largest integer `**` or `*` may build (about 20,000 digits)
 MAX_REPEAT = 100_000      # longest string or list `*` may build
 
 
-class _Sandbox(ImmutableSandboxedEnvironment):
-    """The immutable sandbox, plus bounds on `**` and `*` so a template cannot stall or exhaust
-    memory (`2**99999999`, `'x' * 10**12`)."""
+_limits: ContextVar[Limits] = ContextVar("flowkit_template_limits", default=Limits())
 
-    intercepted_binops = frozenset({"**", "*"})
+
+def use_limits(limits: Limits) -> None:
+    """The limits renderings in this context (a run, and the tasks it starts) obey."""
+    _limits.set(limits)
+
+
+class _Budget:
+    """What is left of the limits during one rendering."""
+
+    def __init__(self, limits: Limits):
+        self.limits = limits
+        self.deadline = time.monotonic() + limits.seconds
+        self.iterations = limits.iterations
+
+    def check_time(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise SecurityError(f"rendering took longer than {self.limits.seconds:g} s "
+                                f"(runtime.templates.seconds)")
+
+    def check_size(self, size: int, what: str) -> None:
+        if size > self.limits.output_chars:
+            raise SecurityError(f"{what} would be {size:,} characters, more than "
+                                f"{self.limits.output_chars:,} (runtime.templates.output_chars)")
+
+
+_budget: ContextVar[_Budget | None] = ContextVar("flowkit_template_budget", default=None)
+
+
+def _current() -> _Budget:
+    return _budget.get() or _Budget(_limits.get())
+
+
+def _counted(iterable: Any) -> Iterator[Any]:
+    """Every `{% for %}` iterates through this (see _Sandbox._parse): loops are counted."""
+    budget = _current()
+    for i, item in enumerate(iterable):
+        budget.iterations -= 1
+        if budget.iterations < 0:
+            raise SecurityError(f"loops ran more than {budget.limits.iterations:,} iterations "
+                                f"(runtime.templates.iterations)")
+        budget.check_time()
+        yield item
+
+
+_PERCENT_SPEC = re.compile(r"%[#0\- +]*(\d+|\*)?(?:\.(\d+|\*))?")
+
+
+def _check_percent_format(fmt: str) -> None:
+    """`'%900000000s' % x` and `|format`: widths and precisions within the output bound."""
+    for m in _PERCENT_SPEC.finditer(fmt):
+        for n in m.groups():
+            if n == "*":
+                raise SecurityError("`*` widths are not allowed in template format strings")
+            if n is not None:
+                _current().check_size(int(n), "a formatted field")
+
+
+def _check_brace_format(fmt: str) -> None:
+    """`'{:>900000000}'.format(x)`: the same for str.format specs (nested fields refused)."""
+    for _, field, spec, _ in string.Formatter().parse(fmt):
+        if field is not None and spec:
+            if "{" in spec:
+                raise SecurityError("nested fields in format specs are not allowed in templates")
+            for n in re.findall(r"\d+", spec):
+                _current().check_size(int(n), "a formatted field")
+
+
+def _size(value: Any) -> int:
+    return len(value) if isinstance(value, (str, list, tuple, dict)) else 0
+
+
+def _sized(name: str, estimate: Callable[..., int]) -> Callable[..., Any]:
+    """Filter `name`, refused when `estimate(args...)` of its output exceeds the bound."""
+    inner = DEFAULT_FILTERS[name]
+
+    @functools.wraps(inner)
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        # pass_environment/pass_eval_context filters get that object first: skip it
+        value_args = args[1:] if getattr(inner, "jinja_pass_arg", None) else args
+        _current().check_size(estimate(*value_args, **kwargs), f"the output of |{name}")
+        return inner(*args, **kwargs)
+
+    return bounded
+
+
+def _lines(s: Any) -> int:
+    return str(s).count("\n") + 1
+
+
+_ESTIMATES: dict[str, Callable[..., int]] = {
+    "center": lambda s, width=80, **_: max(len(str(s)), int(width)),
+    "indent": lambda s, width=4, *a, **k: len(str(s)) + _lines(s) * (
+        len(width) if isinstance(width, str) else int(width)),
+    "replace": lambda s, old, new, count=None, **_: len(str(s)) + (
+        (str(s).count(str(old)) if old else len(str(s)) + 1) * len(str(new))),
+    "wordwrap": lambda s, width=79, break_long_words=True, wrapstring=None, **_: len(str(s)) * (
+        1 + len(wrapstring or "\n")),
+    "join": lambda value, d="", attribute=None: _join_size(value, d),
+    "batch": lambda value, linecount, fill_with=None: max(_size(value), int(linecount)),
+    "slice": lambda value, slices, fill_with=None: max(_size(value), int(slices)),
+    "format": lambda value, *args, **kwargs: (_check_percent_format(str(value)), len(str(value)))[1],
+    "truncate": lambda s, length=255, *a, **k: len(str(s)),
+}
+
+
+def _join_size(value: Any, d: Any) -> int:
+    items = list(value) if not isinstance(value, (str, list, tuple)) else value
+    return sum(len(str(v)) for v in items) + len(str(d)) * max(0, len(items) - 1)
+
+
+def _lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:  # noqa: A002
+    _current().check_size(int(n) * int(max) * 12, "lipsum()")
+    return generate_lorem_ipsum(n=n, html=html, min=min, max=max)
+
+
+class _Namespace(Namespace):
+    """namespace() whose attributes cannot hold oversized strings or lists (doubling a string
+    in a loop is the classic way to exhaust memory in jinja)."""
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        _current().check_size(_size(value), f"namespace attribute {name!r}")
+        super().__setitem__(name, value)
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """The immutable sandbox, bounded: every loop is counted, `**`, `*`, `+`, `%` and the
+    filters that grow text check the size they would build, calls and loops check the clock."""
+
+    intercepted_binops = frozenset({"**", "*", "+", "%"})
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        tree = super()._parse(source, name, filename)
+        for loop in tree.find_all(nodes.For):
+            loop.iter = nodes.Filter(loop.iter, "flowkit_counted", [], [], None, None,
+                                     lineno=loop.iter.lineno)
+        return tree
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**" and isinstance(right, (int, float)) and abs(right) > MAX_POWER:
-            raise SecurityError(f"exponent {right} is larger than {MAX_POWER}")
-        if operator == "*":
+        budget = _current()
+        if operator == "**" and isinstance(right, (int, float)):
+            if abs(right) > MAX_POWER:
+                raise SecurityError(f"exponent {right} is larger than {MAX_POWER}")
+            if isinstance(left, int) and isinstance(right, int) \
+                    and left.bit_length() * right > MAX_INT_BITS:
+                raise SecurityError(f"`**` would build an integer of more than {MAX_INT_BITS} bits")
+        elif operator == "*":
+            if isinstance(left, int) and isinstance(right, int) \
+                    and left.bit_length() + right.bit_length() > MAX_INT_BITS:
+                raise SecurityError(f"`*` would build an integer of more than {MAX_INT_BITS} bits")
             for seq, n in ((left, right), (right, left)):
                 if isinstance(seq, (str, list, tuple)) and isinstance(n, int) \
                         and len(seq) * n > MAX_REPEAT:
                     raise SecurityError(f"`*` would build a sequence longer than {MAX_REPEAT}")
+        elif operator == "+":
+            budget.check_size(_size(left) + _size(right), "`+`")
+        elif operator == "%" and isinstance(left, str):
+            _check_percent_format(left)
         return super().call_binop(context, operator, left, right)
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        budget = _current()
+        budget.check_time()
+        for arg in (*args, *kwargs.values()):  # a recursive macro doubling its argument
+            budget.check_size(_size(arg), "an argument")
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        wrapped = super().wrap_str_format(value)
+        if wrapped is not None:
+            _check_brace_format(value.__self__)
+        return wrapped
 
 
 @lru_cache(maxsize=1)
@@ -67,6 +254,12 @@ def environment() -> ImmutableSandboxedEnvironment:
                    lstrip_blocks=True, keep_trailing_newline=False)
     env.filters["num"] = _num
     env.filters["tojson"] = _tojson
+    env.filters["fence"] = fence
+    env.filters["flowkit_counted"] = _counted
+    for name, estimate in _ESTIMATES.items():
+        env.filters[name] = _sized(name, estimate)
+    env.globals["lipsum"] = _lipsum
+    env.globals["namespace"] = _Namespace
     return env
 
 
@@ -93,13 +286,24 @@ def template(prompt: Any, role_prompt_file: str | None, base_dir: Path) -> Any:
 
 
 def render(compiled: Any, variables: dict[str, Any], name: str) -> str:
+    """The prompt text, within the limits (time, size, loop iterations)."""
+    budget = _Budget(_limits.get())
+    token = _budget.set(budget)
     try:
-        return compiled.render(variables)
+        chunks, size = [], 0
+        for chunk in compiled.generate(variables):
+            size += len(chunk)
+            budget.check_size(size, "the rendered prompt")
+            budget.check_time()
+            chunks.append(chunk)
+        return "".join(chunks)
     except TemplateError as exc:
         raise FlowkitError(f"prompt of agent '{name}' failed to render: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - 1/0, 'a' > 1 ... in a user's template
         raise FlowkitError(f"prompt of agent '{name}' failed to render: "
                            f"{type(exc).__name__}: {exc}") from None
+    finally:
+        _budget.reset(token)
 
 
 @lru_cache(maxsize=256)
@@ -109,6 +313,7 @@ def condition(source: str) -> Callable[..., Any]:
 
 
 def holds(source: str, variables: dict[str, Any]) -> bool:
+    token = _budget.set(_Budget(_limits.get()))
     try:
         return bool(condition(source)(**variables))
     except TemplateError as exc:
@@ -116,3 +321,5 @@ def holds(source: str, variables: dict[str, Any]) -> bool:
     except Exception as exc:  # noqa: BLE001 - 1/0, 'a' > 1 ... the user's expression is wrong
         raise FlowkitError(f"condition `{source}` could not be evaluated: "
                            f"{type(exc).__name__}: {exc}") from None
+    finally:
+        _budget.reset(token)

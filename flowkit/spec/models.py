@@ -322,6 +322,17 @@ class LogSpec(Strict):
     prompts: Bool = Field(True, description="Store full request messages in model_calls.")
 
 
+class TemplateLimits(Strict):
+    """What one rendering of a prompt or `when:` condition may cost; past it the step fails
+    with a clear error (a template cannot stall or exhaust the machine)."""
+
+    seconds: Float = Field(2.0, gt=0, le=600, description="Wall time of one rendering.")
+    output_chars: Int = Field(1_000_000, ge=1_000, le=100_000_000, description="Largest "
+                              "rendered text, and largest string or list a template builds.")
+    iterations: Int = Field(100_000, ge=1, le=100_000_000, description="`{% for %}` iterations "
+                            "of one rendering, all loops together.")
+
+
 class RuntimeSpec(Strict):
     concurrency: Int = Field(8, ge=1, le=256, description="Most model calls in flight at once.")
     cache: Literal["off", "read_write", "replay"] = Field("read_write", description="Response cache "
@@ -331,6 +342,8 @@ class RuntimeSpec(Strict):
     output_attempts: Int = Field(3, ge=1, le=10, description="Tries to get output that validates "
                                  "(re-asked with the validation error).")
     seed: Int = Field(0, ge=0, description="Seed passed to models that accept one.")
+    templates: TemplateLimits = Field(default_factory=TemplateLimits, description="Bounds on "
+                                      "rendering prompts and conditions.")
 
 
 class Workflow(Strict):
