@@ -248,6 +248,91 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         return wrapped
 
 
+def static_problems(tree: nodes.Node, limits: Limits) -> list[str]:
+    """What `flowkit validate` can see will break the limits before anything runs: literal
+    widths, sizes, exponents and loop counts beyond them."""
+    problems: list[str] = []
+    chars, iterations = limits.output_chars, limits.iterations
+
+    def const(node: Any) -> Any:
+        return node.value if isinstance(node, nodes.Const) else None
+
+    def arg(call: Any, index: int, name: str) -> Any:
+        if len(call.args) > index:
+            return const(call.args[index])
+        return next((const(k.value) for k in call.kwargs if k.key == name), None)
+
+    def big(value: Any, bound: int) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value > bound
+
+    def loops(node: nodes.Node, outer: int) -> None:  # nested literal ranges multiply
+        for child in node.iter_child_nodes():
+            total = outer * (_range_len(child.iter) or 1) if isinstance(child, nodes.For) else outer
+            if total > iterations:
+                problems.append(f"loops would run {total:,} iterations, more than {iterations:,} "
+                                f"(runtime.templates.iterations)")
+            else:
+                loops(child, total)
+
+    for call in tree.find_all(nodes.Call):
+        fn = call.node.name if isinstance(call.node, nodes.Name) else None
+        if fn == "range" and (n := _range_len(call)) is not None and n > iterations:
+            problems.append(f"range() of {n:,} items is more than {iterations:,} "
+                            f"(runtime.templates.iterations)")
+        elif fn == "lipsum" and any(big(arg(call, i, k), 1000) for i, k in ((0, "n"), (3, "max"))):
+            problems.append("lipsum() that large would exhaust memory")
+        elif isinstance(call.node, nodes.Getattr) and call.node.attr == "format" \
+                and isinstance(const(call.node.node), str):
+            problems += _static_format(lambda: _check_brace_format(call.node.node.value), limits)
+    for f in tree.find_all(nodes.Filter):
+        width = arg(f, 0, "indent" if f.name == "tojson" else "width")
+        if f.name in ("center", "indent", "batch", "slice") and big(width, chars):
+            problems.append(f"|{f.name}({width:,}) would build more than {chars:,} characters "
+                            f"(runtime.templates.output_chars)")
+        elif f.name == "tojson" and big(width, MAX_INDENT):
+            problems.append(f"tojson indent must be between 0 and {MAX_INDENT}")
+        elif f.name == "format" and isinstance(const(f.node), str):
+            problems += _static_format(lambda: _check_percent_format(f.node.value), limits)
+    for op in tree.find_all(nodes.Mod):
+        if isinstance(const(op.left), str):
+            problems += _static_format(lambda: _check_percent_format(op.left.value), limits)
+    for op in tree.find_all(nodes.Pow):
+        if big(abs(const(op.right) or 0), MAX_POWER):
+            problems.append(f"exponent {const(op.right)} is larger than {MAX_POWER}")
+    for op in tree.find_all(nodes.Mul):
+        for seq, n in ((op.left, op.right), (op.right, op.left)):
+            if isinstance(const(seq), (str, list, tuple)) and isinstance(const(n), int) \
+                    and len(const(seq)) * const(n) > MAX_REPEAT:
+                problems.append(f"`*` would build a sequence longer than {MAX_REPEAT}")
+    loops(tree, 1)
+    return problems
+
+
+def _range_len(node: Any) -> int | None:
+    """Length of `range(<literals>)` (counted or not), else None."""
+    if isinstance(node, nodes.Filter) and node.name == "flowkit_counted":
+        node = node.node
+    if not (isinstance(node, nodes.Call) and isinstance(node.node, nodes.Name)
+            and node.node.name == "range" and node.args and not node.kwargs
+            and all(isinstance(a, nodes.Const) and isinstance(a.value, int) for a in node.args)):
+        return None
+    try:
+        return len(range(*(a.value for a in node.args)))
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _static_format(check: Callable[[], None], limits: Limits) -> list[str]:
+    token = _budget.set(_Budget(limits))
+    try:
+        check()
+    except SecurityError as exc:
+        return [str(exc)]
+    finally:
+        _budget.reset(token)
+    return []
+
+
 @lru_cache(maxsize=1)
 def environment() -> ImmutableSandboxedEnvironment:
     env = _Sandbox(undefined=StrictUndefined, autoescape=False, trim_blocks=True,
@@ -278,9 +363,14 @@ def template(prompt: Any, role_prompt_file: str | None, base_dir: Path) -> Any:
     rel = prompt if isinstance(prompt, str) else role_prompt_file
     if rel is None:
         raise FlowkitError("the role has no prompt; give the agent or its role a `prompt:`")
+    from flowkit.spec.semantics import outside, readable_roots
+
     for base in (base_dir, asset_dir("prompts"), asset_dir("prompts").parent):
         path = base / rel
         if path.is_file():
+            if outside(path, readable_roots(base_dir, asset_dir("prompts"))):
+                raise FlowkitError(f"prompt file '{rel}' is outside the workflow's folder and "
+                                   f"flowkit's prompts")
             return _compile_source(path.read_text(encoding="utf-8"), str(rel))
     raise FlowkitError(f"prompt file '{rel}' not found")
 

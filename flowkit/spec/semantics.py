@@ -8,6 +8,7 @@ paths the schema complained about, and a check runs only on parts outside them."
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
@@ -28,6 +29,8 @@ from flowkit.spec.yamlsrc import Located, Path_
 ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 ENV_FIELDS = (("models", "*", "model"), ("models", "*", "api_base"), ("market", "path"),
               ("log", "db"))
+# Extra folders (os.pathsep-separated) prompt and data paths may point into.
+ALLOW_PATHS_ENV = "FLOWKIT_ALLOW_PATHS"
 # What a `when:` condition sees besides earlier agents (flowkit.graph.nodes.condition_vars).
 CONDITION_NAMES = frozenset({"outputs", "symbol", "market", "portfolio", "risk_state", "failures"})
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -59,6 +62,21 @@ def check_strings(doc: Located) -> list[FlowkitError]:
     return problems
 
 
+def readable_roots(base_dir: Path, prompt_dir: Path,
+                   environ: Mapping[str, str] | None = None) -> list[Path]:
+    """The folders a workflow may read prompts and data from: its own folder, flowkit's
+    prompts, and what the user allowed in FLOWKIT_ALLOW_PATHS."""
+    environ = os.environ if environ is None else environ
+    extra = [Path(p).expanduser() for p in environ.get(ALLOW_PATHS_ENV, "").split(os.pathsep) if p]
+    return [root.resolve() for root in (base_dir, prompt_dir, *extra)]
+
+
+def outside(path: Path, roots: list[Path]) -> bool:
+    """Whether `path` (symlinks resolved first) lies outside every root."""
+    real = path.resolve()
+    return not any(real.is_relative_to(root) for root in roots)
+
+
 def _strings(node: Any, path: Path_) -> Iterator[tuple[Path_, str]]:
     if isinstance(node, dict):
         for k, v in node.items():
@@ -70,11 +88,11 @@ def _strings(node: Any, path: Path_) -> Iterator[tuple[Path_, str]]:
         yield path, node
 
 
-def check(doc: Located, base_dir: Path, prompt_dir: Path,
-          broken: Iterable[Path_] = ()) -> list[FlowkitError]:
+def check(doc: Located, base_dir: Path, prompt_dir: Path, broken: Iterable[Path_] = (),
+          environ: Mapping[str, str] | None = None) -> list[FlowkitError]:
     if not isinstance(doc.data, dict):
         return []
-    return _Checker(doc, base_dir, prompt_dir, broken).run()
+    return _Checker(doc, base_dir, prompt_dir, broken, environ).run()
 
 
 def _mapping(value: Any) -> dict[str, Any]:
@@ -93,7 +111,8 @@ def _strs(value: Any) -> list[tuple[int, str]]:
 
 
 class _Checker:
-    def __init__(self, doc: Located, base_dir: Path, prompt_dir: Path, broken: Iterable[Path_]):
+    def __init__(self, doc: Located, base_dir: Path, prompt_dir: Path, broken: Iterable[Path_],
+                 environ: Mapping[str, str] | None = None):
         self.doc, self.base_dir, self.prompt_dir = doc, base_dir, prompt_dir
         self.broken = [tuple(p) for p in broken]
         self.data: dict[str, Any] = doc.data
@@ -105,6 +124,8 @@ class _Checker:
         self.agents = _section(self.data, "agents")
         self.placed: dict[str, Path_] = {}   # agent id -> where it runs in the pipeline
         self.before: dict[str, frozenset[str]] = {}  # agent id -> agents finished before it
+        self.roots = readable_roots(base_dir, prompt_dir, environ)
+        self.limits = _template_limits(self.data)
 
     def clean(self, path: Path_) -> bool:
         """Whether the schema found nothing at, inside or above `path`."""
@@ -163,9 +184,19 @@ class _Checker:
 
     def check_prompt_and_output(self, spec: dict[str, Any], path: Path_) -> None:
         prompt = spec.get("prompt")
-        if isinstance(prompt, str) and not self.find_prompt(prompt):
+        found = self.find_prompt(prompt) if isinstance(prompt, str) else None
+        if isinstance(prompt, str) and not found:
             self.fail(f"prompt file '{prompt}' not found (looked next to the workflow and in "
                       f"prompts/)", path + ("prompt",))
+        elif found and outside(found, self.roots):
+            self.fail(f"prompt file '{prompt}' is outside the workflow's folder and flowkit's "
+                      f"prompts ({found.resolve()}); a workflow may not read it unless you allow "
+                      f"its folder in {ALLOW_PATHS_ENV}", path + ("prompt",))
+        elif found:
+            try:
+                self.check_template(found.read_text(encoding="utf-8"), path + ("prompt",))
+            except (OSError, UnicodeDecodeError) as exc:
+                self.fail(f"prompt file '{prompt}' cannot be read: {exc}", path + ("prompt",))
         elif isinstance(prompt, dict) and isinstance(prompt.get("inline"), str):
             self.check_template(prompt["inline"], path + ("prompt", "inline"))
         output = spec.get("output")
@@ -201,12 +232,15 @@ class _Checker:
     def check_template(self, source: str, path: Path_) -> None:
         from jinja2 import TemplateSyntaxError
 
-        from flowkit.graph.templates import environment
+        from flowkit.graph.templates import environment, static_problems
 
         try:
-            environment().parse(source)
+            tree = environment().parse(source)
         except TemplateSyntaxError as exc:
             self.fail(f"template syntax error: {exc.message} (template line {exc.lineno})", path)
+            return
+        for problem in static_problems(tree, self.limits):
+            self.fail(f"template: {problem}", path)
 
     def check_agents(self) -> None:
         for aid, spec in (self.agents or {}).items():
@@ -307,12 +341,13 @@ class _Checker:
     def check_condition(self, source: str, path: Path_, done: frozenset[str]) -> None:
         from jinja2 import TemplateSyntaxError, meta
 
-        from flowkit.graph.templates import environment
+        from flowkit.graph.templates import environment, static_problems
 
         env = environment()
         try:
             env.compile_expression(source)
-            names = meta.find_undeclared_variables(env.parse("{{ (" + source + ") }}"))
+            tree = env.parse("{{ (" + source + ") }}")
+            names = meta.find_undeclared_variables(tree)
         except TemplateSyntaxError as exc:
             message = _jinja_message(exc.message or "", env)
             if message == "chunk after expression":  # jinja's words for `a = 1`, `a b`
@@ -320,6 +355,8 @@ class _Checker:
                     "; compare with ==" if re.search(r"(?<![=!<>])=(?!=)", source) else "")
             self.fail(f"invalid condition: {message}", path)
             return
+        for problem in static_problems(tree, self.limits):
+            self.fail(f"condition: {problem}", path)
         for name in sorted(names - done - CONDITION_NAMES - set(env.globals)):
             if name in (self.agents or {}):
                 if self.clean(("pipeline",)):  # else what ran before is not known
@@ -391,11 +428,30 @@ class _Checker:
         if market.get("source") == "csv" and not market.get("path"):
             self.fail("market.source csv needs market.path (the folder holding ohlcv/)",
                       ("market", "source"))
+        folder = market.get("path")
+        if isinstance(folder, str) and "\0" not in folder:
+            where = Path(folder).expanduser()
+            if outside(where if where.is_absolute() else self.base_dir / where, self.roots):
+                self.fail(f"market.path {folder} is outside the workflow's folder; a workflow may "
+                          f"not read data there unless you allow it in {ALLOW_PATHS_ENV}",
+                          ("market", "path"))
         if market.get("source") == "ccxt" and not market.get("exchange"):
             self.fail("market.source ccxt needs market.exchange (e.g. binance)", ("market", "source"))
         portfolio = _mapping(self.data.get("portfolio"))
         if portfolio.get("broker") == "ccxt" and not portfolio.get("exchange"):
             self.fail("portfolio.broker ccxt needs portfolio.exchange", ("portfolio", "broker"))
+
+
+def _template_limits(data: dict[str, Any]) -> Any:
+    """runtime.templates of the file when it is valid (the schema reports it otherwise)."""
+    from pydantic import ValidationError
+
+    from flowkit.spec.models import TemplateLimits
+
+    try:
+        return TemplateLimits.model_validate(_mapping(_mapping(data.get("runtime")).get("templates")))
+    except ValidationError:
+        return TemplateLimits()
 
 
 def _jinja_message(message: str, env: Any) -> str:
