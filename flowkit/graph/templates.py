@@ -254,8 +254,7 @@ def static_problems(tree: nodes.Node, limits: Limits) -> list[str]:
     problems: list[str] = []
     chars, iterations = limits.output_chars, limits.iterations
 
-    def const(node: Any) -> Any:
-        return node.value if isinstance(node, nodes.Const) else None
+    const = _literal
 
     def arg(call: Any, index: int, name: str) -> Any:
         if len(call.args) > index:
@@ -285,9 +284,12 @@ def static_problems(tree: nodes.Node, limits: Limits) -> list[str]:
                 and isinstance(const(call.node.node), str):
             problems += _static_format(lambda: _check_brace_format(call.node.node.value), limits)
     for f in tree.find_all(nodes.Filter):
-        width = arg(f, 0, "indent" if f.name == "tojson" else "width")
-        if f.name in ("center", "indent", "batch", "slice") and big(width, chars):
-            problems.append(f"|{f.name}({width:,}) would build more than {chars:,} characters "
+        name, first = f.name, 0
+        if name == "map" and f.args and const(f.args[0]) in ("center", "indent", "batch", "slice"):
+            name, first = const(f.args[0]), 1  # |map('center', n) applies |center(n)
+        width = arg(f, first, "indent" if name == "tojson" else "width")
+        if name in ("center", "indent", "batch", "slice") and big(width, chars):
+            problems.append(f"|{name}({width:,}) would build more than {chars:,} characters "
                             f"(runtime.templates.output_chars)")
         elif f.name == "tojson" and big(width, MAX_INDENT):
             problems.append(f"tojson indent must be between 0 and {MAX_INDENT}")
@@ -297,8 +299,12 @@ def static_problems(tree: nodes.Node, limits: Limits) -> list[str]:
         if isinstance(const(op.left), str):
             problems += _static_format(lambda: _check_percent_format(op.left.value), limits)
     for op in tree.find_all(nodes.Pow):
-        if big(abs(const(op.right) or 0), MAX_POWER):
-            problems.append(f"exponent {const(op.right)} is larger than {MAX_POWER}")
+        base, exponent = const(op.left), const(op.right)
+        if isinstance(exponent, int) and abs(exponent) > MAX_POWER:
+            problems.append(f"exponent {exponent} is larger than {MAX_POWER}")
+        elif isinstance(base, int) and isinstance(exponent, int) \
+                and base.bit_length() * exponent > MAX_INT_BITS:
+            problems.append(f"`**` would build an integer of more than {MAX_INT_BITS} bits")
     for op in tree.find_all(nodes.Mul):
         for seq, n in ((op.left, op.right), (op.right, op.left)):
             if isinstance(const(seq), (str, list, tuple)) and isinstance(const(n), int) \
@@ -308,16 +314,38 @@ def static_problems(tree: nodes.Node, limits: Limits) -> list[str]:
     return problems
 
 
+def _literal(node: Any) -> Any:
+    """The value of a literal, or of integer arithmetic on literals small enough to compute
+    (`10**9`, `9 * 100000000`); None when it is not one."""
+    if isinstance(node, nodes.Const):
+        return node.value
+    if isinstance(node, nodes.Neg):
+        value = _literal(node.node)
+        return -value if isinstance(value, int) else None
+    if not isinstance(node, (nodes.Pow, nodes.Mul, nodes.Add, nodes.Sub)):
+        return None
+    left, right = _literal(node.left), _literal(node.right)
+    if not (type(left) is int and type(right) is int):
+        return None
+    if isinstance(node, nodes.Pow):
+        if not 0 <= right <= MAX_POWER or left.bit_length() * right > MAX_INT_BITS:
+            return None
+        return left ** right
+    if isinstance(node, nodes.Mul):
+        return left * right if left.bit_length() + right.bit_length() <= MAX_INT_BITS else None
+    return left + right if isinstance(node, nodes.Add) else left - right
+
+
 def _range_len(node: Any) -> int | None:
     """Length of `range(<literals>)` (counted or not), else None."""
     if isinstance(node, nodes.Filter) and node.name == "flowkit_counted":
         node = node.node
     if not (isinstance(node, nodes.Call) and isinstance(node.node, nodes.Name)
             and node.node.name == "range" and node.args and not node.kwargs
-            and all(isinstance(a, nodes.Const) and isinstance(a.value, int) for a in node.args)):
+            and all(type(_literal(a)) is int for a in node.args)):
         return None
     try:
-        return len(range(*(a.value for a in node.args)))
+        return len(range(*(_literal(a) for a in node.args)))
     except (TypeError, ValueError, OverflowError):
         return None
 
