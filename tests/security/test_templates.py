@@ -5,6 +5,7 @@ a second; none allocates more than the output bound."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -96,8 +97,15 @@ def test_visible_attacks_in_a_condition_fail_validate_at_the_condition(capsys, t
     assert f"{path}:13:11: condition: " in err, err
 
 
+@pytest.fixture
+def half_a_second() -> Iterator[None]:
+    templates.use_limits(TemplateLimits(seconds=0.5))  # the slow loop body needs the clock
+    yield
+    templates.use_limits(TemplateLimits())
+
+
 @pytest.mark.parametrize("attack", DYNAMIC.values(), ids=DYNAMIC.keys())
-def test_computed_attacks_fail_fast_when_rendering(attack: str) -> None:
+def test_computed_attacks_fail_fast_when_rendering(half_a_second: None, attack: str) -> None:
     compiled = templates.environment().from_string(attack)
     with pytest.raises(FlowkitError, match="prompt of agent 'analyst' failed to render: .*"
                                            "(characters|iterations|bits|longer than|took longer|indent)"):
