@@ -33,7 +33,7 @@ def _num(value: Any, digits: int = 2) -> str:
         return "n/a"
     if isinstance(value, (int, float)):
         return f"{value:,.{digits}f}"
-    return str(value)
+    return fence(value)  # text where a number belongs came from a data file
 
 
 def _tojson(value: Any, indent: int | None = None) -> str:
