@@ -186,7 +186,8 @@ class Loop:
             self.replay_bars(t)
             prices = self.trading.prices()
             engine.update_daily(portfolio.equity(prices))
-            self.submit(engine.halt_orders(portfolio, prices, _ts(t)))
+            self.submit(engine.halt_orders(portfolio, prices, _ts(t))
+                        or engine.trim_orders(portfolio, prices, _ts(t)))
             active = [s for s in self.symbols if self._has_bar_closing_at(s, t)]
             decisions = await _all_or_none([self.decide(s, t, prices) for s in active])
             for d in sorted(decisions, key=lambda d: d.symbol):
