@@ -232,7 +232,7 @@ class _Checker:
     def check_template(self, source: str, path: Path_) -> None:
         from jinja2 import TemplateSyntaxError
 
-        from flowkit.graph.templates import environment, static_problems
+        from flowkit.spec.templates import environment, static_problems
 
         try:
             tree = environment().parse(source)
@@ -341,7 +341,7 @@ class _Checker:
     def check_condition(self, source: str, path: Path_, done: frozenset[str]) -> None:
         from jinja2 import TemplateSyntaxError, meta
 
-        from flowkit.graph.templates import environment, static_problems
+        from flowkit.spec.templates import environment, static_problems
 
         env = environment()
         try:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from attack_support import REPO, TA, flowkit
 
-from flowkit.graph.templates import fence
+from flowkit.spec.templates import fence
 from flowkit.llm.fakeserver import FakeOpenAIServer
 
 SAMPLE = REPO / "flowkit" / "market" / "sample"

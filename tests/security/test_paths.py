@@ -13,7 +13,7 @@ import pytest
 from attack_support import REPO, flowkit
 
 from flowkit.errors import FlowkitError
-from flowkit.graph import templates
+from flowkit.spec import templates
 from flowkit.llm.fakeserver import FakeOpenAIServer
 
 FIRM = """version: 1

@@ -12,7 +12,7 @@ import pytest
 from attack_support import flowkit
 
 from flowkit.errors import FlowkitError
-from flowkit.graph import templates
+from flowkit.spec import templates
 from flowkit.spec.models import TemplateLimits
 from flowkit.store import open_reader
 
