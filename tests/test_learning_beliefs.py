@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from flowkit.llm.offline import parse_belief
+from flowkit.memory.conditions import parse_belief
 from runtime_support import cli, rows
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,13 +13,8 @@ from roles_context import SNAPSHOTS, context, example_context, portfolio
 
 from flowkit.errors import ModelError
 from flowkit.llm.base import ChatModel, ModelRequest
-from flowkit.llm.offline import (
-    MARK,
-    OfflineModel,
-    compile_condition,
-    parse_belief,
-    tone_counts,
-)
+from flowkit.llm.offline import MARK, OfflineModel, tone_counts
+from flowkit.memory.conditions import compile_condition, parse_belief
 from flowkit.roles.outputs import validator_for
 from flowkit.roles.registry import BUILTIN_ROLES
 

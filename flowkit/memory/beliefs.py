@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from flowkit.memory.conditions import compile_condition
+
 MIN_SUPPORT = 6          # decisions under a condition before it says anything
 MIN_DRIFT = 0.004        # 0.4% mean drift over the horizon before it is worth a belief
 MAX_BIAS = 0.35
@@ -68,8 +70,6 @@ def concerned_agents(c: Candidate, analysts: dict[str, str], decider: str) -> li
 def distil(trajectory: list[dict[str, Any]], analysts: dict[str, str], decider: str,
            horizon: int, episode: int) -> list[dict[str, Any]]:
     """New beliefs from one episode's matured decisions."""
-    from flowkit.llm.offline import compile_condition
-
     found = []
     for c in candidates(analysts):
         holds = compile_condition(c.condition)
