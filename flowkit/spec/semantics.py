@@ -123,6 +123,7 @@ class _Checker:
             self.check_pipeline()
             self.check_inputs()
             self.check_decision()
+            self.check_decision_output()
         self.check_windows()
         self.check_sources()
         return self.problems
@@ -371,6 +372,38 @@ class _Checker:
             self.fail("no agent in the pipeline makes a decision; add a trader, "
                       "portfolio_manager or manager", ("pipeline",), key=True)
 
+    def check_decision_output(self) -> None:
+        """The decision agent's output becomes an order: it must carry `action` and `size_pct`,
+        or the firm would silently hold forever."""
+        if not self.clean(("pipeline",)) or not self.clean(("decision",)):
+            return
+        decision = self.data.get("decision")
+        deciders = [a for a in self.placed if self.agent_kind(a) in DECISION_KINDS]
+        aid = decision if decision in deciders else deciders[-1] if deciders and decision is None \
+            else None
+        if aid is None:
+            return  # no decision agent, or one check_decision reports
+        spec = _mapping(self.agents[aid])
+        role = spec.get("role")
+        path: Path_ = ("agents", aid, "output")
+        output = spec.get("output")
+        if output is None:
+            path = ("roles", role, "output")
+            output = _mapping(_mapping(self.roles).get(role)).get("output")
+        if output is None:
+            info = BUILTIN_ROLES.get(role) if isinstance(role, str) else None
+            output, path = (info.output, ("agents", aid, "role")) if info else (None, path)
+        if isinstance(output, str) and output in OUTPUT_NAMES:
+            from flowkit.roles.outputs import output_json_schema
+            output = output_json_schema(output)
+        if not isinstance(output, dict) or not self.clean(path):
+            return
+        problem = _order_problem(output)
+        if problem:
+            self.fail(f"agent '{aid}' makes the decision, but its output {problem}; a decision "
+                      f"needs action (BUY, SELL or HOLD) and size_pct (a number, % of equity), "
+                      f"both required", path)
+
     def check_windows(self) -> None:
         bt = _mapping(self.data.get("backtest"))
         train = _mapping(_mapping(self.data.get("learning")).get("train"))
@@ -397,6 +430,26 @@ class _Checker:
         portfolio = _mapping(self.data.get("portfolio"))
         if portfolio.get("broker") == "ccxt" and not portfolio.get("exchange"):
             self.fail("portfolio.broker ccxt needs portfolio.exchange", ("portfolio", "broker"))
+
+
+def _order_problem(schema: dict[str, Any]) -> str | None:
+    """What keeps an output schema from carrying an order, or None."""
+    props = _mapping(schema.get("properties"))
+    required = schema.get("required") if isinstance(schema.get("required"), list) else []
+    missing = [f for f in ("action", "size_pct") if f not in props]
+    if missing:
+        return f"has no {' or '.join(missing)}"
+    optional = [f for f in ("action", "size_pct") if f not in required]
+    if optional:
+        return f"does not require {' or '.join(optional)}"
+    enum = _mapping(props["action"]).get("enum")
+    odd = [v for v in enum or () if not isinstance(v, str) or v.upper() not in ("BUY", "SELL", "HOLD")]
+    if odd:
+        return f"allows action {odd[0]!r}"
+    kind = _mapping(props["size_pct"]).get("type")
+    if kind is not None and not {"number", "integer"} & set(kind if isinstance(kind, list) else [kind]):
+        return f"declares size_pct of type {kind}"
+    return None
 
 
 def _jinja_message(message: str, env: Any) -> str:
