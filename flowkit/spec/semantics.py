@@ -32,6 +32,7 @@ _SECRET_LIKE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{16,}|AKIA[0-9A-Z]{16}|"
 # What a `when:` condition sees besides earlier agents (flowkit.graph.nodes.condition_vars).
 CONDITION_NAMES = frozenset({"outputs", "symbol", "market", "portfolio", "risk_state", "failures"})
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+RESEARCH_SIDES = ("bull", "bear")
 
 Slot = tuple[str, frozenset[str], str]  # (slot name, allowed role kinds, what to say)
 _JUDGE: Slot = ("judge", JUDGE_KINDS, "a role of kind judge or decider (research_manager, "
@@ -124,6 +125,7 @@ class _Checker:
             self.check_inputs()
             self.check_decision()
             self.check_decision_output()
+            self.check_stances()
         self.check_windows()
         self.check_sources()
         return self.problems
@@ -403,6 +405,18 @@ class _Checker:
             self.fail(f"agent '{aid}' makes the decision, but its output {problem}; a decision "
                       f"needs action (BUY, SELL or HOLD) and size_pct (a number, % of equity), "
                       f"both required", path)
+
+    def check_stances(self) -> None:
+        """bull and bear are a researcher's sides, and a researcher argues one of them."""
+        for aid, spec in (self.agents or {}).items():
+            stance, kind = _mapping(spec).get("stance"), self.agent_kind(aid)
+            if not isinstance(stance, str) or kind is None or not self.clean(("agents", aid)):
+                continue
+            if (stance in RESEARCH_SIDES) != (kind == "researcher"):
+                expected = ("bull or bear" if kind == "researcher"
+                            else "aggressive, conservative or neutral")
+                self.fail(f"agent '{aid}' is of kind {kind}: its stance is {expected}, not "
+                          f"'{stance}'", ("agents", aid, "stance"))
 
     def check_windows(self) -> None:
         bt = _mapping(self.data.get("backtest"))

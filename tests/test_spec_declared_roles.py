@@ -1,6 +1,6 @@
-"""A decision agent's output becomes an order: a schema without what an order needs (action,
-size_pct) is refused at validate, where the output is written, instead of a firm that always
-HOLDs."""
+"""What a role declares is what runs: a decision agent's output becomes an order, so a schema
+without what an order needs (action, size_pct) is refused at validate, where the output is
+written, instead of a firm that always HOLDs; a researcher argues the side it declares."""
 
 from __future__ import annotations
 
@@ -69,3 +69,23 @@ def test_only_the_decision_agent_needs_an_order(tmp_path):
     rest = ("agents: {desk: {role: desk_role}, pm: {role: portfolio_manager}}\n"
             "pipeline: [desk, pm]\n")
     assert problems(tmp_path, "trader", "analyst_report", rest) == []
+
+
+@pytest.mark.parametrize("kind, stance, expected", [
+    ("researcher", "neutral", "bull or bear"),
+    ("risk", "bear", "aggressive, conservative or neutral"),
+    ("trader", "bull", "aggressive, conservative or neutral"),
+])
+def test_a_stance_that_does_not_fit_the_kind_is_refused(tmp_path, kind, stance, expected):
+    rest = (f"agents:\n  other: {{role: desk_role, stance: {stance}}}\n  desk: {{role: trader}}\n"
+            "pipeline: [other, desk]\n")
+    assert problems(tmp_path, kind, ORDER, rest) == [
+        f"11:36: agent 'other' is of kind {kind}: its stance is {expected}, not '{stance}'"]
+
+
+@pytest.mark.parametrize("kind, stance", [("researcher", "bear"), ("researcher", "bull"),
+                                          ("risk", "conservative")])
+def test_a_stance_that_fits_the_kind_is_accepted(tmp_path, kind, stance):
+    rest = (f"agents:\n  other: {{role: desk_role, stance: {stance}}}\n  desk: {{role: trader}}\n"
+            "pipeline: [other, desk]\n")
+    assert problems(tmp_path, kind, ORDER, rest) == []
