@@ -28,6 +28,7 @@ from flowkit.llm.offline.view import (
     rnd, to_date,
 )
 
+
 def _technical(v: View) -> Reading:
     e, close, ind = Evidence(), v.close, v.ind
     for key, label, weight in (("sma_50", "SMA50", 0.25), ("sma_200", "SMA200", 0.2)):
@@ -39,7 +40,8 @@ def _technical(v: View) -> Reading:
     hist = num(ind, "macd_hist")
     if hist is not None:
         scale = min(1.0, abs(hist) / (0.004 * close)) if close else 1.0
-        e.add(math.copysign(0.2 * scale, hist), f"MACD hist {'+' if hist >= 0 else '-'}{fmt_price(abs(hist))}")
+        e.add(math.copysign(0.2 * scale, hist),
+              f"MACD hist {'+' if hist >= 0 else '-'}{fmt_price(abs(hist))}")
     rsi = num(ind, "rsi_14")
     if rsi is not None:
         if rsi > 70:

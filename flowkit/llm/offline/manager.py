@@ -10,6 +10,7 @@ from flowkit.llm.offline.analysts import consensus
 from flowkit.llm.offline.trading import sized_order
 from flowkit.llm.offline.view import MARK, View, blend, directional
 
+
 def manager_plan(v: View) -> dict[str, Any]:
     workers = [w for w in v.ctx.get("workers") or () if isinstance(w, str)]
     reports = v.ctx.get("reports") or []

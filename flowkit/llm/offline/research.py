@@ -19,6 +19,7 @@ from flowkit.llm.offline.view import (
     MARK, THRESHOLD, Reading, View, action_for, clip, conf, fmt_price, num, quote, rnd,
 )
 
+
 def research_argument(v: View) -> dict[str, Any]:
     stance = "bear" if v.stance == "bear" else "bull"  # declared; a researcher argues for buying by default
     side = 1 if stance == "bull" else -1

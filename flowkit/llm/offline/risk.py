@@ -1,8 +1,9 @@
 """Risk roles: the risk debaters (by their declared stance) and the risk manager.
 
-Risk debaters resize the proposal by stance and volatility (ATR as % of price): aggressive x1.25
-and at least the volatility scale, neutral x1 at the volatility scale, conservative x0.5 and at
-most it; each raises the concerns at or above its severity threshold. The risk manager caps the
+Risk debaters resize the proposal by stance and the volatility scale v (targets a 2% daily ATR,
+within 0.5-1.5): aggressive x1.25 x max(v, 1), neutral x v, conservative x0.5 x min(v, 1), and
+x risk.cvar.scale while risk-averse (except aggressive); each raises the concerns at or above
+its severity (aggressive: blocking only, neutral: material, conservative: all). The risk manager caps the
 proposal (volatility, CVaR trigger, correlation with holdings) and vetoes only blocking
 problems. Beliefs, which give a direction, shrink size by |bias| when they oppose the trade."""
 
@@ -12,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flowkit.llm.offline.view import View, clip, conf, fmt_price, is_proposal, num, rnd, sign
+
 
 def risk_views(v: View) -> dict[str, float]:
     """Latest recommended size per stance in the current transcript."""

@@ -40,7 +40,6 @@ def from_schema(v: View, schema: Mapping[str, Any]) -> Any:
     return _Filler(schema, values, v.as_of).instance(schema, None, 0)
 
 
-
 def _fit(value: Any, node: Mapping[str, Any]) -> Any:
     """A data value shaped to a schema node, or None when it does not fit."""
     types = node.get("type")

@@ -21,6 +21,7 @@ from flowkit.llm.offline.view import (
     num, price_level, rnd, sign,
 )
 
+
 def price_levels(v: View, action: str) -> tuple[float | None, float | None, float | None]:
     """Entry at the close; stop 2 ATR and target 3 ATR away, no wider than the risk defaults.
     A SELL that only trims a long (shorting off) carries no stop or target."""
@@ -39,7 +40,8 @@ def price_levels(v: View, action: str) -> tuple[float | None, float | None, floa
         take_d = min(take_d or math.inf, close * take_pct / 100)
     stop = close - side * stop_d if stop_d else None
     take = close + side * take_d if take_d else None
-    return (price_level(close), price_level(stop) if stop and stop > 0 else None, price_level(take) if take and take > 0 else None)
+    return (price_level(close), price_level(stop) if stop and stop > 0 else None,
+            price_level(take) if take and take > 0 else None)
 
 
 def fit_size(v: View, action: str, desired: float) -> tuple[str, float, str | None]:
