@@ -7,6 +7,7 @@ compares them. Exit 0 when identical, 1 with the first differences otherwise.
 
     python bench/offline_equivalence.py [--base main] [--symbols NVDA,MSFT]
                                         [--start 2024-01-02] [--end 2024-02-29]
+                                        [--firms tradingagents.yaml,fincon.yaml]
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FIRMS = ("tradingagents.yaml", "fincon.yaml")
+FIRMS = "tradingagents.yaml,fincon.yaml"  # under workflows/
 
 # Runs inside the tree under test (its flowkit on PYTHONPATH); prints one JSON document.
 _PROBE = r"""
@@ -80,13 +81,14 @@ def main() -> int:
     parser.add_argument("--symbols", default="NVDA,MSFT")
     parser.add_argument("--start", default="2024-01-02")
     parser.add_argument("--end", default="2024-02-29")
+    parser.add_argument("--firms", default=FIRMS)
     args = parser.parse_args()
     same = True
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         (tmp / "base").mkdir()
         base = export(args.base, tmp / "base")
-        for firm in FIRMS:
+        for firm in args.firms.split(","):
             old, new = probe(base, firm, args, tmp), probe(ROOT, firm, args, tmp)
             for part in ("status", "decisions", "answers", "equity"):
                 if old[part] != new[part]:
