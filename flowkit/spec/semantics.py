@@ -393,9 +393,8 @@ class _Checker:
             path = ("roles", role, "output")
             output = _mapping(_mapping(self.roles).get(role)).get("output")
         if output is None:
-            info = BUILTIN_ROLES.get(role) if isinstance(role, str) else None
-            output, path = (info.output, ("agents", aid, "role")) if info else (None, path)
-        if isinstance(output, str) and output in OUTPUT_NAMES:
+            return  # a built-in role's own output: every decision role's carries an order
+        if isinstance(output, str) and output in OUTPUT_NAMES:  # rare: skip the import otherwise
             from flowkit.roles.outputs import output_json_schema
             output = output_json_schema(output)
         if not isinstance(output, dict) or not self.clean(path):
