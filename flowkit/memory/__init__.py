@@ -7,7 +7,8 @@
   latest training run and gives each one only to the agents it concerns.
 
 A belief is {"text", "condition", "effect", "agents"}: the sentence an LLM reads, plus the
-structured condition/effect the offline model acts on (flowkit.llm.offline)."""
+structured condition/effect the offline model acts on; the condition language is
+flowkit.memory.conditions."""
 
 from __future__ import annotations
 

@@ -134,8 +134,10 @@ class AgentSpec(Strict):
                              "may call through the model's tool-calling interface.")
     inputs: list[Id] = Field(default_factory=list, description="Agent ids whose outputs this agent "
                               "reads; each must run before it.")
-    stance: Literal["aggressive", "conservative", "neutral"] | None = Field(
-        None, description="Risk stance of a risk_debater.")
+    stance: Literal["aggressive", "conservative", "neutral", "bull", "bear"] | None = Field(
+        None, description="Risk stance of a risk_debater (aggressive, conservative or neutral), "
+        "or the side a researcher argues (bull or bear; bull_researcher and bear_researcher "
+        "have theirs).")
     params: dict[str, Any] = Field(default_factory=dict, description="Extra values templates read "
                                    "as `params`.")
     max_tool_rounds: Int = Field(3, ge=0, le=20, description="Bound on tool-call round trips.")

@@ -34,6 +34,7 @@ ALLOW_PATHS_ENV = "FLOWKIT_ALLOW_PATHS"
 # What a `when:` condition sees besides earlier agents (flowkit.graph.nodes.condition_vars).
 CONDITION_NAMES = frozenset({"outputs", "symbol", "market", "portfolio", "risk_state", "failures"})
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+RESEARCH_SIDES = ("bull", "bear")
 
 Slot = tuple[str, frozenset[str], str]  # (slot name, allowed role kinds, what to say)
 _JUDGE: Slot = ("judge", JUDGE_KINDS, "a role of kind judge or decider (research_manager, "
@@ -143,6 +144,8 @@ class _Checker:
             self.check_pipeline()
             self.check_inputs()
             self.check_decision()
+            self.check_decision_output()
+            self.check_stances()
         self.check_windows()
         self.check_sources()
         return self.problems
@@ -407,6 +410,49 @@ class _Checker:
             self.fail("no agent in the pipeline makes a decision; add a trader, "
                       "portfolio_manager or manager", ("pipeline",), key=True)
 
+    def check_decision_output(self) -> None:
+        """The decision agent's output becomes an order: it must carry `action` and `size_pct`,
+        or the firm would silently hold forever."""
+        if not self.clean(("pipeline",)) or not self.clean(("decision",)):
+            return
+        decision = self.data.get("decision")
+        deciders = [a for a in self.placed if self.agent_kind(a) in DECISION_KINDS]
+        aid = decision if decision in deciders else deciders[-1] if deciders and decision is None \
+            else None
+        if aid is None:
+            return  # no decision agent, or one check_decision reports
+        spec = _mapping(self.agents[aid])
+        role = spec.get("role")
+        path: Path_ = ("agents", aid, "output")
+        output = spec.get("output")
+        if output is None:
+            path = ("roles", role, "output")
+            output = _mapping(_mapping(self.roles).get(role)).get("output")
+        if output is None:
+            return  # a built-in role's own output: every decision role's carries an order
+        if isinstance(output, str) and output in OUTPUT_NAMES:  # rare: skip the import otherwise
+            from flowkit.roles.outputs import output_json_schema
+            output = output_json_schema(output)
+        if not isinstance(output, dict) or not self.clean(path):
+            return
+        problem = _order_problem(output)
+        if problem:
+            self.fail(f"agent '{aid}' makes the decision, but its output {problem}; a decision "
+                      f"needs action (BUY, SELL or HOLD) and size_pct (a number, % of equity), "
+                      f"both required", path)
+
+    def check_stances(self) -> None:
+        """bull and bear are a researcher's sides, and a researcher argues one of them."""
+        for aid, spec in (self.agents or {}).items():
+            stance, kind = _mapping(spec).get("stance"), self.agent_kind(aid)
+            if not isinstance(stance, str) or kind is None or not self.clean(("agents", aid)):
+                continue
+            if (stance in RESEARCH_SIDES) != (kind == "researcher"):
+                expected = ("bull or bear" if kind == "researcher"
+                            else "aggressive, conservative or neutral")
+                self.fail(f"agent '{aid}' is of kind {kind}: its stance is {expected}, not "
+                          f"'{stance}'", ("agents", aid, "stance"))
+
     def check_windows(self) -> None:
         bt = _mapping(self.data.get("backtest"))
         train = _mapping(_mapping(self.data.get("learning")).get("train"))
@@ -452,6 +498,26 @@ def _template_limits(data: dict[str, Any]) -> Any:
         return TemplateLimits.model_validate(_mapping(_mapping(data.get("runtime")).get("templates")))
     except ValidationError:
         return TemplateLimits()
+
+
+def _order_problem(schema: dict[str, Any]) -> str | None:
+    """What keeps an output schema from carrying an order, or None."""
+    props = _mapping(schema.get("properties"))
+    required = schema.get("required") if isinstance(schema.get("required"), list) else []
+    missing = [f for f in ("action", "size_pct") if f not in props]
+    if missing:
+        return f"has no {' or '.join(missing)}"
+    optional = [f for f in ("action", "size_pct") if f not in required]
+    if optional:
+        return f"does not require {' or '.join(optional)}"
+    enum = _mapping(props["action"]).get("enum")
+    odd = [v for v in enum or () if not isinstance(v, str) or v.upper() not in ("BUY", "SELL", "HOLD")]
+    if odd:
+        return f"allows action {odd[0]!r}"
+    kind = _mapping(props["size_pct"]).get("type")
+    if kind is not None and not {"number", "integer"} & set(kind if isinstance(kind, list) else [kind]):
+        return f"declares size_pct of type {kind}"
+    return None
 
 
 def _jinja_message(message: str, env: Any) -> str:
