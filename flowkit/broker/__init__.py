@@ -1,7 +1,8 @@
 """Brokers: orders in, fills out. `PaperBroker` simulates fills on bars; `CcxtBroker` places
-orders on an exchange's sandbox (or live, when confirmed). Both share the `Broker` interface."""
+orders on an exchange's sandbox (or live, when confirmed). Both implement the `Broker` contract
+and are registered by name in `BROKERS`, as a plugin's broker would be."""
 
-from flowkit.broker.base import Broker
+from flowkit.broker.base import BROKERS, Broker
 from flowkit.broker.ccxt_broker import CcxtBroker
 from flowkit.broker.orders import (
            Fill,
@@ -12,5 +13,5 @@ from flowkit.broker.orders import (
 )
 from flowkit.broker.paper import PaperBroker
 
-__all__ = ["Broker", "CcxtBroker", "Fill", "OrderRecord", "OrderRequest", "PaperBroker",
+__all__ = ["BROKERS", "Broker", "CcxtBroker", "Fill", "OrderRecord", "OrderRequest", "PaperBroker",
            "Submission", "client_order_id"]

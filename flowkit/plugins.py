@@ -1,0 +1,130 @@
+"""Extension points: named implementations found through Python entry points.
+
+Each kind has one entry point group, `flowkit.<kind>`; flowkit registers its own built-ins in
+its pyproject.toml exactly as a third-party package would. Names come from the installed
+packages' metadata, so listing or checking them imports nothing; an implementation is imported
+the first time it is used. The contracts are in docs/extending.md.
+
+| group              | the entry point names                                   | used by                |
+|--------------------|---------------------------------------------------------|------------------------|
+| flowkit.sources    | a `flowkit.market.base.DataSource` subclass             | `market.source`        |
+| flowkit.brokers    | a `flowkit.broker.Broker` subclass                      | `portfolio.broker`     |
+| flowkit.providers  | a `flowkit.llm.providers.ModelProvider`                 | `models.*.model` prefix|
+| flowkit.tools      | a function `f(view, **kwargs)` or a `flowkit.tools.Tool`| `agents.*.tools`       |
+| flowkit.roles      | a `flowkit.roles.RoleInfo`                              | `agents.*.role`        |
+| flowkit.patterns   | reserved for patterns                                   |                        |
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+from collections.abc import Callable, Iterator, Mapping
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any, Generic, TypeVar
+
+from flowkit.errors import PluginError
+
+KINDS = ("sources", "brokers", "providers", "tools", "roles", "patterns")
+T = TypeVar("T")
+
+
+@functools.cache
+def _installed(group: str) -> tuple[EntryPoint, ...]:
+    """The installed distributions' entry points in `group`, read once per process."""
+    return tuple(entry_points(group=group))
+
+
+def _owner(ep: EntryPoint) -> str:
+    return ep.dist.name if ep.dist is not None else "?"
+
+
+class Registry(Mapping[str, T], Generic[T]):
+    """Implementations of one kind by name: the installed entry points of `flowkit.<kind>`
+    plus anything `register`ed in this process (which wins). `adapt(name, obj)` checks a loaded
+    object against the kind's contract and may wrap it; it raises PluginError when it cannot."""
+
+    def __init__(self, kind: str, noun: str, adapt: Callable[[str, Any], T]):
+        if kind not in KINDS:
+            raise ValueError(f"unknown extension kind {kind!r}; kinds: {', '.join(KINDS)}")
+        self.kind, self.noun, self.group = kind, noun, f"flowkit.{kind}"
+        self._adapt = adapt
+        self._loaded: dict[str, T] = {}
+
+    def _entries(self) -> dict[str, list[EntryPoint]]:
+        found = _installed(self.group)
+        if not any(_owner(ep) == "flowkit" for ep in found):
+            raise PluginError(f"flowkit's own {self.group} entry points are missing: the "
+                              f"installed metadata is older than this source tree; reinstall "
+                              f"flowkit (pip install -e . in a checkout)")
+        by_name: dict[str, list[EntryPoint]] = {}
+        for ep in found:
+            by_name.setdefault(ep.name, []).append(ep)
+        return by_name
+
+    def register(self, name: str, obj: Any) -> None:
+        """Add or replace `name` in this process only (notebooks, tests, `@tool`)."""
+        self._loaded[name] = self._adapt(name, obj)
+
+    def __getitem__(self, name: str) -> T:
+        if name in self._loaded:
+            return self._loaded[name]
+        candidates = self._entries().get(name)
+        if not candidates:
+            raise PluginError(self.unknown(name))
+        if len(candidates) > 1:
+            raise PluginError(f"{self.noun} '{name}' is registered by more than one package: "
+                              + ", ".join(f"{_owner(ep)} ({ep.value})" for ep in candidates))
+        ep = candidates[0]
+        try:
+            obj = ep.load()
+        except Exception as exc:  # a broken plugin must not look like a flowkit bug
+            raise PluginError(f"{self.noun} '{name}' ({ep.value}, from {_owner(ep)}) cannot be "
+                              f"imported: {type(exc).__name__}: {exc}") from exc
+        self._loaded[name] = self._adapt(name, obj)
+        return self._loaded[name]
+
+    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+        """The implementation, or `default` when no package registers `name`; a plugin that
+        fails to import still raises."""
+        return self[name] if name in self else default
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and (name in self._loaded or name in self._entries())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted({*self._entries(), *self._loaded}))
+
+    def __len__(self) -> int:
+        return len({*self._entries(), *self._loaded})
+
+    def unknown(self, name: str) -> str:
+        """`unknown <noun> 'x' (did you mean 'y'?); installed: a, b`."""
+        names = list(self)
+        close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        return f"unknown {self.noun} '{name}'{hint}; installed: {', '.join(names)}"
+
+
+def subclass_of(base: type) -> Callable[[str, Any], Any]:
+    """An `adapt` for kinds whose entry points name a class implementing `base`."""
+
+    def adapt(name: str, obj: Any) -> Any:
+        if not (isinstance(obj, type) and issubclass(obj, base)):
+            raise PluginError(f"'{name}' names {obj!r}, which is not a subclass of "
+                              f"{base.__module__}.{base.__qualname__}")
+        return obj
+
+    return adapt
+
+
+def instance_of(base: type) -> Callable[[str, Any], Any]:
+    """An `adapt` for kinds whose entry points name an object implementing `base`."""
+
+    def adapt(name: str, obj: Any) -> Any:
+        if not isinstance(obj, base):
+            raise PluginError(f"'{name}' names {obj!r}, which is not a "
+                              f"{base.__module__}.{base.__qualname__}")
+        return obj
+
+    return adapt
