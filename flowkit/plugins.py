@@ -62,6 +62,11 @@ class Registry(Mapping[str, T], Generic[T]):
             by_name.setdefault(ep.name, []).append(ep)
         return by_name
 
+    def builtin(self) -> list[str]:
+        """The names flowkit itself registers, in the order its pyproject.toml lists them."""
+        return list(dict.fromkeys(ep.name for eps in self._entries().values() for ep in eps
+                                  if _owner(ep) == "flowkit"))
+
     def register(self, name: str, obj: Any) -> None:
         """Add or replace `name` in this process only (notebooks, tests, `@tool`)."""
         self._loaded[name] = self._adapt(name, obj)

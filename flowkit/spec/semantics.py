@@ -20,7 +20,7 @@ from flowkit.roles.registry import (
     MANAGER_KINDS,
     OUTPUT_NAMES,
 )
-from flowkit.spec.messages import and_list, suggest
+from flowkit.spec.messages import and_list, closest, suggest
 from flowkit.spec.models import PATTERN_KEYS
 from flowkit.spec.yamlsrc import Located, Path_
 
@@ -125,6 +125,7 @@ class _Checker:
             self.check_decision()
         self.check_windows()
         self.check_sources()
+        self.check_registered()
         return self.problems
 
     def check_models(self) -> None:
@@ -386,6 +387,37 @@ class _Checker:
                 self.fail(f"the training window must end before the test window starts "
                           f"(train ends {train['end']}, backtest starts {bt['start']})",
                           ("learning", "train", "end"))
+
+    def check_registered(self) -> None:
+        """Every name an extension point resolves (data source, broker, model provider, tool;
+        roles are checked with the agents) is one an installed package registers."""
+        from flowkit.broker.base import BROKERS
+        from flowkit.llm.providers import DEFAULT, PROVIDERS, provider_name
+        from flowkit.market.base import SOURCES
+        from flowkit.tools import TOOLS
+
+        for section, key, registry in (("market", "source", SOURCES),
+                                       ("portfolio", "broker", BROKERS)):
+            name = _mapping(self.data.get(section)).get(key)
+            if isinstance(name, str) and self.clean((section, key)) and name not in registry:
+                self.fail(registry.unknown(name), (section, key))
+        for profile_name, profile in (self.models or {}).items():
+            model = _mapping(profile).get("model")
+            if not isinstance(model, str) or not self.clean(("models", profile_name, "model")):
+                continue
+            prefix = model.split("/", 1)[0]
+            others = [p for p in PROVIDERS if p != DEFAULT]
+            # An id no provider claims goes to litellm; one a letter away from a provider's
+            # name is a typo litellm would only report at the first call.
+            if provider_name(model) == DEFAULT and prefix != DEFAULT and closest(prefix, others):
+                self.fail(f"unknown model provider '{prefix}' in model '{model}'"
+                          f"{suggest(prefix, others)}; an id starts with a registered provider "
+                          f"({', '.join(others)}) or is a litellm model id",
+                          ("models", profile_name, "model"))
+        for aid, spec in (self.agents or {}).items():
+            for i, name in _strs(_mapping(spec).get("tools")):
+                if ":" not in name and self.clean(("agents", aid, "tools", i)) and name not in TOOLS:
+                    self.fail(TOOLS.unknown(name), ("agents", aid, "tools", i))
 
     def check_sources(self) -> None:
         market = _mapping(self.data.get("market"))
