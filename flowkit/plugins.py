@@ -48,7 +48,7 @@ class Registry(Mapping[str, T], Generic[T]):
         if kind not in KINDS:
             raise ValueError(f"unknown extension kind {kind!r}; kinds: {', '.join(KINDS)}")
         self.kind, self.noun, self.group = kind, noun, f"flowkit.{kind}"
-        self._adapt = adapt
+        self.adapt = adapt
         self._loaded: dict[str, T] = {}
 
     def _entries(self) -> dict[str, list[EntryPoint]]:
@@ -63,13 +63,13 @@ class Registry(Mapping[str, T], Generic[T]):
         return by_name
 
     def builtin(self) -> list[str]:
-        """The names flowkit itself registers, in the order its pyproject.toml lists them."""
-        return list(dict.fromkeys(ep.name for eps in self._entries().values() for ep in eps
-                                  if _owner(ep) == "flowkit"))
+        """The names flowkit itself registers, sorted."""
+        return sorted({ep.name for eps in self._entries().values() for ep in eps
+                       if _owner(ep) == "flowkit"})
 
     def register(self, name: str, obj: Any) -> None:
         """Add or replace `name` in this process only (notebooks, tests, `@tool`)."""
-        self._loaded[name] = self._adapt(name, obj)
+        self._loaded[name] = self.adapt(name, obj)
 
     def __getitem__(self, name: str) -> T:
         if name in self._loaded:
@@ -86,7 +86,7 @@ class Registry(Mapping[str, T], Generic[T]):
         except Exception as exc:  # a broken plugin must not look like a flowkit bug
             raise PluginError(f"{self.noun} '{name}' ({ep.value}, from {_owner(ep)}) cannot be "
                               f"imported: {type(exc).__name__}: {exc}") from exc
-        self._loaded[name] = self._adapt(name, obj)
+        self._loaded[name] = self.adapt(name, obj)
         return self._loaded[name]
 
     def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]

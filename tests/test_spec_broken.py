@@ -200,8 +200,8 @@ CASES = [
      "new role 'quant' needs kind, prompt and output (it does not override a built-in "
      "role)"),
 ]
-CLASSES = {"syntax", "dup", "unknown", "type", "range", "plugin", "ref", "slot", "cycle", "loop", "yaml11",
-           "env", "rule"}
+CLASSES = {"syntax", "dup", "unknown", "type", "range", "plugin", "ref", "slot", "cycle", "loop",
+           "yaml11", "env", "rule"}
 IDS = [case[0] for case in CASES]
 
 

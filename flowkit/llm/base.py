@@ -61,6 +61,7 @@ class ModelResponse:
     attempts: list[Attempt] = field(default_factory=list)  # failed tries before this answer, then this one
 
 
+@runtime_checkable
 class ChatModel(Protocol):
     """Anything that answers a ModelRequest."""
 
