@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import importlib
 from collections.abc import Callable, Iterator, Mapping
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Generic, TypeVar
@@ -30,9 +31,14 @@ T = TypeVar("T")
 
 
 @functools.cache
+def _scan() -> Any:
+    return entry_points()  # one metadata scan per process serves every group
+
+
+@functools.cache
 def _installed(group: str) -> tuple[EntryPoint, ...]:
-    """The installed distributions' entry points in `group`, read once per process."""
-    return tuple(entry_points(group=group))
+    """The installed distributions' entry points in `group`."""
+    return tuple(_scan().select(group=group))
 
 
 def _owner(ep: EntryPoint) -> str:
@@ -111,25 +117,36 @@ class Registry(Mapping[str, T], Generic[T]):
         return f"unknown {self.noun} '{name}'{hint}; installed: {', '.join(names)}"
 
 
-def subclass_of(base: type) -> Callable[[str, Any], Any]:
+def _resolve(base: type | str) -> type:
+    """`base`, or the class a "module:Name" string names (imported on first use, so a registry
+    can be declared without importing its contract)."""
+    if isinstance(base, type):
+        return base
+    module, _, attr = base.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def subclass_of(base: type | str) -> Callable[[str, Any], Any]:
     """An `adapt` for kinds whose entry points name a class implementing `base`."""
 
     def adapt(name: str, obj: Any) -> Any:
-        if not (isinstance(obj, type) and issubclass(obj, base)):
+        cls = _resolve(base)
+        if not (isinstance(obj, type) and issubclass(obj, cls)):
             raise PluginError(f"'{name}' names {obj!r}, which is not a subclass of "
-                              f"{base.__module__}.{base.__qualname__}")
+                              f"{cls.__module__}.{cls.__qualname__}")
         return obj
 
     return adapt
 
 
-def instance_of(base: type) -> Callable[[str, Any], Any]:
+def instance_of(base: type | str) -> Callable[[str, Any], Any]:
     """An `adapt` for kinds whose entry points name an object implementing `base`."""
 
     def adapt(name: str, obj: Any) -> Any:
-        if not isinstance(obj, base):
+        cls = _resolve(base)
+        if not isinstance(obj, cls):
             raise PluginError(f"'{name}' names {obj!r}, which is not a "
-                              f"{base.__module__}.{base.__qualname__}")
+                              f"{cls.__module__}.{cls.__qualname__}")
         return obj
 
     return adapt

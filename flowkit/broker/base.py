@@ -1,4 +1,4 @@
-"""The broker contract and registry (`portfolio.broker`), and what every broker shares: the
+"""The broker contract, and what every broker shares: the
 orders and fills it produced, keyed by order id (the idempotency key) and exposed for the caller
 to log; the latest price seen per symbol; and booking fills into the portfolio and the risk
 engine. Saved whole in checkpoints."""
@@ -22,7 +22,6 @@ from flowkit.broker.orders import (
     Submission,
 )
 from flowkit.errors import BrokerError, DataError
-from flowkit.plugins import Registry, subclass_of
 
 if TYPE_CHECKING:  # runtime imports would cycle: portfolio and risk import broker.orders
     from flowkit.portfolio import Portfolio
@@ -132,6 +131,3 @@ class Broker(ABC):
         self._orders = {o["order_id"]: OrderRecord.model_validate(o) for o in state["orders"]}
         self._fills = {f["order_id"]: Fill.model_validate(f) for f in state["fills"]}
         self._marks = dict(state["marks"])
-
-
-BROKERS: Registry[type[Broker]] = Registry("brokers", "broker", subclass_of(Broker))

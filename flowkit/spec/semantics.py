@@ -391,7 +391,7 @@ class _Checker:
     def check_registered(self) -> None:
         """Every name an extension point resolves (data source, broker, model provider, tool;
         roles are checked with the agents) is one an installed package registers."""
-        from flowkit.broker.base import BROKERS
+        from flowkit.broker import BROKERS
         from flowkit.llm.providers import DEFAULT, PROVIDERS, provider_name
         from flowkit.market.base import SOURCES
         from flowkit.tools import TOOLS
