@@ -42,7 +42,7 @@ def _installed(group: str) -> tuple[EntryPoint, ...]:
 
 
 def _owner(ep: EntryPoint) -> str:
-    return ep.dist.name if ep.dist is not None else "?"
+    return ep.dist.name if ep.dist is not None else "an unknown package"
 
 
 class Registry(Mapping[str, T], Generic[T]):

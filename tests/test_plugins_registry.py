@@ -103,3 +103,13 @@ def test_a_plugin_that_fails_to_import_is_a_clear_error(monkeypatch, tmp_path: P
         SOURCES["broken_feed"]
     path = firm_with(tmp_path, "source: sample", "source: broken_feed")
     assert load_workflow(path).spec.market.source == "broken_feed"  # validate never imports it
+
+
+def test_a_role_whose_package_is_broken_is_a_located_error(monkeypatch, tmp_path: Path) -> None:
+    _with_extra(monkeypatch, EntryPoint("ghost_analyst", "no_such_module_xyz:ghost", "flowkit.roles"))
+    path = firm_with(tmp_path, "news: {role: news_analyst}", "news: {role: ghost_analyst}")
+    with pytest.raises(SpecError) as err:
+        load_workflow(path)
+    assert [str(p) for p in err.value.problems] == [
+        f"{path}:16:16: role 'ghost_analyst' (no_such_module_xyz:ghost, from an unknown package) "
+        f"cannot be imported: ModuleNotFoundError: No module named 'no_such_module_xyz'"]

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
-from flowkit.errors import FlowkitError
+from flowkit.errors import FlowkitError, PluginError
 from flowkit.roles.registry import (
     BUILTIN_ROLES,
     DECISION_KINDS,
@@ -146,7 +146,10 @@ class _Checker:
         kind = _mapping((self.roles or {}).get(role)).get("kind")
         if isinstance(kind, str):
             return kind
-        info = BUILTIN_ROLES.get(role)
+        try:
+            info = BUILTIN_ROLES.get(role)
+        except PluginError:  # reported, located, by check_registered
+            return None
         return info.kind if info else None
 
     def agent_kind(self, aid: str) -> str | None:
@@ -389,8 +392,9 @@ class _Checker:
                           ("learning", "train", "end"))
 
     def check_registered(self) -> None:
-        """Every name an extension point resolves (data source, broker, model provider, tool;
-        roles are checked with the agents) is one an installed package registers."""
+        """Every name an extension point resolves (data source, broker, model provider, tool)
+        is one an installed package registers (unknown roles are reported with the agents; a
+        role whose package fails to import is reported here)."""
         from flowkit.broker import BROKERS
         from flowkit.llm.providers import DEFAULT, PROVIDERS, provider_name
         from flowkit.market.base import SOURCES
@@ -415,6 +419,12 @@ class _Checker:
                           f"({', '.join(others)}) or is a litellm model id",
                           ("models", profile_name, "model"))
         for aid, spec in (self.agents or {}).items():
+            role = _mapping(spec).get("role")
+            if isinstance(role, str) and role not in (self.roles or {}) and role in BUILTIN_ROLES:
+                try:
+                    BUILTIN_ROLES[role]
+                except PluginError as exc:  # installed, but its package is broken
+                    self.fail(exc.message, ("agents", aid, "role"))
             for i, name in _strs(_mapping(spec).get("tools")):
                 if ":" not in name and self.clean(("agents", aid, "tools", i)) and name not in TOOLS:
                     self.fail(TOOLS.unknown(name), ("agents", aid, "tools", i))
