@@ -5,14 +5,12 @@ its pyproject.toml exactly as a third-party package would. Names come from the i
 packages' metadata, so listing or checking them imports nothing; an implementation is imported
 the first time it is used. The contracts are in docs/extending.md.
 
-| group              | the entry point names                                   | used by                |
-|--------------------|---------------------------------------------------------|------------------------|
-| flowkit.sources    | a `flowkit.market.base.DataSource` subclass             | `market.source`        |
-| flowkit.brokers    | a `flowkit.broker.Broker` subclass                      | `portfolio.broker`     |
-| flowkit.providers  | a `flowkit.llm.providers.ModelProvider`                 | `models.*.model` prefix|
-| flowkit.tools      | a function `f(view, **kwargs)` or a `flowkit.tools.Tool`| `agents.*.tools`       |
-| flowkit.roles      | a `flowkit.roles.RoleInfo`                              | `agents.*.role`        |
-| flowkit.patterns   | reserved for patterns                                   |                        |
+- `flowkit.sources`: a `flowkit.market.DataSource` subclass, named by `market.source`
+- `flowkit.brokers`: a `flowkit.broker.base.Broker` subclass, named by `portfolio.broker`
+- `flowkit.providers`: a `flowkit.llm.base.ModelProvider`, named by a model id's prefix
+- `flowkit.tools`: a function `f(view, **kwargs)` or a `flowkit.tools.Tool`, in `agents.*.tools`
+- `flowkit.roles`: a `flowkit.roles.RoleInfo`, named by `agents.*.role`
+- `flowkit.patterns`: reserved for patterns
 """
 
 from __future__ import annotations

@@ -426,7 +426,7 @@ class _Checker:
                 except PluginError as exc:  # installed, but its package is broken
                     self.fail(exc.message, ("agents", aid, "role"))
             for i, name in _strs(_mapping(spec).get("tools")):
-                if ":" not in name and self.clean(("agents", aid, "tools", i)) and name not in TOOLS:
+                if ":" not in name and name not in TOOLS and self.clean(("agents", aid, "tools", i)):
                     self.fail(TOOLS.unknown(name), ("agents", aid, "tools", i))
 
     def check_sources(self) -> None:

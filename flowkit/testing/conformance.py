@@ -274,7 +274,8 @@ def check_role(name: str, info: RoleInfo | None = None) -> None:
     _expect(info.description.strip(), f"{name}: a role needs a description")
     prompt = Path(info.prompt)
     _expect(prompt.is_absolute() and prompt.is_file() or (asset_dir("prompts") / prompt).is_file(),
-            f"{name}: prompt {info.prompt} is neither an absolute path to a file nor under prompts/")
+            f"{name}: prompt {info.prompt} is neither an absolute path to a file nor under "
+            f"prompts/")
     try:
         templates.template(None, info.prompt, asset_dir("prompts"))
     except FlowkitError as exc:
