@@ -19,7 +19,7 @@ from pathlib import Path
 
 from _common import NullLog
 
-from flowkit.backtest.loop import Invocation, run_session
+from flowkit.app import Invocation, run_session
 from flowkit.runtime.session import RunOptions, Session
 from flowkit.spec.loader import load_workflow
 

@@ -115,10 +115,10 @@ class Registry(Mapping[str, T], Generic[T]):
         return f"unknown {self.noun} '{name}'{hint}; installed: {', '.join(names)}"
 
 
-def _resolve(base: type | str) -> type:
-    """`base`, or the class a "module:Name" string names (imported on first use, so a registry
-    can be declared without importing its contract)."""
-    if isinstance(base, type):
+def _resolve(base: Any) -> Any:
+    """`base`, or what a "module:name" string names (imported on first use, so a registry can
+    be declared without importing its contract)."""
+    if not isinstance(base, str):
         return base
     module, _, attr = base.partition(":")
     return getattr(importlib.import_module(module), attr)
@@ -148,3 +148,32 @@ def instance_of(base: type | str) -> Callable[[str, Any], Any]:
         return obj
 
     return adapt
+
+
+def adapter(path: str) -> Callable[[str, Any], Any]:
+    """An `adapt` implemented by the function "module:name" names, imported on first use."""
+
+    def adapt(name: str, obj: Any) -> Any:
+        return _resolve(path)(name, obj)
+
+    return adapt
+
+
+# The registries (roles: flowkit.roles.registry.BUILTIN_ROLES). Contracts are named by path, so
+# declaring and checking names imports no source, broker, model or tool: `flowkit validate`
+# reads these, and nothing here imports back into the packages that implement them.
+SOURCES: Registry[Any] = Registry("sources", "data source",
+                                  subclass_of("flowkit.market.base:DataSource"))
+BROKERS: Registry[Any] = Registry("brokers", "broker", subclass_of("flowkit.broker.base:Broker"))
+PROVIDERS: Registry[Any] = Registry("providers", "model provider",
+                                    instance_of("flowkit.llm.base:ModelProvider"))
+TOOLS: Registry[Any] = Registry("tools", "tool", adapter("flowkit.tools:as_tool"))
+
+DEFAULT_PROVIDER = "litellm"  # serves every model id no registered provider claims
+
+
+def provider_name(model_id: str) -> str:
+    """The provider that serves `model_id`: the one its prefix (`<name>` or `<name>/...`)
+    names, otherwise litellm."""
+    prefix = model_id.split("/", 1)[0]
+    return prefix if prefix != DEFAULT_PROVIDER and prefix in PROVIDERS else DEFAULT_PROVIDER

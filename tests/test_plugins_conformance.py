@@ -11,13 +11,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from flowkit.broker import BROKERS, Broker, PaperBroker
-from flowkit.broker.orders import OrderRequest, Submission
+from flowkit.broker import Broker, PaperBroker
+from flowkit.domain.orders import OrderRequest, Submission
 from flowkit.errors import PluginError
-from flowkit.llm.providers import PROVIDERS, provider_name
-from flowkit.market import SOURCES, DataSource
+from flowkit.market import DataSource
 from flowkit.market.ccxt_source import CcxtSource
 from flowkit.market.sources import SAMPLE_DIR, RawSymbol
+from flowkit.plugins import BROKERS, PROVIDERS, SOURCES, TOOLS, provider_name
 from flowkit.roles.registry import BUILTIN_ROLES, RoleInfo
 from flowkit.spec.models import MarketSpec, ModelProfile, PortfolioSpec
 from flowkit.testing.conformance import (
@@ -28,7 +28,6 @@ from flowkit.testing.conformance import (
     check_tool,
 )
 from flowkit.testing.fakeserver import FakeOpenAIServer
-from flowkit.tools import TOOLS
 from test_broker_ccxt import FIXTURES as CCXT_BROKER_DATA
 from test_broker_ccxt import FakeExchange, keys
 from test_market_ccxt import RecordedBinance

@@ -10,8 +10,7 @@ import pytest
 
 from flowkit import plugins, tools
 from flowkit.errors import PluginError, SpecError
-from flowkit.llm.providers import provider_name
-from flowkit.market import SOURCES
+from flowkit.plugins import SOURCES, provider_name
 from flowkit.spec.loader import load_workflow
 from flowkit.testing.conformance import check_tool
 
@@ -57,7 +56,7 @@ def test_a_provider_typo_is_a_located_error(tmp_path: Path, model: str, prefix: 
 
 def test_a_tool_registered_in_process_validates_and_keeps_the_contract(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tools.TOOLS, "_loaded", dict(tools.TOOLS._loaded))  # forget it after
+    monkeypatch.setattr(plugins.TOOLS, "_loaded", dict(plugins.TOOLS._loaded))  # forget it after
 
     @tools.tool(description="Distance of the close from its 20-day mean, in ATRs.")
     def stretch_test_only(view, window: int = 20) -> float:

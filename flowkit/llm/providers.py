@@ -1,32 +1,19 @@
-"""Model providers by name (`flowkit.providers` entry points) and the routing of a model id.
+"""flowkit's own model providers, registered through the `flowkit.providers` entry points.
 
 A model id `<name>` or `<name>/<model>` goes to the provider registered as `<name>` (`offline`,
-or a plugin's); any other id is a litellm id (`gpt-4o-mini`, `anthropic/...`, `ollama/...`).
-Providers import their model only in `create`, so routing and `flowkit validate` stay light."""
+or a plugin's); any other id is a litellm id (`gpt-4o-mini`, `anthropic/...`, `ollama/...`):
+see `flowkit.plugins.provider_name`. Providers import their model only in `create`."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from flowkit.llm.base import ChatModel, ModelProvider
-from flowkit.plugins import Registry, instance_of
+from flowkit.llm.base import ChatModel
 
 if TYPE_CHECKING:
     from flowkit.llm.limits import Limiter
     from flowkit.spec.models import ModelProfile
-
-DEFAULT = "litellm"  # serves every id no registered provider claims
-
-PROVIDERS: Registry[ModelProvider] = Registry("providers", "model provider",
-                                              instance_of(ModelProvider))
-
-
-def provider_name(model_id: str) -> str:
-    """The name of the provider that serves `model_id`."""
-    prefix = model_id.split("/", 1)[0]
-    return prefix if prefix != DEFAULT and prefix in PROVIDERS else DEFAULT
-
 
 class OfflineProvider:
     """`offline`: the deterministic rules-based stand-in (no key, no network)."""

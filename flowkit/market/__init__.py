@@ -1,7 +1,7 @@
 """Market data: sources, the clock rules, indicators and the as-of views agents see.
 
-Sources (`market.source`) are registered by name (`SOURCES`, the `flowkit.sources` entry points;
-the contract is `DataSource`): `sample` (real data shipped in `flowkit/market/sample/`), `csv` (a
+Sources (`market.source`) are registered by name (`flowkit.plugins.SOURCES`, the
+`flowkit.sources` entry points; the contract is `DataSource`): `sample` (real data shipped in `flowkit/market/sample/`), `csv` (a
 folder with the same layout), `ccxt` (any exchange's OHLCV, cached in DuckDB), and whatever
 installed packages add. pandas is never imported; ccxt and duckdb only when the ccxt source loads.
 
@@ -36,12 +36,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from flowkit.market.base import SOURCES, DataSource
+from flowkit.market.base import DataSource
 
-# numpy is imported only when data is loaded: `flowkit validate` reads SOURCES alone.
+# numpy is imported only when data is loaded.
 _LAZY = {"AsOfView": "view", "Bars": "bars", "MarketData": "data", "load_market": "data"}
 
-__all__ = ["SOURCES", "DataSource", *_LAZY]
+__all__ = ["DataSource", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

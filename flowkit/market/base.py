@@ -1,4 +1,4 @@
-"""The data source contract and registry (`market.source`).
+"""The data source contract (`market.source` names one in `flowkit.plugins.SOURCES`).
 
 A source turns symbols and a timeframe into raw bars (and, if it has them, news and earnings);
 `load_market` then applies the clock rules, so a source never decides what is visible when."""
@@ -8,8 +8,6 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
-
-from flowkit.plugins import Registry, subclass_of
 
 if TYPE_CHECKING:
     from flowkit.market.sources import RawSymbol
@@ -39,5 +37,3 @@ class DataSource(ABC):
     @abstractmethod
     def load(self, symbols: list[str], timeframe: str) -> dict[str, RawSymbol]: ...
 
-
-SOURCES: Registry[type[DataSource]] = Registry("sources", "data source", subclass_of(DataSource))

@@ -12,7 +12,7 @@ import numpy as np
 
 from flowkit.errors import DataError
 from flowkit.market import clock
-from flowkit.market.base import SOURCES
+from flowkit.plugins import SOURCES
 from flowkit.market.bars import Bars
 from flowkit.market.view import AsOfView, SymbolData
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from flowkit import __version__
+from flowkit._version import __version__
 from flowkit.errors import ConfigError, FlowkitError, StepError
 from flowkit.graph.agent import RunContext
 from flowkit.graph.compiler import Firm, compile_firm
@@ -131,7 +131,7 @@ class Session:
 
     def _models(self, given: dict[str, ChatModel]) -> dict[str, ChatModel]:
         from flowkit.llm.cache import CachedModel
-        from flowkit.llm.providers import PROVIDERS, provider_name
+        from flowkit.plugins import PROVIDERS, provider_name
 
         built: dict[str, ChatModel] = {}
         for name, profile in self.spec.models.items():

@@ -206,7 +206,7 @@ class _Checker:
     def check_template(self, source: str, path: Path_) -> None:
         from jinja2 import TemplateSyntaxError
 
-        from flowkit.graph.templates import environment
+        from flowkit.spec.templates import environment
 
         try:
             environment().parse(source)
@@ -312,7 +312,7 @@ class _Checker:
     def check_condition(self, source: str, path: Path_, done: frozenset[str]) -> None:
         from jinja2 import TemplateSyntaxError, meta
 
-        from flowkit.graph.templates import environment
+        from flowkit.spec.templates import environment
 
         env = environment()
         try:
@@ -395,10 +395,14 @@ class _Checker:
         """Every name an extension point resolves (data source, broker, model provider, tool)
         is one an installed package registers (unknown roles are reported with the agents; a
         role whose package fails to import is reported here)."""
-        from flowkit.broker import BROKERS
-        from flowkit.llm.providers import DEFAULT, PROVIDERS, provider_name
-        from flowkit.market.base import SOURCES
-        from flowkit.tools import TOOLS
+        from flowkit.plugins import (
+            BROKERS,
+            DEFAULT_PROVIDER,
+            PROVIDERS,
+            SOURCES,
+            TOOLS,
+            provider_name,
+        )
 
         for section, key, registry in (("market", "source", SOURCES),
                                        ("portfolio", "broker", BROKERS)):
@@ -410,10 +414,11 @@ class _Checker:
             if not isinstance(model, str) or not self.clean(("models", profile_name, "model")):
                 continue
             prefix = model.split("/", 1)[0]
-            others = [p for p in PROVIDERS if p != DEFAULT]
+            others = [p for p in PROVIDERS if p != DEFAULT_PROVIDER]
             # An id no provider claims goes to litellm; one a letter away from a provider's
             # name is a typo litellm would only report at the first call.
-            if provider_name(model) == DEFAULT and prefix != DEFAULT and closest(prefix, others):
+            if provider_name(model) == DEFAULT_PROVIDER and prefix != DEFAULT_PROVIDER \
+                    and closest(prefix, others):
                 self.fail(f"unknown model provider '{prefix}' in model '{model}'"
                           f"{suggest(prefix, others)}; an id starts with a registered provider "
                           f"({', '.join(others)}) or is a litellm model id",

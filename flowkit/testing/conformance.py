@@ -22,13 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from flowkit.broker.base import Broker
-from flowkit.broker.orders import OrderRequest
+from flowkit.domain.orders import OrderRequest
 from flowkit.errors import BrokerError, DataError, FlowkitError
 from flowkit.llm.base import ChatModel, ModelProvider, ModelRequest
 from flowkit.market.base import DataSource
 from flowkit.roles.registry import OUTPUT_NAMES, RoleInfo
 from flowkit.spec.models import ROLE_KINDS, MarketSpec, ModelProfile, PortfolioSpec, RiskSpec
-from flowkit.tools import TOOLS, Tool
+from flowkit.plugins import TOOLS
+from flowkit.tools import Tool
 
 __all__ = ["check_broker", "check_data_source", "check_model_provider", "check_role",
            "check_tool", "sample_view"]
@@ -263,7 +264,7 @@ def check_role(name: str, info: RoleInfo | None = None) -> None:
     """The role registered as `name` (or `info`) has a known kind, a built-in output schema, a
     description, and a default prompt that exists and compiles as a template."""
     from flowkit._paths import asset_dir
-    from flowkit.graph import templates
+    from flowkit.spec import templates
     from flowkit.roles.registry import BUILTIN_ROLES
 
     info = info if info is not None else BUILTIN_ROLES[name]

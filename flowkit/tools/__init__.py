@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from flowkit.errors import FlowkitError, PluginError
-from flowkit.plugins import Registry
+from flowkit.plugins import TOOLS
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,8 @@ class Tool:
 _JSON_TYPES = {int: "integer", float: "number", str: "string", bool: "boolean"}
 
 
-def _adapt(name: str, obj: Any) -> Tool:
+def as_tool(name: str, obj: Any) -> Tool:
+    """What a `flowkit.tools` entry point names, as a Tool (the TOOLS registry's contract)."""
     if isinstance(obj, Tool):
         return obj
     if callable(obj):
@@ -55,8 +56,6 @@ def _adapt(name: str, obj: Any) -> Tool:
     raise PluginError(f"tool '{name}' names {obj!r}: expected a function f(view, **kwargs) or a "
                       f"flowkit.tools.Tool")
 
-
-TOOLS: Registry[Tool] = Registry("tools", "tool", _adapt)
 
 
 def tool(name: str | None = None, description: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

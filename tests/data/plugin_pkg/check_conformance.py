@@ -1,8 +1,6 @@
 """The plugin's own tests: flowkit's conformance suite on each of its implementations."""
 
-from flowkit.broker import BROKERS
-from flowkit.llm.providers import PROVIDERS
-from flowkit.market import SOURCES
+from flowkit.plugins import BROKERS, PROVIDERS, SOURCES
 from flowkit.spec.models import MarketSpec, ModelProfile
 from flowkit.testing.conformance import (check_broker, check_data_source,
                                          check_model_provider, check_role, check_tool)

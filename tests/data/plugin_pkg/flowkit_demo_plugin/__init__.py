@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from flowkit.broker import Broker
-from flowkit.broker.orders import Fill, OrderRequest, Submission
+from flowkit.domain.orders import Fill, OrderRequest, Submission
 from flowkit.errors import DataError
 from flowkit.llm.base import ModelRequest, ModelResponse, ToolCall
 from flowkit.market import DataSource
