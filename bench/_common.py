@@ -220,7 +220,7 @@ class NullLog:
 
 _SERVER_CHILD = r"""
 import json, sys
-from flowkit.llm.fakeserver import FakeOpenAIServer
+from flowkit.testing.fakeserver import FakeOpenAIServer
 with FakeOpenAIServer(latency_ms=float(sys.argv[1])) as srv:
     print(json.dumps({"port": srv.port}), flush=True)
     for line in sys.stdin:
@@ -235,7 +235,7 @@ with FakeOpenAIServer(latency_ms=float(sys.argv[1])) as srv:
 
 
 class FakeServerProcess:
-    """flowkit.llm.fakeserver.FakeOpenAIServer (fixed latency) in a child process on 127.0.0.1."""
+    """flowkit.testing.fakeserver.FakeOpenAIServer (fixed latency) in a child process on 127.0.0.1."""
 
     def __init__(self, latency_ms: float):
         self.latency_ms = latency_ms

@@ -89,3 +89,8 @@ class StoreError(FlowkitError):
 
 class BrokerError(FlowkitError):
     """An order could not be placed, or live trading was not confirmed."""
+
+
+class PluginError(FlowkitError):
+    """A name no installed package registers, or a plugin that breaks its extension point's
+    contract."""

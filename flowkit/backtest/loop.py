@@ -20,11 +20,14 @@ import math
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from flowkit.runtime.session import Decision, Session
+
+if TYPE_CHECKING:
+    from flowkit.broker.base import Broker
 
 
 @dataclass
@@ -77,7 +80,7 @@ class Trading:
 
     def __init__(self, session: Session, symbols: list[str], live: bool = False,
                  state: dict[str, Any] | None = None):
-        from flowkit.broker import PaperBroker
+        from flowkit.plugins import BROKERS
         from flowkit.portfolio import Portfolio
         from flowkit.risk import RiskEngine
 
@@ -88,13 +91,8 @@ class Trading:
         self.engine = RiskEngine(spec.risk, session.market.sectors(symbols), set(symbols),
                                  fee_bps=p.fee_bps, slippage_bps=p.slippage_bps,
                                  run_id=session.run_id)
-        if p.broker == "ccxt":
-            from flowkit.broker import CcxtBroker
-
-            self.broker: Any = CcxtBroker(p.exchange or "", sandbox=not live, live=live,
-                                          portfolio=self.portfolio, risk_engine=self.engine)
-        else:
-            self.broker = PaperBroker(p, self.portfolio, self.engine)
+        self.broker: Broker = BROKERS[p.broker].from_spec(p, self.portfolio, self.engine,
+                                                          live=live)
         self.logged: set[str] = set()
         if state:
             self.engine.load_state(state["engine"])

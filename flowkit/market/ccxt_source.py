@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from flowkit.errors import DataError
+from flowkit.market.base import DataSource
 from flowkit.market.sources import OHLCV, RawSymbol
 
 _SCHEMA = """CREATE TABLE IF NOT EXISTS ohlcv_cache (
@@ -107,3 +108,14 @@ def load(exchange_id: str, symbols: list[str], timeframe: str, cache_db: str | N
                 label=np.asarray(rows["t"], dtype=np.int64).astype("datetime64[ms]").astype("datetime64[s]"),
                 ohlcv=np.column_stack([np.asarray(rows[c], dtype=np.float64) for c in OHLCV]))
     return out
+
+
+class CcxtSource(DataSource):
+    """`ccxt`: `market.exchange`'s candles through the DuckDB cache."""
+
+    round_the_clock = True
+
+    def load(self, symbols: list[str], timeframe: str) -> dict[str, RawSymbol]:
+        if not self.spec.exchange:
+            raise DataError("market.exchange is required for source: ccxt (e.g. binance)")
+        return load(self.spec.exchange, symbols, timeframe, self.cache_db, self.refresh)

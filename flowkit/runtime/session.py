@@ -131,24 +131,19 @@ class Session:
 
     def _models(self, given: dict[str, ChatModel]) -> dict[str, ChatModel]:
         from flowkit.llm.cache import CachedModel
-        from flowkit.llm.offline import OfflineModel
+        from flowkit.plugins import PROVIDERS, provider_name
 
-        offline = OfflineModel()
         built: dict[str, ChatModel] = {}
         for name, profile in self.spec.models.items():
             if name in given:
                 built[name] = given[name]
                 continue
-            if profile.model == "offline":
-                built[name] = offline  # deterministic and local: nothing to cache or rate-limit
-                continue
-            from flowkit.llm.litellm_model import LiteLLMModel
-
+            provider = PROVIDERS[provider_name(profile.model)]
             fallbacks = [self.spec.models[f] for f in profile.fallbacks]
-            inner = LiteLLMModel(profile, fallbacks, limiter=self.limiter)
+            inner = provider.create(profile, fallbacks, self.limiter)
             store = SimpleNamespace(get=self.log.cache_get, put=self.log.cache_put)
             built[name] = CachedModel(inner, store, self.spec.runtime.cache) \
-                if self.spec.runtime.cache != "off" else inner
+                if provider.cacheable and self.spec.runtime.cache != "off" else inner
         return built
 
     def start(self) -> None:

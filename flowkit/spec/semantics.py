@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
-from flowkit.errors import FlowkitError
+from flowkit.errors import FlowkitError, PluginError
 from flowkit.roles.registry import (
     BUILTIN_ROLES,
     DECISION_KINDS,
@@ -22,7 +22,7 @@ from flowkit.roles.registry import (
     OUTPUT_NAMES,
 )
 from flowkit.secrets import key_shape
-from flowkit.spec.messages import and_list, suggest
+from flowkit.spec.messages import and_list, closest, suggest
 from flowkit.spec.models import PATTERN_KEYS
 from flowkit.spec.yamlsrc import Located, Path_
 
@@ -148,6 +148,7 @@ class _Checker:
             self.check_stances()
         self.check_windows()
         self.check_sources()
+        self.check_registered()
         return self.problems
 
     def check_models(self) -> None:
@@ -168,7 +169,10 @@ class _Checker:
         kind = _mapping((self.roles or {}).get(role)).get("kind")
         if isinstance(kind, str):
             return kind
-        info = BUILTIN_ROLES.get(role)
+        try:
+            info = BUILTIN_ROLES.get(role)
+        except PluginError:  # reported, located, by check_registered
+            return None
         return info.kind if info else None
 
     def agent_kind(self, aid: str) -> str | None:
@@ -468,6 +472,49 @@ class _Checker:
                 self.fail(f"the training window must end before the test window starts "
                           f"(train ends {train['end']}, backtest starts {bt['start']})",
                           ("learning", "train", "end"))
+
+    def check_registered(self) -> None:
+        """Every name an extension point resolves (data source, broker, model provider, tool)
+        is one an installed package registers (unknown roles are reported with the agents; a
+        role whose package fails to import is reported here)."""
+        from flowkit.plugins import (
+            BROKERS,
+            DEFAULT_PROVIDER,
+            PROVIDERS,
+            SOURCES,
+            TOOLS,
+            provider_name,
+        )
+
+        for section, key, registry in (("market", "source", SOURCES),
+                                       ("portfolio", "broker", BROKERS)):
+            name = _mapping(self.data.get(section)).get(key)
+            if isinstance(name, str) and self.clean((section, key)) and name not in registry:
+                self.fail(registry.unknown(name), (section, key))
+        for profile_name, profile in (self.models or {}).items():
+            model = _mapping(profile).get("model")
+            if not isinstance(model, str) or not self.clean(("models", profile_name, "model")):
+                continue
+            prefix = model.split("/", 1)[0]
+            others = [p for p in PROVIDERS if p != DEFAULT_PROVIDER]
+            # An id no provider claims goes to litellm; one a letter away from a provider's
+            # name is a typo litellm would only report at the first call.
+            if provider_name(model) == DEFAULT_PROVIDER and prefix != DEFAULT_PROVIDER \
+                    and closest(prefix, others):
+                self.fail(f"unknown model provider '{prefix}' in model '{model}'"
+                          f"{suggest(prefix, others)}; an id starts with a registered provider "
+                          f"({', '.join(others)}) or is a litellm model id",
+                          ("models", profile_name, "model"))
+        for aid, spec in (self.agents or {}).items():
+            role = _mapping(spec).get("role")
+            if isinstance(role, str) and role not in (self.roles or {}) and role in BUILTIN_ROLES:
+                try:
+                    BUILTIN_ROLES[role]
+                except PluginError as exc:  # installed, but its package is broken
+                    self.fail(exc.message, ("agents", aid, "role"))
+            for i, name in _strs(_mapping(spec).get("tools")):
+                if ":" not in name and name not in TOOLS and self.clean(("agents", aid, "tools", i)):
+                    self.fail(TOOLS.unknown(name), ("agents", aid, "tools", i))
 
     def check_sources(self) -> None:
         market = _mapping(self.data.get("market"))
