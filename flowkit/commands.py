@@ -68,7 +68,7 @@ def resume(args: argparse.Namespace) -> int:
 def report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from flowkit.backtest.report import write_report
+    from flowkit.report import write_report
 
     out = Path(args.out or f"reports/{args.run_id}.html")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -82,7 +82,7 @@ def compare(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from flowkit.backtest.loop import Invocation, run_many
-    from flowkit.backtest.report import write_comparison
+    from flowkit.report import write_comparison
     from flowkit.runtime.session import RunOptions
 
     inv = Invocation(symbols=args.symbols or None, start=args.start, end=args.end)

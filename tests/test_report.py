@@ -16,7 +16,7 @@ import pytest
 
 from flowkit.backtest.baselines import run_baselines
 from flowkit.backtest.metrics import compute_metrics, flag_suspect, round_trips
-from flowkit.backtest.report import write_comparison, write_report
+from flowkit.report import write_comparison, write_report
 from sample_data import OHLCV, Bars
 
 SCHEMA = Path(__file__).resolve().parents[1] / "flowkit" / "store" / "schema.sql"
