@@ -35,17 +35,14 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any, TypeAlias
 
 import numpy as np
 
 from flowkit.backtest.metrics import compute_metrics, flag_suspect, round_trips
 from flowkit.store.runstore import RunStore
 
-if TYPE_CHECKING:
-    import duckdb
-
-Db: TypeAlias = "str | Path | RunStore | duckdb.DuckDBPyConnection"
+Db: TypeAlias = "str | Path | RunStore"  # or an open DuckDB connection: see RunStore.of
 PriceSeries: TypeAlias = Mapping[str, Sequence[tuple[Any, float]]]  # symbol -> [(time, close)]
 
 LABELS = {"firm": "Firm", "buy_and_hold": "Buy & hold", "sma_crossover": "SMA crossover",
