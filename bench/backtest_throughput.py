@@ -17,7 +17,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from flowkit.backtest.loop import Invocation, run_session
+from flowkit.app import Invocation, run_session
 from flowkit.runtime.session import RunOptions, Session
 from flowkit.spec.loader import load_workflow
 from flowkit.store import NullSink

@@ -35,7 +35,7 @@ from typing import Any
 from _common import WORKFLOW, machine_line, med
 
 from flowkit.backtest import loop as loop_mod
-from flowkit.backtest.loop import Invocation, run_session
+from flowkit.app import Invocation, run_session
 from flowkit.runtime.session import RunOptions, Session
 from flowkit.spec.loader import load_workflow
 from flowkit.store import NullSink

@@ -11,7 +11,7 @@ from roles_context import SNAPSHOTS, context, example_context
 
 from flowkit._paths import asset_dir
 from flowkit.errors import FlowkitError
-from flowkit.graph.templates import environment
+from flowkit.spec.templates import environment
 from flowkit.roles import outputs
 from flowkit.roles.outputs import (
     OUTPUTS,

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter
 
-from flowkit.broker.orders import (
+from flowkit.domain.orders import (
     Fill,
     OrderRecord,
     OrderRequest,
@@ -21,7 +21,7 @@ from flowkit.broker.orders import (
 )
 from flowkit.errors import BrokerError, DataError
 
-if TYPE_CHECKING:  # runtime imports would cycle: portfolio and risk import broker.orders
+if TYPE_CHECKING:  # for annotations only: the broker gets them from its caller
     from flowkit.portfolio import Portfolio
     from flowkit.risk import RiskEngine
 

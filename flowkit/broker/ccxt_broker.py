@@ -30,10 +30,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from flowkit.broker.base import Broker
-from flowkit.broker.orders import Fill, OrderRequest, OrderStatus, Submission
+from flowkit.domain.orders import Fill, OrderRequest, OrderStatus, Submission
 from flowkit.errors import BrokerError
 
-if TYPE_CHECKING:  # runtime imports would cycle: portfolio and risk import broker.orders
+if TYPE_CHECKING:  # for annotations only: the broker gets them from its caller
     from flowkit.portfolio import Portfolio
     from flowkit.risk import RiskEngine
 

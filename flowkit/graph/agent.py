@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from flowkit.errors import BudgetExceeded, CacheMiss, FlowkitError, ModelError, StepError
-from flowkit.graph import templates
+from flowkit.errors import FlowkitError, ModelError, RunAborted, StepError
+from flowkit.spec import templates
 from flowkit.graph.state import DecisionState, Scope
 from flowkit.llm.base import ChatModel, ModelRequest, ModelResponse
 from flowkit.roles.outputs import OutputInvalid
@@ -108,7 +108,7 @@ async def run_agent(ctx: RunContext, agent: CompiledAgent, state: DecisionState,
         messages: list[dict[str, Any]] = [{"role": "system", "content": agent.system},
                                           {"role": "user", "content": user}]
         output = await _converse(ctx, agent, state, step_id, messages, ctx_vars)
-    except (BudgetExceeded, CacheMiss) as exc:  # the run stops; the step still shows why
+    except RunAborted as exc:  # the run stops; the step still shows why
         row("failed", error=str(exc))
         raise
     except FlowkitError as exc:
@@ -142,7 +142,7 @@ async def _converse(ctx: RunContext, agent: CompiledAgent, state: DecisionState,
         try:  # concurrency and rate limits apply inside the model, per real HTTP attempt
             response = await agent.model.complete(request)
         except ModelError as exc:
-            _log_attempts(ctx, agent, state, step_id, request, getattr(exc, "attempts", []),
+            _log_attempts(ctx, agent, state, step_id, request, exc.attempts,
                           attempt, started, None)
             raise
         ctx.calls += 1

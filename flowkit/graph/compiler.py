@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from flowkit.errors import FlowkitError
-from flowkit.graph import templates
+from flowkit.spec import templates
 from flowkit.graph.agent import CompiledAgent
 from flowkit.graph.nodes import (AgentNode, BroadcastNode, DebateNode, HierarchicalNode, Node,
                                  ParallelNode, SequentialNode)

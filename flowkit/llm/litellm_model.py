@@ -77,11 +77,9 @@ class LiteLLMModel:
             response.cost_usd = sum(a.cost_usd for a in attempts)
             response.latency_ms = _ms(started)
             return response
-        error = ModelError(f"agent {request.agent!r}: model call failed after {len(attempts)} "
-                           f"attempts (models: {', '.join(p.model for p in self.profiles)}); "
-                           f"last error: {attempts[-1].error}")
-        error.attempts = attempts  # type: ignore[attr-defined]
-        raise error
+        raise ModelError(f"agent {request.agent!r}: model call failed after {len(attempts)} "
+                         f"attempts (models: {', '.join(p.model for p in self.profiles)}); "
+                         f"last error: {attempts[-1].error}", attempts=attempts)
 
     async def aclose(self) -> None:
         # Only if a call imported litellm: closing must not pay for the import.

@@ -569,7 +569,7 @@ def _epoch(t: np.ndarray | np.datetime64) -> np.ndarray:
 def _render(**page: Any) -> str:
     import jinja2
 
-    from flowkit import __version__
+    from flowkit._version import __version__
 
     template = Path(__file__).with_name("report.html.j2").read_text(encoding="utf-8")
     env = jinja2.Environment(autoescape=True)

@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from flowkit.broker.orders import Fill, OrderRequest, Reason
+from flowkit.domain.orders import Fill, OrderRequest, Reason
 from flowkit.portfolio import Portfolio, usable_price
 from flowkit.risk.limits import RULES, Book, binding, caps, reducible
 from flowkit.risk.proposal import Proposal, parse_proposal

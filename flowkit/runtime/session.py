@@ -13,7 +13,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from flowkit import __version__
+from flowkit._version import __version__
 from flowkit.errors import ConfigError, FlowkitError, StepError
 from flowkit.graph.agent import RunContext
 from flowkit.graph.compiler import Firm, compile_firm

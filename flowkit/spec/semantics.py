@@ -202,7 +202,7 @@ class _Checker:
     def check_template(self, source: str, path: Path_) -> None:
         from jinja2 import TemplateSyntaxError
 
-        from flowkit.graph.templates import environment
+        from flowkit.spec.templates import environment
 
         try:
             environment().parse(source)
@@ -308,7 +308,7 @@ class _Checker:
     def check_condition(self, source: str, path: Path_, done: frozenset[str]) -> None:
         from jinja2 import TemplateSyntaxError, meta
 
-        from flowkit.graph.templates import environment
+        from flowkit.spec.templates import environment
 
         env = environment()
         try:
