@@ -315,7 +315,7 @@ def test_decide_run_with_no_portfolio_or_metrics(tmp_path: Path) -> None:
 
 
 def test_unknown_run(db: Path, tmp_path: Path) -> None:
-    with pytest.raises(RunNotFound, match="no run 'nope'"):
+    with pytest.raises(RunNotFound, match="no run nope in "):
         write_report(db, "nope", tmp_path / "x.html")
 
 

@@ -64,7 +64,7 @@ def test_rows_round_trip_typed(sink):
     store = sink.reader()
     if not keeps(sink):
         assert store.decisions("r1") == [] and store.snapshots("r1") == []
-        with pytest.raises(RunNotFound, match="no run 'r1'"):
+        with pytest.raises(RunNotFound, match="no run r1 in"):
             store.run("r1")
         return
     run = store.run("r1")

@@ -276,7 +276,7 @@ class RunStore:
         found = self._rows("SELECT * FROM runs WHERE run_id = ? ORDER BY started_at DESC LIMIT 1",
                            [run_id])
         if not found:
-            raise RunNotFound(f"no run {run_id!r} in {self.where} (see `flowkit runs`)")
+            raise RunNotFound(f"no run {run_id} in {self.where} (see `flowkit runs`)")
         run = found[0]
         run["config"] = run["config"] or {}
         return run  # type: ignore[return-value]
