@@ -53,7 +53,7 @@ class RunContext:
 
     run_id: str
     agents: dict[str, CompiledAgent]
-    log: Any = None                     # flowkit.store.EventLog or None
+    log: Any = None                     # a flowkit.store.EventSink, or None
     budget: Any = None                  # flowkit.llm.limits.Budget or None
     output_attempts: int = 3
     log_prompts: bool = True
