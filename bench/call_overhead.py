@@ -62,8 +62,9 @@ from _common import (
     pct,
 )
 
-from flowkit.backtest.loop import Invocation, run_session
-from flowkit.graph import nodes, templates
+from flowkit.app import Invocation, run_session
+from flowkit.graph import nodes
+from flowkit.spec import templates
 from flowkit.graph.nodes import ParallelNode, SequentialNode
 from flowkit.runtime.session import RunOptions, Session
 from flowkit.spec.loader import load_workflow

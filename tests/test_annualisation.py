@@ -126,7 +126,7 @@ def test_decision_calendar_conventions(crypto, every, bars, want) -> None:
 
 
 def test_report_and_comparison_state_the_annualisation(tmp_path) -> None:
-    from flowkit.backtest.report import write_comparison, write_report
+    from flowkit.report import write_comparison, write_report
 
     backtest(tmp_path, ["NVDA"], "2023-01-02", "2023-12-29", "1w")
     db = tmp_path / "log.duckdb"

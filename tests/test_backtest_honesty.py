@@ -37,7 +37,7 @@ risk: {max_position_pct: 95, max_sector_pct: 95, min_cash_pct: 2, stop_loss_pct:
 
 
 def test_cutoff_after_the_window_start_is_flagged_without_calling_the_model(tmp_path):
-    from flowkit.backtest.loop import Invocation, decision_times, honesty_warnings
+    from flowkit.app.run import Invocation, decision_times, honesty_warnings
     from flowkit.runtime.session import RunOptions, Session
     from flowkit.spec.loader import load_workflow
 
@@ -66,7 +66,7 @@ def test_cutoff_after_the_window_start_is_flagged_without_calling_the_model(tmp_
 
 def test_run_prints_the_cutoff_warning(tmp_path, monkeypatch):
     """A whole backtest against an OpenAI-compatible server: the warning comes first."""
-    from flowkit.llm.fakeserver import FakeOpenAIServer
+    from flowkit.testing.fakeserver import FakeOpenAIServer
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
     outputs = {}
@@ -146,7 +146,7 @@ def test_seeds_report_mean_and_standard_error(tmp_path):
 def test_only_the_firm_is_suspected_of_look_ahead(tmp_path):
     """Buy-and-hold NVDA in early 2024 has a Sharpe far above 3: that is the market's, not a
     leak, so the report flags the firm's high Sharpe but never a baseline's."""
-    from flowkit.backtest.report import write_report
+    from flowkit.report import write_report
 
     firm = tmp_path / "momentum.yaml"
     firm.write_text(MOMENTUM)

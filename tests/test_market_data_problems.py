@@ -192,7 +192,7 @@ market: {symbols: [AAPL, SPY]}
            "the window is cut to the data" in header
     (stored,), = rows(db, "SELECT metrics->>'$.warnings' FROM metrics WHERE strategy = 'firm'")
     assert "SPY: the data ends on 2025-10-07" in stored
-    from flowkit.backtest.report import write_report
+    from flowkit.report import write_report
 
     (run_id,), = rows(db, "SELECT run_id FROM runs")
     html = write_report(db, run_id, tmp_path / "r.html").read_text()

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flowkit.errors import BudgetExceeded, CacheMiss, FlowkitError, StepError
-from flowkit.graph import templates
+from flowkit.spec import templates
 from flowkit.graph.agent import RunContext, now, run_agent
 from flowkit.graph.state import DecisionState, Scope
 
