@@ -5,7 +5,6 @@
 - `call_plan` / `critical_path` / `scheduled_length`: the model calls a compiled firm makes per
   decision, derived from its node tree (flowkit.graph.nodes), with the critical path and a
   unit-latency schedule under the run's concurrency limit.
-- `NullLog`: an event log that keeps nothing, for runs without logging.
 - small statistics and machine-load helpers.
 """
 
@@ -196,23 +195,6 @@ def scheduled_length(plan: Plan, copies: int, concurrency: int) -> int:
         if t > 10 * n * copies + 10:
             raise RuntimeError("schedule did not converge")
     return max(finish.values(), default=0)
-
-
-# ---------------------------------------------------------------- logging off
-
-
-class NullLog:
-    """Accepts every write and keeps nothing: a run without logging, for comparison."""
-
-    def append(self, table, row): pass
-    def flush(self): pass
-    def checkpoint(self, *a, **k): pass
-    def update_run(self, *a, **k): pass
-    def query(self, sql, params=()):
-        return [(0, 0, 0.0)] if "model_calls" in sql else [(0,)]
-    def cache_get(self, key): return None
-    def cache_put(self, *a): pass
-    def close(self): pass
 
 
 # ---------------------------------------------------------------- the fake provider

@@ -87,6 +87,10 @@ class StoreError(FlowkitError):
     """The DuckDB event log cannot be opened or written."""
 
 
+class RunNotFound(StoreError):
+    """A command named a run the event log does not hold."""
+
+
 class BrokerError(FlowkitError):
     """An order could not be placed, or live trading was not confirmed."""
 

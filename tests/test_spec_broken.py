@@ -196,6 +196,9 @@ CASES = [
     ('rule_inline_output', 19, 41, 'an inline output schema must describe an object (type: object)'),
     ('rule_unknown_filter', 36, 11,
      "invalid condition: no filter named 'lowercase' (did you mean 'lower'?)"),
+    ('rule_decision_output', 26, 13,
+     "agent 'trader' makes the decision, but its output has no size_pct; a decision needs "
+     "action (BUY, SELL or HOLD) and size_pct (a number, % of equity), both required"),
     ('rule_new_role_incomplete', 15, 3,
      "new role 'quant' needs kind, prompt and output (it does not override a built-in "
      "role)"),

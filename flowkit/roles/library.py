@@ -3,17 +3,17 @@
 from flowkit.roles.registry import RoleInfo
 
 technical_analyst = RoleInfo("analyst", "technical_analyst.j2", "analyst_report",
-                             "Reads price action and indicators.")
+                             "Reads price action and indicators.", focus="technical")
 fundamentals_analyst = RoleInfo("analyst", "fundamentals_analyst.j2", "analyst_report",
-                                "Reads reported earnings and surprises.")
+                                "Reads reported earnings and surprises.", focus="fundamentals")
 news_analyst = RoleInfo("analyst", "news_analyst.j2", "analyst_report",
-                        "Reads dated headlines for events.")
+                        "Reads dated headlines for events.", focus="news")
 sentiment_analyst = RoleInfo("analyst", "sentiment_analyst.j2", "analyst_report",
-                             "Reads the tone of recent news and the crowd.")
+                             "Reads the tone of recent news and the crowd.", focus="sentiment")
 bull_researcher = RoleInfo("researcher", "bull_researcher.j2", "research_argument",
-                           "Argues the case for buying.")
+                           "Argues the case for buying.", stance="bull")
 bear_researcher = RoleInfo("researcher", "bear_researcher.j2", "research_argument",
-                           "Argues the case against.")
+                           "Argues the case against.", stance="bear")
 research_manager = RoleInfo("judge", "research_manager.j2", "research_verdict",
                             "Judges the bull/bear debate.")
 trader = RoleInfo("trader", "trader.j2", "trade_proposal",

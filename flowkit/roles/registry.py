@@ -15,6 +15,10 @@ class RoleInfo:
     prompt: str        # template under prompts/, or an absolute path (a plugin's own file)
     output: str        # built-in output schema name (flowkit.roles.outputs.OUTPUTS)
     description: str
+    # What the offline model reads where the kind alone does not say: an analyst's focus
+    # (technical | fundamentals | news | sentiment), a researcher's side (bull | bear).
+    focus: str | None = None
+    stance: str | None = None
 
 
 # Every role flowkit knows, by name: its own (flowkit/roles/library.py) and those installed

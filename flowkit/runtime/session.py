@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flowkit._version import __version__
 from flowkit.errors import ConfigError, FlowkitError, StepError
@@ -21,6 +21,9 @@ from flowkit.graph.state import DecisionState, Scope
 from flowkit.llm.base import ChatModel
 from flowkit.spec import models as m
 from flowkit.spec.loader import LoadedWorkflow
+
+if TYPE_CHECKING:
+    from flowkit.store import EventSink
 
 
 @dataclass
@@ -100,10 +103,11 @@ def apply_overrides(spec: m.Workflow, options: RunOptions) -> m.Workflow:
 
 class Session:
     """`models` maps profile names to ChatModels that serve them instead of what the profile
-    names (a custom Python model, or a test double); the other profiles are built as usual."""
+    names (a custom Python model, or a test double); the other profiles are built as usual.
+    `log` is the run's EventSink (flowkit.store): by default the DuckDB event log at the db path."""
 
     def __init__(self, loaded: LoadedWorkflow, options: RunOptions | None = None,
-                 log: Any = None, models: dict[str, ChatModel] | None = None):
+                 log: EventSink | None = None, models: dict[str, ChatModel] | None = None):
         self.options = options or RunOptions()
         self.loaded = loaded
         self.spec = apply_overrides(loaded.spec, self.options)
@@ -213,7 +217,7 @@ def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-def _open_log(path: str) -> Any:
+def _open_log(path: str) -> EventSink:
     from flowkit.store import EventLog
 
     try:

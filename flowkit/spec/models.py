@@ -138,8 +138,10 @@ class AgentSpec(Strict):
                              "model's tool-calling interface.")
     inputs: list[Id] = Field(default_factory=list, description="Agent ids whose outputs this agent "
                               "reads; each must run before it.")
-    stance: Literal["aggressive", "conservative", "neutral"] | None = Field(
-        None, description="Risk stance of a risk_debater.")
+    stance: Literal["aggressive", "conservative", "neutral", "bull", "bear"] | None = Field(
+        None, description="Risk stance of a risk_debater (aggressive, conservative or neutral), "
+        "or the side a researcher argues (bull or bear; bull_researcher and bear_researcher "
+        "have theirs).")
     params: dict[str, Any] = Field(default_factory=dict, description="Extra values templates read "
                                    "as `params`.")
     max_tool_rounds: Int = Field(3, ge=0, le=20, description="Bound on tool-call round trips.")
@@ -328,6 +330,17 @@ class LogSpec(Strict):
     prompts: Bool = Field(True, description="Store full request messages in model_calls.")
 
 
+class TemplateLimits(Strict):
+    """What one rendering of a prompt or `when:` condition may cost; past it the step fails
+    with a clear error (a template cannot stall or exhaust the machine)."""
+
+    seconds: Float = Field(2.0, gt=0, le=600, description="Wall time of one rendering.")
+    output_chars: Int = Field(1_000_000, ge=1_000, le=100_000_000, description="Largest "
+                              "rendered text, and largest string or list a template builds.")
+    iterations: Int = Field(100_000, ge=1, le=100_000_000, description="`{% for %}` iterations "
+                            "of one rendering, all loops together.")
+
+
 class RuntimeSpec(Strict):
     concurrency: Int = Field(8, ge=1, le=256, description="Most model calls in flight at once.")
     cache: Literal["off", "read_write", "replay"] = Field("read_write", description="Response cache "
@@ -337,6 +350,8 @@ class RuntimeSpec(Strict):
     output_attempts: Int = Field(3, ge=1, le=10, description="Tries to get output that validates "
                                  "(re-asked with the validation error).")
     seed: Int = Field(0, ge=0, description="Seed passed to models that accept one.")
+    templates: TemplateLimits = Field(default_factory=TemplateLimits, description="Bounds on "
+                                      "rendering prompts and conditions.")
 
 
 class Workflow(Strict):
