@@ -8,11 +8,12 @@ import itertools
 import json
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Callable
 
 from flowkit.errors import BudgetExceeded, CacheMiss, FlowkitError, ModelError, StepError
 from flowkit.graph import templates
+from flowkit.graph.nodes import now
 from flowkit.graph.state import DecisionState, Scope
 from flowkit.llm.base import ChatModel, ModelRequest, ModelResponse
 from flowkit.roles.outputs import OutputInvalid
@@ -71,9 +72,9 @@ class RunContext:
         self.record("steps", {"seq": next(self.seq), "step_id": step_id, "symbol": state.symbol,
                               "as_of": state.as_of, **fields})
 
-
-def now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    async def call(self, agent: str, state: DecisionState, scope: Scope) -> dict[str, Any]:
+        """Run one agent step (what a pattern does with each of its agents); its typed output."""
+        return await run_agent(self, self.agents[agent], state, scope)
 
 
 def variables(agent: CompiledAgent, state: DecisionState, scope: Scope) -> dict[str, Any]:

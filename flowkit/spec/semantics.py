@@ -12,16 +12,11 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
+from flowkit import patterns
 from flowkit.errors import FlowkitError
-from flowkit.roles.registry import (
-    BUILTIN_ROLES,
-    DECISION_KINDS,
-    JUDGE_KINDS,
-    MANAGER_KINDS,
-    OUTPUT_NAMES,
-)
+from flowkit.patterns.base import Slot
+from flowkit.roles.registry import BUILTIN_ROLES, DECISION_KINDS, OUTPUT_NAMES
 from flowkit.spec.messages import and_list, suggest
-from flowkit.spec.models import PATTERN_KEYS
 from flowkit.spec.yamlsrc import Located, Path_
 
 ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -33,10 +28,6 @@ _SECRET_LIKE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{16,}|AKIA[0-9A-Z]{16}|"
 CONDITION_NAMES = frozenset({"outputs", "symbol", "market", "portfolio", "risk_state", "failures"})
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
-Slot = tuple[str, frozenset[str], str]  # (slot name, allowed role kinds, what to say)
-_JUDGE: Slot = ("judge", JUDGE_KINDS, "a role of kind judge or decider (research_manager, "
-                "portfolio_manager)")
-_MANAGER: Slot = ("manager", MANAGER_KINDS, "a role of kind manager (manager)")
 
 
 def check_strings(doc: Located) -> list[FlowkitError]:
@@ -246,40 +237,15 @@ class _Checker:
     def walk(self, step: Any, path: Path_, done: frozenset[str]) -> frozenset[str]:
         """Check one step; return the agents finished once it is done."""
         if isinstance(step, str):
-            return self.place(step, path, done)
+            return patterns.get("agent").check(self, step, path, done)
         if not isinstance(step, dict):
             return frozenset()
         if isinstance(step.get("when"), str):
             self.check_condition(step["when"], path + ("when",), done)
-        kinds = [k for k in PATTERN_KEYS if k in step]
+        kinds = [k for k in patterns.pattern_keys() if k in step]
         if len(kinds) != 1:
             return frozenset()  # the schema says which key is missing or extra
-        kind = kinds[0]
-        body, bpath = step[kind], path + (kind,)
-        if kind == "agent":
-            return self.place(body, bpath, done)
-        if kind == "sequential":
-            return self.walk_sequence(body, bpath, done) - done if isinstance(body, list) else frozenset()
-        body = _mapping(body)
-        if kind == "parallel":
-            return self.walk_parallel(body, bpath, done)
-        if kind == "debate":
-            parts = self.place_all(body.get("participants"), bpath + ("participants",), done)
-            return parts | self.place(body.get("judge"), bpath + ("judge",), done | parts, _JUDGE)
-        if kind == "hierarchical":
-            manager = self.place(body.get("manager"), bpath + ("manager",), done, _MANAGER)
-            return manager | self.place_all(body.get("workers"), bpath + ("workers",), done | manager)
-        return self.place_all(body.get("agents"), bpath + ("agents",), done)
-
-    def walk_parallel(self, body: dict[str, Any], path: Path_, done: frozenset[str]) -> frozenset[str]:
-        steps: list[Any] = body["steps"] if isinstance(body.get("steps"), list) else []
-        out = frozenset().union(*(self.walk(s, path + ("steps", i), done) for i, s in enumerate(steps)))
-        join = body.get("join")
-        if isinstance(join, str) and re.fullmatch(r"quorum:[0-9]+", join) and steps:
-            if int(join[7:]) > len(steps):
-                self.fail(f"{join} waits for more branches than the {len(steps)} listed",
-                          path + ("join",))
-        return out
+        return patterns.get(kinds[0]).check(self, step[kinds[0]], path + (kinds[0],), done)
 
     def place_all(self, ids: Any, path: Path_, done: frozenset[str]) -> frozenset[str]:
         return frozenset().union(*(self.place(aid, path + (i,), done) for i, aid in _strs(ids)))
