@@ -25,7 +25,12 @@ _PIECES = ("key", "step_model", "node", "check", "compile", "render")
 
 
 def register(pattern: Pattern) -> None:
-    """Add a pattern; every piece of the contract must be there."""
+    """Add a pattern after the built-ins; every piece of the contract must be there."""
+    _builtins()
+    _add(pattern)
+
+
+def _add(pattern: Pattern) -> None:
     key = getattr(pattern, "key", None) or type(pattern).__name__
     missing = [p for p in _PIECES if getattr(pattern, p, None) is None]
     missing += [f"{p} (still abstract)" for p in getattr(type(pattern), "__abstractmethods__", ())]
@@ -48,7 +53,7 @@ def register(pattern: Pattern) -> None:
 def _builtins() -> None:
     if not _REGISTRY:
         for name in BUILTIN:
-            register(import_module(f"flowkit.patterns.{name}").PATTERN)
+            _add(import_module(f"flowkit.patterns.{name}").PATTERN)
 
 
 def patterns() -> list[Pattern]:
