@@ -1,4 +1,5 @@
-"""Helpers for the runtime tests: small firms in tmp dirs, a recording ChatModel, DuckDB reads."""
+"""Helpers for the runtime tests: small firms in tmp dirs, runs, DuckDB reads (the recording
+chat models are in flowkit.testing.models)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from flowkit.store import open_reader
-from flowkit.testing.models import RecordingModel  # noqa: F401  (re-exported for tests)
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = REPO / "workflows"
