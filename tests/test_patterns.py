@@ -217,65 +217,11 @@ def test_validate_imports_no_runtime_module_for_any_pattern() -> None:
 
 # ---------------------------------------------------------------- a sixth pattern
 
-ROUND_ROBIN = '''
-"""`round_robin`: each member speaks once, in turn, seeing the members before it."""
+def recipe() -> str:
+    """The pattern module docs/extending-patterns.md shows: the test runs the recipe as written."""
+    text = (REPO / "docs" / "extending-patterns.md").read_text()
+    return text.split("```python\n", 1)[1].split("```", 1)[0]
 
-from __future__ import annotations
-
-from dataclasses import dataclass
-
-from pydantic import Field
-
-from flowkit.graph.nodes import PatternNode
-from flowkit.patterns import register
-from flowkit.patterns.base import Drawn, Pattern, StepBase
-from flowkit.spec.fields import Id
-
-
-class RoundRobinStep(StepBase):
-    round_robin: list[Id] = Field(min_length=2, description="Agent ids that speak once, in turn.")
-
-
-@dataclass
-class RoundRobinNode(PatternNode):
-    members: tuple[str, ...] = ()
-    pattern = "round_robin"
-
-    async def execute(self, ctx, state, scope):
-        for agent in self.members:
-            state.outputs[agent] = await ctx.call(agent, state, scope.child(self.name))
-
-    def agents(self):
-        return list(self.members)
-
-    def plan(self, p, deps):
-        for agent in self.members:
-            deps = p.call(agent, deps)
-        return deps, len(self.members)
-
-
-class RoundRobin(Pattern):
-    key = "round_robin"
-    step_model = RoundRobinStep
-    node = RoundRobinNode
-
-    def check(self, walk, body, path, done):
-        for i, agent in enumerate(body if isinstance(body, list) else []):
-            done = done | walk.place(agent, path + (i,), done)
-        return done
-
-    def compile(self, step, name, child):
-        return RoundRobinNode(name=name, when=step.when, members=tuple(step.round_robin))
-
-    def render(self, g, step):
-        nodes = [g.agent(a) for a in step.round_robin]
-        for a, b in zip(nodes, nodes[1:]):
-            g.link([a], [b], "then")
-        return Drawn("round robin", nodes, nodes[:1], nodes[-1:])
-
-
-register(RoundRobin())
-'''
 
 DRIVER = '''
 import round_robin  # registers the pattern before any workflow is loaded
@@ -287,14 +233,15 @@ from flowkit.runtime.session import RunOptions, Session
 from flowkit.spec.loader import load_workflow
 from flowkit.testing.models import EagerModel
 
-try:
-    load_workflow(sys.argv[2], env={})
-except SpecError as exc:
-    print("BROKEN", exc.problems[0])
+for i, bad in enumerate(sys.argv[3:]):
+    try:
+        load_workflow(bad, env={})
+    except SpecError as exc:
+        print(f"BROKEN{i}", *exc.problems)
 loaded = load_workflow(sys.argv[1], env={})
 print("MERMAID", "round robin" in render.mermaid(loaded.spec), "then" in render.dot(loaded.spec))
 model = EagerModel()
-session = Session(loaded, RunOptions(db=sys.argv[3]), models={"default": model})
+session = Session(loaded, RunOptions(db=sys.argv[2]), models={"default": model})
 plan = call_plan(session.firm.root)
 print("PLAN", plan.total, plan.critical)
 decision = asyncio.run(session.decide("MSFT", "2024-03-01"))
@@ -316,19 +263,25 @@ pipeline:
 
 
 def test_a_sixth_pattern_is_one_module_and_one_registration(tmp_path: Path) -> None:
-    (tmp_path / "round_robin.py").write_text(ROUND_ROBIN)
+    (tmp_path / "round_robin.py").write_text(recipe())
     (tmp_path / "drive.py").write_text(DRIVER)
     good = firm(tmp_path, HEAD + SIXTH)
-    bad = firm(tmp_path, HEAD + SIXTH.replace("round_robin: [tech, news]",
-                                              "round_robin: [tech, nws]"), name="bad.yaml")
-    done = subprocess.run([sys.executable, str(tmp_path / "drive.py"), str(good), str(bad),
-                           str(tmp_path / "log.duckdb")], capture_output=True, text=True,
+    bad = [firm(tmp_path, HEAD + SIXTH.replace("round_robin: [tech, news]", typo),
+                name=f"bad{i}.yaml")
+           for i, typo in enumerate(["round_robin: [tech, nws]", "round_robin: tech",
+                                     "round_robn: [tech, news]"])]
+    done = subprocess.run([sys.executable, str(tmp_path / "drive.py"), str(good),
+                           str(tmp_path / "log.duckdb"), *map(str, bad)],
+                          capture_output=True, text=True,
                           timeout=120, cwd=tmp_path,
                           env={"PYTHONPATH": f"{tmp_path}:{REPO}", "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr
     out = dict(line.split(" ", 1) for line in done.stdout.splitlines())
-    assert out["BROKEN"] == (f"{tmp_path / 'bad.yaml'}:15:25: undefined agent 'nws' "
-                             f"(did you mean 'news'?)")
+    # Checked and located like a built-in step: references, the generated schema, the key.
+    assert out["BROKEN0"] == (f"{bad[0]}:15:25: undefined agent 'nws' (did you mean 'news'?)")
+    assert out["BROKEN1"] == f"{bad[1]}:15:18: pipeline[0].round_robin: expected a list, got 'tech'"
+    assert out["BROKEN2"] == (f"{bad[2]}:15:5: unknown key 'round_robn' in pipeline[0] "
+                              f"(did you mean 'round_robin'?)")
     assert out["MERMAID"] == "True True"
     assert out["PLAN"] == "3 3"
     assert out["SEEN"] == str([("tech", []), ("news", ["tech"]), ("trader", ["news", "tech"])])
