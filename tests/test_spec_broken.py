@@ -97,6 +97,12 @@ CASES = [
      "condition reads unknown name 'judg' (did you mean 'judge'?); it may read agents that"
      " ran before this step and failures, market, outputs, portfolio, risk_state and "
      "symbol"),
+    ('ref_condition_field', 36, 11,
+     "condition reads 'judge.recomendation': the output of 'judge' (research_verdict) has no "
+     "field 'recomendation' (did you mean 'recommendation'?)"),
+    ('ref_condition_outputs_field', 36, 11,
+     "condition reads 'judge.winer': the output of 'judge' (research_verdict) has no field "
+     "'winer' (did you mean 'winner'?)"),
     ('ref_condition_later_agent', 31, 11,
      "condition reads 'trader', which has not run before this step"),
     ('ref_prompt_file', 18, 41,

@@ -97,6 +97,7 @@ class _Checker:
         self.agents = _section(self.data, "agents")
         self.placed: dict[str, Path_] = {}   # agent id -> where it runs in the pipeline
         self.before: dict[str, frozenset[str]] = {}  # agent id -> agents finished before it
+        self.misfits: set[str] = set()  # agents placed in a slot their role cannot fill
 
     def clean(self, path: Path_) -> bool:
         """Whether the schema found nothing at, inside or above `path`."""
@@ -266,6 +267,7 @@ class _Checker:
         self.before[aid] = done
         kind = self.agent_kind(aid)
         if slot and kind is not None and kind not in slot[1]:
+            self.misfits.add(aid)  # its output is not what the slot's readers expect either
             role = self.agents[aid]["role"]
             self.fail(f"agent '{aid}' (role {role}, kind {kind}) cannot be the {slot[0]}; the "
                       f"{slot[0]} must be {slot[2]}", path)
@@ -279,7 +281,8 @@ class _Checker:
         env = environment()
         try:
             env.compile_expression(source)
-            names = meta.find_undeclared_variables(env.parse("{{ (" + source + ") }}"))
+            tree = env.parse("{{ (" + source + ") }}")
+            names = meta.find_undeclared_variables(tree)
         except TemplateSyntaxError as exc:
             message = _jinja_message(exc.message or "", env)
             if message == "chunk after expression":  # jinja's words for `a = 1`, `a b`
@@ -297,6 +300,28 @@ class _Checker:
                           f"{suggest(name, list(done) + sorted(CONDITION_NAMES))}; it may read "
                           f"agents that ran before this step and {and_list(sorted(CONDITION_NAMES))}",
                           path)
+        for agent, name in _field_reads(tree, done - self.misfits):
+            fields, output = self.output_fields(agent)
+            if fields is not None and name not in fields and name not in _MAPPING_METHODS:
+                self.fail(f"condition reads '{agent}.{name}': the output of '{agent}' ({output}) "
+                          f"has no field '{name}'{suggest(name, fields)}", path)
+
+    def output_fields(self, aid: str) -> tuple[list[str] | None, str]:
+        """The fields of an agent's output and what the output is called; None when the
+        schema does not list them all (an inline schema open to more properties)."""
+        spec = _mapping((self.agents or {}).get(aid))
+        role = spec.get("role")
+        info = BUILTIN_ROLES.get(role) if isinstance(role, str) else None
+        output = (spec.get("output") or _mapping((self.roles or {}).get(role)).get("output")
+                  or (info.output if info else None))
+        if isinstance(output, str) and output in OUTPUT_NAMES:
+            from flowkit.roles.outputs import OUTPUTS  # only when a condition reads a field
+
+            return list(OUTPUTS[output].model_fields), output
+        if (isinstance(output, dict) and isinstance(output.get("properties"), dict)
+                and output.get("additionalProperties", False) is False):
+            return [str(k) for k in output["properties"]], "inline schema"
+        return None, ""
 
     def check_inputs(self) -> None:
         agents = self.agents or {}
@@ -363,6 +388,33 @@ class _Checker:
         portfolio = _mapping(self.data.get("portfolio"))
         if portfolio.get("broker") == "ccxt" and not portfolio.get("exchange"):
             self.fail("portfolio.broker ccxt needs portfolio.exchange", ("portfolio", "broker"))
+
+
+_MAPPING_METHODS = frozenset({"get", "items", "keys", "values"})
+
+
+def _field_reads(tree: Any, done: frozenset[str]) -> list[tuple[str, str]]:
+    """(agent, field) of every `agent.field`, `agent['field']` and `outputs.agent.field` a
+    condition reads, for agents that ran before it."""
+    from jinja2 import nodes
+
+    def key(node: Any) -> str | None:
+        if isinstance(node, nodes.Getattr):
+            return node.attr
+        if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const) \
+                and isinstance(node.arg.value, str):
+            return node.arg.value
+        return None
+
+    def agent(node: Any) -> str | None:
+        if isinstance(node, nodes.Name):
+            return node.name
+        if key(node) is not None and isinstance(node.node, nodes.Name) and node.node.name == "outputs":
+            return key(node)
+        return None
+
+    reads = [(agent(n.node), key(n)) for n in tree.find_all((nodes.Getattr, nodes.Getitem))]
+    return sorted({(a, k) for a, k in reads if a in done and k is not None})
 
 
 def _jinja_message(message: str, env: Any) -> str:
