@@ -92,7 +92,19 @@ def check(doc: Located) -> tuple[list[FlowkitError], list[Path_]]:
     errors = list(validator.iter_errors(doc.data))
     problems = [p for e in errors for p in _explain(e, doc, validator)]
     unique = {(p.location, p.message): p for p in problems}  # one per branch/sub-check
-    return list(unique.values()), [tuple(e.absolute_path) for e in errors]
+    return list(unique.values()), [p for e in errors for p in _broken(e)]
+
+
+def _broken(error: Any) -> list[Path_]:
+    """Where a violation is: an unknown or missing key is that key, not its whole mapping,
+    so the semantic checks still read the mapping's other keys."""
+    path = tuple(error.absolute_path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = error.schema.get("properties", {})
+        return [path + (k,) for k in error.instance if k not in known]
+    if error.validator == "required" and isinstance(error.instance, dict):
+        return [path + (k,) for k in error.validator_value if k not in error.instance]
+    return [path]
 
 
 def _explain(error: Any, doc: Located, validator: Any) -> list[FlowkitError]:

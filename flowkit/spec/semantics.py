@@ -104,6 +104,12 @@ class _Checker:
         n = len(path)
         return not any(b[:n] == path or path[:len(b)] == b for b in self.broken)
 
+    def intact(self, path: Path_) -> bool:
+        """Whether the schema found nothing at or above `path`: the mapping there is read, and
+        each check of a key in it skips what the schema said (the loader keeps one message
+        per spot), so one defect in an agent does not hide another."""
+        return not any(path[:len(b)] == b for b in self.broken)
+
     def fail(self, message: str, path: Path_, *, key: bool = False) -> None:
         self.problems.append(FlowkitError(message, self.doc.at(path, key=key)))
 
@@ -145,7 +151,7 @@ class _Checker:
 
     def check_roles(self) -> None:
         for name, spec in (self.roles or {}).items():
-            if not isinstance(spec, dict) or not self.clean(("roles", name)):
+            if not isinstance(spec, dict) or not self.intact(("roles", name)):
                 continue
             if name not in BUILTIN_ROLES:
                 missing = [k for k in ("kind", "prompt", "output") if spec.get(k) is None]
@@ -203,7 +209,7 @@ class _Checker:
 
     def check_agents(self) -> None:
         for aid, spec in (self.agents or {}).items():
-            if not isinstance(spec, dict) or not self.clean(("agents", aid)):
+            if not isinstance(spec, dict) or not self.intact(("agents", aid)):
                 continue
             model = spec.get("model", "default")
             if isinstance(model, str) and self.models is not None and model not in self.models:
@@ -345,14 +351,15 @@ class _Checker:
 
     def check_decision(self) -> None:
         decision = self.data.get("decision")
+        if isinstance(decision, str) and decision not in (self.agents or {}):
+            self.fail(f"undefined agent '{decision}'{suggest(decision, self.agents or {})}",
+                      ("decision",))
+            return
         if not self.clean(("pipeline",)):
             return  # which agents run is unknown
         deciders = [a for a in self.placed if self.agent_kind(a) in DECISION_KINDS]
         if isinstance(decision, str):
-            if decision not in (self.agents or {}):
-                self.fail(f"undefined agent '{decision}'{suggest(decision, self.agents or {})}",
-                          ("decision",))
-            elif decision not in self.placed:
+            if decision not in self.placed:
                 self.fail(f"decision agent '{decision}' is not in the pipeline", ("decision",))
             elif decision not in deciders and self.agent_kind(decision) is not None:
                 self.fail(f"agent '{decision}' (kind {self.agent_kind(decision)}) cannot make the "
