@@ -2,7 +2,7 @@
 
 - `FakeServerProcess`: flowkit's FakeOpenAIServer in its own process, so the server's Python
   work never competes with the measured process for the GIL (a remote provider would not).
-- `call_plan` (flowkit.graph.plan: the model calls a compiled firm makes per decision, from its
+- `call_plan` (flowkit.patterns.plan: the model calls a compiled firm makes per decision, from its
   node tree, with the critical path) and `scheduled_length`, a unit-latency schedule of that
   plan under the run's concurrency limit.
 - `NullLog`: an event log that keeps nothing, for runs without logging.
@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any, Self
 
-from flowkit.graph.plan import Planner, call_plan  # noqa: F401  (call_plan: for the scripts)
+from flowkit.patterns.plan import Planner, call_plan  # noqa: F401  (call_plan: for the scripts)
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / "workflows" / "tradingagents.yaml"

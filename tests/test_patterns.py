@@ -5,6 +5,7 @@ depend on timing (a model that never yields and one that answers in shuffled ord
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -15,9 +16,9 @@ from runtime_support import REPO, firm, run_firm, user_prompt
 from flowkit import patterns
 from flowkit.errors import FlowkitError
 from flowkit.graph import render
-from flowkit.graph.nodes import PatternNode
-from flowkit.graph.plan import call_plan
-from flowkit.graph.state import DecisionState
+from flowkit.patterns.node import PatternNode
+from flowkit.patterns.plan import call_plan
+from flowkit.patterns.state import DecisionState
 from flowkit.patterns.base import Drawn, Pattern, StepBase
 from flowkit.runtime.session import RunOptions, Session
 from flowkit.spec.loader import load_workflow
@@ -215,6 +216,19 @@ def test_validate_imports_no_runtime_module_for_any_pattern() -> None:
     assert done.stdout.splitlines()[-1] == "[]", done.stderr
 
 
+def test_patterns_sit_below_the_spec_and_the_graph_that_dispatch_through_them() -> None:
+    # flowkit.spec builds its step union from the registry and flowkit.graph compiles and draws
+    # through it: a pattern module importing either would close an import cycle.
+    allowed = {"flowkit.errors", "flowkit.fields", "flowkit.roles.registry"}
+    for path in (REPO / "flowkit" / "patterns").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [
+                a.name for a in node.names] if isinstance(node, ast.Import) else []
+            for name in names:
+                if name.startswith("flowkit") and name != "flowkit.patterns":
+                    assert name in allowed or name.startswith("flowkit.patterns."), (path, name)
+
+
 # ---------------------------------------------------------------- a sixth pattern
 
 def recipe() -> str:
@@ -228,7 +242,7 @@ import round_robin  # registers the pattern before any workflow is loaded
 import asyncio, sys
 from flowkit.errors import SpecError
 from flowkit.graph import render
-from flowkit.graph.plan import call_plan
+from flowkit.patterns.plan import call_plan
 from flowkit.runtime.session import RunOptions, Session
 from flowkit.spec.loader import load_workflow
 from flowkit.testing.models import EagerModel

@@ -13,9 +13,9 @@ from typing import Any, Callable
 
 from flowkit.errors import BudgetExceeded, CacheMiss, FlowkitError, ModelError, StepError
 from flowkit.graph import templates
-from flowkit.graph.nodes import now
-from flowkit.graph.state import DecisionState, Scope
 from flowkit.llm.base import ChatModel, ModelRequest, ModelResponse
+from flowkit.patterns.node import now
+from flowkit.patterns.state import DecisionState, Scope
 from flowkit.roles.outputs import OutputInvalid
 
 
@@ -75,6 +75,16 @@ class RunContext:
     async def call(self, agent: str, state: DecisionState, scope: Scope) -> dict[str, Any]:
         """Run one agent step (what a pattern does with each of its agents); its typed output."""
         return await run_agent(self, self.agents[agent], state, scope)
+
+    def holds(self, condition: str, state: DecisionState) -> bool:
+        return templates.holds(condition, condition_vars(state))
+
+
+def condition_vars(state: DecisionState) -> dict[str, Any]:
+    """`when:` sees earlier agents by id (e.g. `trader.action`) plus the shared state."""
+    return {**state.outputs, "outputs": state.outputs, "symbol": state.symbol,
+            "market": state.market, "portfolio": state.portfolio,
+            "risk_state": state.risk_state, "failures": state.failures}
 
 
 def variables(agent: CompiledAgent, state: DecisionState, scope: Scope) -> dict[str, Any]:

@@ -12,8 +12,8 @@ from flowkit import patterns
 from flowkit.errors import FlowkitError
 from flowkit.graph import templates
 from flowkit.graph.agent import CompiledAgent
-from flowkit.graph.nodes import Node
 from flowkit.llm.base import ChatModel
+from flowkit.patterns.node import Node
 from flowkit.patterns.sequential import SequentialNode
 from flowkit.roles.registry import BUILTIN_ROLES, DECISION_KINDS
 from flowkit.spec import models as m

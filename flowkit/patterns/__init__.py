@@ -90,7 +90,7 @@ def step_union() -> Any:
     """The pydantic type of one pipeline step: an agent id or any registered step model.
     Freezes the registry."""
     if not _FROZEN:
-        from flowkit.spec.fields import Id
+        from flowkit.fields import Id
 
         models = [p.step_model for p in patterns()]
         union = Union[(Id, *models)]  # type: ignore[valid-type]

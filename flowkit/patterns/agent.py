@@ -7,14 +7,13 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from pydantic import Field
 
-from flowkit.graph.nodes import Node
+from flowkit.fields import ID_PATTERN
 from flowkit.patterns.base import Canvas, Drawn, Path_, Pattern, StepBase, Walk
-from flowkit.spec.fields import ID_PATTERN
+from flowkit.patterns.node import Context, Node
 
 if TYPE_CHECKING:
-    from flowkit.graph.agent import RunContext
-    from flowkit.graph.plan import Planner
-    from flowkit.graph.state import DecisionState, Scope
+    from flowkit.patterns.plan import Planner
+    from flowkit.patterns.state import DecisionState, Scope
 
 
 class AgentStep(StepBase):
@@ -26,10 +25,10 @@ class AgentNode(Node):
     agent: str = ""
     pattern = "agent"
 
-    async def execute(self, ctx: RunContext, state: DecisionState, scope: Scope) -> None:
+    async def execute(self, ctx: Context, state: DecisionState, scope: Scope) -> None:
         state.outputs[self.agent] = await ctx.call(self.agent, state, scope)
 
-    def identity(self, ctx: RunContext) -> dict[str, Any]:
+    def identity(self, ctx: Context) -> dict[str, Any]:
         agent = ctx.agents[self.agent]
         return {"agent": agent.id, "role": agent.role}
 

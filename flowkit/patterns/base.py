@@ -13,8 +13,8 @@ from typing import Any, Callable, ClassVar, Protocol
 
 from pydantic import Field
 
-from flowkit.graph.nodes import Node
-from flowkit.spec.fields import ID_PATTERN, Strict
+from flowkit.fields import ID_PATTERN, Strict
+from flowkit.patterns.node import Node
 
 Path_ = tuple[Any, ...]
 Slot = tuple[str, frozenset[str], str]  # (slot name, allowed role kinds, what to say)

@@ -8,14 +8,13 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from pydantic import Field
 
-from flowkit.graph.nodes import Node, PatternNode, concurrently
+from flowkit.fields import Id, Int, Strict
 from flowkit.patterns.base import Canvas, Drawn, Path_, Pattern, StepBase, Walk, rounds
-from flowkit.spec.fields import Id, Int, Strict
+from flowkit.patterns.node import Context, Node, PatternNode, concurrently
 
 if TYPE_CHECKING:
-    from flowkit.graph.agent import RunContext
-    from flowkit.graph.plan import Planner
-    from flowkit.graph.state import DecisionState, Scope
+    from flowkit.patterns.plan import Planner
+    from flowkit.patterns.state import DecisionState, Scope
 
 
 class BroadcastBody(Strict):
@@ -34,7 +33,7 @@ class BroadcastNode(PatternNode):
     rounds: int = 1
     pattern = "broadcast"
 
-    async def execute(self, ctx: RunContext, state: DecisionState, scope: Scope) -> None:
+    async def execute(self, ctx: Context, state: DecisionState, scope: Scope) -> None:
         inner = scope.child(self.name)
         board: list[dict[str, Any]] = []
         for r in range(1, self.rounds + 1):

@@ -8,15 +8,14 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from pydantic import Field
 
-from flowkit.graph.nodes import Node, PatternNode
+from flowkit.fields import ID_PATTERN, Id, Int, Strict
 from flowkit.patterns.base import Canvas, Drawn, Path_, Pattern, Slot, StepBase, Walk, rounds
+from flowkit.patterns.node import Context, Node, PatternNode
 from flowkit.roles.registry import JUDGE_KINDS
-from flowkit.spec.fields import ID_PATTERN, Id, Int, Strict
 
 if TYPE_CHECKING:
-    from flowkit.graph.agent import RunContext
-    from flowkit.graph.plan import Planner
-    from flowkit.graph.state import DecisionState, Scope
+    from flowkit.patterns.plan import Planner
+    from flowkit.patterns.state import DecisionState, Scope
 
 JUDGE: Slot = ("judge", JUDGE_KINDS, "a role of kind judge or decider (research_manager, "
                "portfolio_manager)")
@@ -41,7 +40,7 @@ class DebateNode(PatternNode):
     judge: str = ""
     pattern = "debate"
 
-    async def execute(self, ctx: RunContext, state: DecisionState, scope: Scope) -> None:
+    async def execute(self, ctx: Context, state: DecisionState, scope: Scope) -> None:
         inner = scope.child(self.name)
         transcript: list[dict[str, Any]] = []
         for r in range(1, self.rounds + 1):

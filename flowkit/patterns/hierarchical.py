@@ -9,15 +9,14 @@ from typing import TYPE_CHECKING, Any, Callable
 from pydantic import Field
 
 from flowkit.errors import FlowkitError
-from flowkit.graph.nodes import Node, PatternNode, concurrently, stops_the_run
+from flowkit.fields import ID_PATTERN, Id, Int, Strict
 from flowkit.patterns.base import Canvas, Drawn, Path_, Pattern, Slot, StepBase, Walk, rounds
+from flowkit.patterns.node import Context, Node, PatternNode, concurrently, stops_the_run
 from flowkit.roles.registry import MANAGER_KINDS
-from flowkit.spec.fields import ID_PATTERN, Id, Int, Strict
 
 if TYPE_CHECKING:
-    from flowkit.graph.agent import RunContext
-    from flowkit.graph.plan import Planner
-    from flowkit.graph.state import DecisionState, Scope
+    from flowkit.patterns.plan import Planner
+    from flowkit.patterns.state import DecisionState, Scope
 
 MANAGER: Slot = ("manager", MANAGER_KINDS, "a role of kind manager (manager)")
 
@@ -41,7 +40,7 @@ class HierarchicalNode(PatternNode):
     max_rounds: int = 1
     pattern = "hierarchical"
 
-    async def execute(self, ctx: RunContext, state: DecisionState, scope: Scope) -> None:
+    async def execute(self, ctx: Context, state: DecisionState, scope: Scope) -> None:
         """Up to `max_rounds` assign-report rounds: the manager assigns, the assigned workers
         run concurrently and report, the manager reads the reports. The manager's call after
         the last round (or one that assigns nothing) is its decision."""

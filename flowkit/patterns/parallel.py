@@ -10,14 +10,13 @@ from typing import TYPE_CHECKING, Any, Callable, Literal
 from pydantic import Field
 
 from flowkit.errors import StepError
-from flowkit.graph.nodes import Node, PatternNode, stops_the_run
+from flowkit.fields import JOIN_PATTERN, Strict
 from flowkit.patterns.base import Canvas, Drawn, Path_, Pattern, StepBase, Walk
-from flowkit.spec.fields import JOIN_PATTERN, Strict
+from flowkit.patterns.node import Context, Node, PatternNode, stops_the_run
 
 if TYPE_CHECKING:
-    from flowkit.graph.agent import RunContext
-    from flowkit.graph.plan import Planner
-    from flowkit.graph.state import DecisionState, Scope
+    from flowkit.patterns.plan import Planner
+    from flowkit.patterns.state import DecisionState, Scope
 
 
 class ParallelBody(Strict):
@@ -53,7 +52,7 @@ class ParallelNode(PatternNode):
         `on_error: continue` it goes on without the failed ones, as long as one succeeded."""
         return 1 if self.join == "all" else self.needed
 
-    async def execute(self, ctx: RunContext, state: DecisionState, scope: Scope) -> None:
+    async def execute(self, ctx: Context, state: DecisionState, scope: Scope) -> None:
         import asyncio
 
         inner = scope.child(self.name)

@@ -7,13 +7,12 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from pydantic import Field
 
-from flowkit.graph.nodes import Node, PatternNode
 from flowkit.patterns.base import Canvas, Drawn, Path_, Pattern, StepBase, Walk
+from flowkit.patterns.node import Context, Node, PatternNode
 
 if TYPE_CHECKING:
-    from flowkit.graph.agent import RunContext
-    from flowkit.graph.plan import Planner
-    from flowkit.graph.state import DecisionState, Scope
+    from flowkit.patterns.plan import Planner
+    from flowkit.patterns.state import DecisionState, Scope
 
 
 class SequentialStep(StepBase):
@@ -26,7 +25,7 @@ class SequentialNode(PatternNode):
     steps: tuple[Node, ...] = ()
     pattern = "sequential"
 
-    async def execute(self, ctx: RunContext, state: DecisionState, scope: Scope) -> None:
+    async def execute(self, ctx: Context, state: DecisionState, scope: Scope) -> None:
         inner = scope.child(self.name)
         for step in self.steps:
             await step.run(ctx, state, inner)

@@ -17,7 +17,7 @@ from flowkit import __version__
 from flowkit.errors import ConfigError, FlowkitError, StepError
 from flowkit.graph.agent import RunContext
 from flowkit.graph.compiler import Firm, compile_firm
-from flowkit.graph.state import DecisionState, Scope
+from flowkit.patterns.state import DecisionState, Scope
 from flowkit.llm.base import ChatModel
 from flowkit.spec import models as m
 from flowkit.spec.loader import LoadedWorkflow

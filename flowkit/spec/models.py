@@ -9,10 +9,10 @@ from typing import Any, Literal, Union
 
 from pydantic import Field
 
-from flowkit.spec.fields import (ENV_NAME_PATTERN, EXCHANGE_PATTERN, ID_PATTERN, NAME_PATTERN,
+from flowkit.fields import (ENV_NAME_PATTERN, EXCHANGE_PATTERN, ID_PATTERN, NAME_PATTERN,
                                  SYMBOL_PATTERN, Bool, Date, Float, Id, Int, OptDate, OptFloat,
                                  OptInt, Strict, Symbol, Version)
-from flowkit.patterns import pattern_keys, step_union
+from flowkit.patterns import step_union
 
 # ---------------------------------------------------------------- models
 
@@ -94,7 +94,6 @@ class AgentSpec(Strict):
 
 # One model per pattern, in registry order (flowkit.patterns): an agent id or a step mapping.
 Step = step_union()
-PATTERN_KEYS = pattern_keys()
 
 
 # ---------------------------------------------------------------- market, risk, portfolio

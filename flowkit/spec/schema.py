@@ -186,7 +186,7 @@ def _explain_union(error: Any, doc: Located, validator: Any) -> list[FlowkitErro
 
 
 def _form(pattern: str) -> str:
-    from flowkit.spec.fields import PATTERN_NAMES
+    from flowkit.fields import PATTERN_NAMES
 
     return PATTERN_NAMES.get(pattern, f"of the form {pattern}")
 
@@ -225,7 +225,7 @@ def _is_step_union(schema: dict[str, Any]) -> bool:
 def _explain_step(error: Any, doc: Located, validator: Any, path: tuple) -> list[FlowkitError]:
     """A pipeline step failed every branch: pick the branch its pattern key names."""
     from flowkit.patterns import get, pattern_keys
-    from flowkit.spec.fields import ID_PATTERN
+    from flowkit.fields import ID_PATTERN
 
     keys_known = pattern_keys()
     step = error.instance

@@ -24,7 +24,7 @@ ENV_FIELDS = (("models", "*", "model"), ("models", "*", "api_base"), ("market", 
               ("log", "db"))
 _SECRET_LIKE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{16,}|AKIA[0-9A-Z]{16}|"
                           r"xox[bp]-[A-Za-z0-9\-]{10,})")
-# What a `when:` condition sees besides earlier agents (flowkit.graph.nodes.condition_vars).
+# What a `when:` condition sees besides earlier agents (flowkit.graph.agent.condition_vars).
 CONDITION_NAMES = frozenset({"outputs", "symbol", "market", "portfolio", "risk_state", "failures"})
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -308,7 +308,8 @@ class _Checker:
                           path)
         for agent, name in _field_reads(tree, done - self.misfits):
             fields, output = self.output_fields(agent)
-            if fields is not None and name not in fields and name not in _MAPPING_METHODS:
+            if fields is not None and name not in fields and name not in _MAPPING_METHODS \
+                    and not name.startswith("_"):
                 self.fail(f"condition reads '{agent}.{name}': the output of '{agent}' ({output}) "
                           f"has no field '{name}'{suggest(name, fields)}", path)
 
@@ -397,7 +398,8 @@ class _Checker:
             self.fail("portfolio.broker ccxt needs portfolio.exchange", ("portfolio", "broker"))
 
 
-_MAPPING_METHODS = frozenset({"get", "items", "keys", "values"})
+# Not fields: a mapping's own methods and private names (the sandbox refuses those at run time).
+_MAPPING_METHODS = frozenset(dir(dict))
 
 
 def _field_reads(tree: Any, done: frozenset[str]) -> list[tuple[str, str]]:

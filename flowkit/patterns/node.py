@@ -6,9 +6,8 @@ later steps (and `when:`) can read them. The rule: what a step's children see is
 the step starts; children that run concurrently each run on their own branch of the state
 (`concurrently`, `DecisionState.branch`), and their writes merge at the join in YAML order.
 
-The pattern nodes themselves live in `flowkit.patterns`. This module is imported when a
-workflow is validated (the patterns' models build on it), so asyncio and jinja2 are imported
-only where a node runs."""
+Imported when a workflow is validated (the patterns' modules build on it), so asyncio is
+imported only where a node runs, and the run reaches a node only through `Context`."""
 
 from __future__ import annotations
 
@@ -16,18 +15,33 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, Protocol
 
 from flowkit.errors import BudgetExceeded, CacheMiss, FlowkitError, StepError
-from flowkit.graph.state import DecisionState, Scope
+from flowkit.patterns.state import DecisionState, Scope
 
 if TYPE_CHECKING:
-    from flowkit.graph.agent import RunContext
-    from flowkit.graph.plan import Planner
+    from flowkit.patterns.plan import Planner
 
 
 def now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Context(Protocol):
+    """What a node may use of the run (flowkit.graph.agent.RunContext, one per run)."""
+
+    agents: Mapping[str, Any]                 # agent id -> compiled agent (.role, .id)
+    progress: Callable[[DecisionState, str, str], None] | None
+
+    async def call(self, agent: str, state: DecisionState, scope: Scope) -> dict[str, Any]:
+        """Run one agent step against `state`; its typed output (the node stores it)."""
+
+    def holds(self, condition: str, state: DecisionState) -> bool:
+        """Evaluate a `when:` condition against `state` (raises FlowkitError if it cannot)."""
+
+    def step_row(self, state: DecisionState, step_id: str, **fields: Any) -> None:
+        """Log one row of the steps table."""
 
 
 @dataclass
@@ -37,7 +51,7 @@ class Node(ABC):
 
     pattern = "node"
 
-    async def run(self, ctx: RunContext, state: DecisionState, scope: Scope) -> None:
+    async def run(self, ctx: Context, state: DecisionState, scope: Scope) -> None:
         if self.when is not None and not self._holds(ctx, state, scope):
             state.skipped.append(scope.child(self.name).path)
             ctx.step_row(state, scope.child(self.name).path, pattern=self.pattern, status="skipped",
@@ -50,12 +64,10 @@ class Node(ABC):
         if ctx.progress is not None and not scope.path:  # top-level stages only
             ctx.progress(state, self.name, status)
 
-    def _holds(self, ctx: RunContext, state: DecisionState, scope: Scope) -> bool:
-        from flowkit.graph import templates
-
+    def _holds(self, ctx: Context, state: DecisionState, scope: Scope) -> bool:
         assert self.when is not None
         try:
-            return templates.holds(self.when, condition_vars(state))
+            return ctx.holds(self.when, state)
         except FlowkitError as exc:
             path = scope.child(self.name).path
             if self.pattern == "agent":  # a pattern node logs its own failed row
@@ -64,12 +76,12 @@ class Node(ABC):
                              error=str(exc), **self.identity(ctx))
             raise StepError(f"step '{path}': {exc}") from None
 
-    def identity(self, ctx: RunContext) -> dict[str, Any]:
+    def identity(self, ctx: Context) -> dict[str, Any]:
         """Extra columns of this node's own step rows (an agent step names its agent)."""
         return {}
 
     @abstractmethod
-    async def execute(self, ctx: RunContext, state: DecisionState, scope: Scope) -> None:
+    async def execute(self, ctx: Context, state: DecisionState, scope: Scope) -> None:
         """Run the children; leave their outputs in `state`."""
 
     @abstractmethod
@@ -83,18 +95,11 @@ class Node(ABC):
         length of this node's critical path in calls."""
 
 
-def condition_vars(state: DecisionState) -> dict[str, Any]:
-    """`when:` sees earlier agents by id (e.g. `trader.action`) plus the shared state."""
-    return {**state.outputs, "outputs": state.outputs, "symbol": state.symbol,
-            "market": state.market, "portfolio": state.portfolio,
-            "risk_state": state.risk_state, "failures": state.failures}
-
-
 @dataclass
 class PatternNode(Node):
     """Logs one step row around its children so a transcript shows the structure."""
 
-    async def run(self, ctx: RunContext, state: DecisionState, scope: Scope) -> None:
+    async def run(self, ctx: Context, state: DecisionState, scope: Scope) -> None:
         import asyncio
 
         started, t0 = now(), time.perf_counter()
