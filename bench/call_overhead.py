@@ -62,12 +62,12 @@ from _common import (
     pct,
 )
 
-from flowkit.backtest.loop import Invocation, run_session
+from flowkit.app import Invocation, run_session
 from flowkit.graph import agent as agent_step
-from flowkit.graph import templates
 from flowkit.patterns.parallel import ParallelNode
 from flowkit.patterns.sequential import SequentialNode
 from flowkit.runtime.session import RunOptions, Session
+from flowkit.spec import templates
 from flowkit.spec.loader import load_workflow
 
 # ---------------------------------------------------------------- instrumentation

@@ -55,7 +55,7 @@ from _common import (
     scheduled_length,
 )
 
-from flowkit.backtest.loop import Invocation, run_session
+from flowkit.app import Invocation, run_session
 from flowkit.runtime.session import RunOptions, Session
 from flowkit.spec.loader import load_workflow
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Sequence
 
 
 @dataclass(frozen=True, order=True)
@@ -49,16 +50,33 @@ class DataError(FlowkitError):
     """Market data is missing, malformed, or would leak the future."""
 
 
+class RunAborted(FlowkitError):
+    """An error that must stop the whole run, whatever pattern or error policy the step runs
+    under (no `continue`, no fallback): the application layer catches it once, marks the run
+    with `status` and its message, and closes the run cleanly."""
+
+    status = "failed"
+
+
 class ModelError(FlowkitError):
-    """A model call failed after retries and fallbacks, or its output never validated."""
+    """A model call failed after retries and fallbacks, or its output never validated.
+    `attempts` holds every provider attempt made (for the model_calls log)."""
+
+    def __init__(self, message: str, location: Location | None = None,
+                 attempts: Sequence[Any] = ()):
+        super().__init__(message, location)
+        self.attempts = list(attempts)
 
 
-class CacheMiss(ModelError):
-    """Replay mode asked the cache for a response it does not hold."""
+class CacheMiss(ModelError, RunAborted):
+    """Replay mode asked the cache for a response it does not hold: the replay cannot be
+    identical any more, so the run stops."""
 
 
-class BudgetExceeded(FlowkitError):
+class BudgetExceeded(RunAborted):
     """A per-run cost or token budget was reached; the run stops cleanly."""
+
+    status = "budget_exceeded"
 
 
 class StepError(FlowkitError):
@@ -69,5 +87,14 @@ class StoreError(FlowkitError):
     """The DuckDB event log cannot be opened or written."""
 
 
+class RunNotFound(StoreError):
+    """A command named a run the event log does not hold."""
+
+
 class BrokerError(FlowkitError):
     """An order could not be placed, or live trading was not confirmed."""
+
+
+class PluginError(FlowkitError):
+    """A name no installed package registers, or a plugin that breaks its extension point's
+    contract."""

@@ -41,7 +41,7 @@ def run_firm(path: Path, db: Path, models: dict[str, Any] | None = None,
              overrides: list[str] | None = None, symbols: list[str] | None = None,
              date: str | None = None) -> Any:
     """Load, run one decision per symbol through the real runtime, close the log; the Outcome."""
-    from flowkit.backtest.loop import Invocation, run_session
+    from flowkit.app import Invocation, run_session
     from flowkit.runtime.session import RunOptions, Session
     from flowkit.spec.loader import load_workflow
 

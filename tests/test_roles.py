@@ -11,7 +11,7 @@ from roles_context import SNAPSHOTS, context, example_context
 
 from flowkit._paths import asset_dir
 from flowkit.errors import FlowkitError
-from flowkit.graph.templates import environment
+from flowkit.spec.templates import environment
 from flowkit.roles import outputs
 from flowkit.roles.outputs import (
     OUTPUTS,
@@ -149,7 +149,7 @@ def test_many_problems_are_capped():
 
 # ---------------------------------------------------------------- templates
 
-CONTRACT = {"agent", "params", "symbol", "as_of", "market", "outputs", "transcript", "round", "task",
+CONTRACT = {"agent", "params", "symbol", "as_of", "market", "outputs", "inputs", "transcript", "round", "task",
             "reports", "beliefs", "lessons", "portfolio", "risk", "risk_state", "workers", "final"}
 
 

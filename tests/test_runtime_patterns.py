@@ -23,7 +23,7 @@ from runtime_support import (
 
 from flowkit.cli import main
 from flowkit.errors import FlowkitError
-from flowkit.graph import templates
+from flowkit.spec import templates
 from flowkit.testing.models import EagerModel, JitterModel, RecordingModel
 
 HEAD = """

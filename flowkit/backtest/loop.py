@@ -16,35 +16,26 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import math
-import sys
 import time
-from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timezone
-from typing import Any, TextIO
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from flowkit.errors import BudgetExceeded, ConfigError, DataError, FlowkitError
-from flowkit.runtime.session import Decision, RunOptions, Session, existing_db
+from flowkit.runtime.session import Decision, Session
+from flowkit.store.sink import checkpoint_row
 
-
-@dataclass
-class Invocation:
-    """What the command line asked for; stored with the run so replay/resume can repeat it."""
-
-    symbols: list[str] | None = None
-    date: str | None = None
-    start: str | None = None
-    end: str | None = None
-    every: str | None = None
-    seeds: int = 1
-    live: bool = False
+if TYPE_CHECKING:
+    from flowkit.broker.base import Broker
 
 
 @dataclass
 class Outcome:
+    """What a run produced: the loop fills it date by date; the application layer adds the
+    status, the metrics and the warnings."""
+
     run_id: str
     status: str
     decisions: list[Decision] = field(default_factory=list)
@@ -56,6 +47,19 @@ class Outcome:
     baselines: dict[str, dict[str, Any]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Reported after each decision time, for whoever shows progress (the loop prints nothing)."""
+
+    done: int
+    total: int
+    decisions: int
+    equity: float
+    model_calls: int
+    cost_usd: float
+    elapsed_s: float
 
 
 CHECKPOINT_SECONDS = 1.0
@@ -77,7 +81,7 @@ class Trading:
 
     def __init__(self, session: Session, symbols: list[str], live: bool = False,
                  state: dict[str, Any] | None = None):
-        from flowkit.broker import PaperBroker
+        from flowkit.plugins import BROKERS
         from flowkit.portfolio import Portfolio
         from flowkit.risk import RiskEngine
 
@@ -88,13 +92,8 @@ class Trading:
         self.engine = RiskEngine(spec.risk, session.market.sectors(symbols), set(symbols),
                                  fee_bps=p.fee_bps, slippage_bps=p.slippage_bps,
                                  run_id=session.run_id)
-        if p.broker == "ccxt":
-            from flowkit.broker import CcxtBroker
-
-            self.broker: Any = CcxtBroker(p.exchange or "", sandbox=not live, live=live,
-                                          portfolio=self.portfolio, risk_engine=self.engine)
-        else:
-            self.broker = PaperBroker(p, self.portfolio, self.engine)
+        self.broker: Broker = BROKERS[p.broker].from_spec(p, self.portfolio, self.engine,
+                                                          live=live)
         self.logged: set[str] = set()
         if state:
             self.engine.load_state(state["engine"])
@@ -120,8 +119,10 @@ class Trading:
 
 class Loop:
     def __init__(self, session: Session, symbols: list[str], times: list[np.datetime64],
-                 out: TextIO | None, live: bool = False, state: dict[str, Any] | None = None):
-        self.session, self.symbols, self.times, self.out = session, symbols, times, out
+                 live: bool = False, state: dict[str, Any] | None = None,
+                 on_progress: Callable[[Progress], None] | None = None):
+        self.session, self.symbols, self.times = session, symbols, times
+        self.on_progress = on_progress
         self.log = session.log
         self.trading = Trading(session, symbols, live, state["trading"] if state else None)
         self.bars = {s: session.market.bars(s) for s in symbols}
@@ -149,9 +150,7 @@ class Loop:
         does not wait for the disk."""
         state = {"trading": self.trading.state(), "cursor": self.cursor,
                  "memory": self.memory.to_state() if self.memory else None}
-        self.log.append("checkpoints", {"run_id": self.session.run_id, "seq": seq,
-                                        "as_of": _ts(t), "state": state,
-                                        "created_at": datetime.now(timezone.utc).replace(tzinfo=None)})
+        self.log.append("checkpoints", checkpoint_row(self.session.run_id, seq, _ts(t), state))
 
     def preload(self) -> None:
         """On resume: the equity curve and fills already done, for the final metrics, and what
@@ -164,18 +163,16 @@ class Loop:
           The redone dates settle them identically, so they count as logged already.
         - Step numbers continue after the last one kept."""
         run_id = self.session.run_id
-        for t, equity, gross in self.log.query(
-                "SELECT time, equity, gross_exposure FROM portfolio WHERE run_id = ? ORDER BY time",
-                [run_id]):
-            self.outcome.equity.append((_iso(np.datetime64(t, "s")), equity))
-            self.snapshots.append({"gross_exposure": gross})
+        with self.log.reader() as store:
+            snapshots, orders = store.snapshots(run_id), store.orders(run_id)
+            last_seq = store.last_step_seq(run_id)
+        for snap in snapshots:
+            self.outcome.equity.append((_iso(np.datetime64(snap["time"], "s")), snap["equity"]))
+            self.snapshots.append({"gross_exposure": snap["gross_exposure"]})
         for fill in self.trading.broker.fills:
             self.outcome.fills.append({"run_id": run_id, **fill.model_dump()})
-        self.trading.logged |= {order_id for (order_id,) in self.log.query(
-            "SELECT order_id FROM orders WHERE run_id = ?", [run_id])}
-        (last_seq,), = self.log.query("SELECT coalesce(max(seq), -1) FROM steps WHERE run_id = ?",
-                                      [run_id])
-        self.session.ctx.seq = itertools.count(int(last_seq) + 1)
+        self.trading.logged |= {o["order_id"] for o in orders}
+        self.session.ctx.seq = itertools.count(last_seq + 1)
 
     # ---------------------------------------------------------------- the loop
 
@@ -186,7 +183,8 @@ class Loop:
             self.replay_bars(t)
             prices = self.trading.prices()
             engine.update_daily(portfolio.equity(prices))
-            self.submit(engine.halt_orders(portfolio, prices, _ts(t)))
+            self.submit(engine.halt_orders(portfolio, prices, _ts(t))
+                        or engine.trim_orders(portfolio, prices, _ts(t)))
             active = [s for s in self.symbols if self._has_bar_closing_at(s, t)]
             decisions = await _all_or_none([self.decide(s, t, prices) for s in active])
             for d in sorted(decisions, key=lambda d: d.symbol):
@@ -307,23 +305,14 @@ class Loop:
         self.outcome.equity.append((_iso(t), snap["equity"]))
 
     def progress(self, done: int) -> None:
-        if self.out is None or len(self.times) == 1:
+        if self.on_progress is None:
             return
-        tty = self.out.isatty()
-        step = max(1, len(self.times) // 10)
-        if not tty and done % step and done != len(self.times):
-            return
-        eq = self.outcome.equity[-1][1]
         ctx = self.session.ctx
-        cost = ctx.budget.cost_usd if ctx.budget is not None else 0.0
-        width = 28
-        filled = int(width * done / len(self.times))
-        line = (f"\r[{'█' * filled}{'·' * (width - filled)}] {done}/{len(self.times)} dates · "
-                f"{len(self.outcome.decisions)} decisions · equity {eq:,.0f} · "
-                f"{ctx.calls} model calls · ${cost:.4f} · {time.perf_counter() - self.started:.1f}s")
-        end = "\n" if done == len(self.times) or not tty else ""
-        self.out.write((line if tty else line[1:]) + end)
-        self.out.flush()
+        self.on_progress(Progress(
+            done=done, total=len(self.times), decisions=len(self.outcome.decisions),
+            equity=self.outcome.equity[-1][1], model_calls=ctx.calls,
+            cost_usd=ctx.budget.cost_usd if ctx.budget is not None else 0.0,
+            elapsed_s=time.perf_counter() - self.started))
 
 
 async def _all_or_none(coros: list[Any]) -> list[Any]:
@@ -346,250 +335,3 @@ def _memory(session: Session) -> Any:
     from flowkit.memory import Memory
 
     return Memory.for_session(session, session.preset_beliefs)
-
-
-# ---------------------------------------------------------------- entry points
-
-
-def decision_times(session: Session, symbols: list[str], inv: Invocation) -> list[np.datetime64]:
-    market = session.market
-    if inv.start:
-        try:
-            start, end = date.fromisoformat(inv.start), date.fromisoformat(inv.end or inv.start)
-        except ValueError as exc:
-            raise ConfigError(f"bad date: {exc}") from None
-        if start > end:
-            raise ConfigError(f"--start {start} is after --end {end}")
-        every = inv.every or (session.spec.backtest.every if session.spec.backtest else "1d")
-        times = sorted({t for s in symbols for t in market.decision_times(s, start, end, every)})
-        if not times:
-            raise DataError(f"no bars for {', '.join(symbols)} between {start} and {end}")
-        return times
-    if inv.date:
-        try:
-            day = date.fromisoformat(inv.date)
-        except ValueError as exc:
-            raise ConfigError(f"bad --date: {exc}") from None
-        times = sorted({t for s in symbols for t in market.decision_times(s, day, day, "1d")})
-        if not times:
-            raise DataError(f"no bar closes on {day} for {', '.join(symbols)} (a holiday or "
-                            f"outside the data)")
-        return [times[-1]]
-    # The latest decision time every symbol has data for.
-    return [min(market.latest_time(s) for s in symbols)]
-
-
-def _symbols(session: Session, inv: Invocation) -> list[str]:
-    symbols = list(dict.fromkeys(inv.symbols or session.spec.market.symbols))
-    missing = [s for s in symbols if s not in session.market.symbols]
-    if missing:
-        raise DataError(f"no market data for {', '.join(missing)}; available: "
-                        f"{', '.join(session.market.symbols)}")
-    return symbols
-
-
-def honesty_warnings(session: Session, times: list[np.datetime64]) -> list[str]:
-    """Models whose declared knowledge cutoff is after the window may have memorised it."""
-    out = []
-    first = np.datetime64(times[0], "D").astype(object)
-    for name, profile in session.spec.models.items():
-        if profile.model == "offline" or profile.knowledge_cutoff is None:
-            if profile.model != "offline" and len(times) > 1:
-                out.append(f"model profile '{name}' ({profile.model}) declares no knowledge_cutoff; "
-                           f"it may have seen this period in training")
-            continue
-        if profile.knowledge_cutoff >= first:
-            out.append(f"model profile '{name}' ({profile.model}) has knowledge cutoff "
-                       f"{profile.knowledge_cutoff}, after the window starts ({first}): it may have "
-                       f"memorised what happened")
-    return out
-
-
-async def run_session(session: Session, inv: Invocation, out: TextIO | None,
-                      resume: dict[str, Any] | None = None) -> Outcome:
-    symbols = _symbols(session, inv)
-    times = decision_times(session, symbols, inv)
-    state = resume["state"] if resume else None
-    loop = Loop(session, symbols, times, out, inv.live, state)
-    session.last_memory = loop.memory
-    loop.outcome.warnings = honesty_warnings(session, times)
-    start_seq = 0
-    if resume is None:
-        session.start()
-        if out:
-            kind = "backtest" if inv.start else "decision"
-            model_note = ", ".join(sorted({p.model for p in session.spec.models.values()}))
-            out.write(f"run {session.run_id} · {session.spec.name} · {kind} · "
-                      f"{', '.join(symbols)} · {len(times)} decision time"
-                      f"{'s' if len(times) != 1 else ''} · models: {model_note}"
-                      f"{' (rules-based stand-in, not an LLM)' if model_note == 'offline' else ''}\n")
-            for w in loop.outcome.warnings:
-                out.write(f"warning: {w}\n")
-        if out and len(times) == 1:
-            session.ctx.progress = lambda st, step, status: out.write(
-                f"  [{st.symbol} {st.as_of[:10]}] {step}: {status}\n")
-    else:
-        if state is not None:
-            loop.preload()
-        start_seq = resume["seq"] + 1
-    status, error = "completed", None
-    try:
-        await loop.run(start_seq)
-    except BudgetExceeded as exc:
-        status, error = "budget_exceeded", str(exc)
-    except FlowkitError as exc:
-        status, error = "failed", str(exc)
-    except BaseException as exc:
-        status, error = "interrupted" if isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)) \
-            else "failed", f"{type(exc).__name__}: {exc}"
-        session.finish(status, error)
-        raise
-    finally:
-        await session.aclose()
-    outcome = loop.outcome
-    outcome.status, outcome.error = status, error
-    if inv.start and outcome.equity:
-        from flowkit.backtest.evaluate import evaluate
-
-        evaluate(session, loop, outcome)
-    session.finish(status, error)
-    return outcome
-
-
-def run_and_show(session: Session, inv: Invocation, out: TextIO | None) -> Outcome:
-    """Run a fresh session to the end, close its log, and print the outcome."""
-    from flowkit.backtest import present
-
-    session.invocation = asdict(inv)
-    try:
-        outcome = asyncio.run(run_session(session, inv, out))
-    finally:
-        session.close()
-    if out:
-        present.outcome(outcome, inv, out)
-    return outcome
-
-
-def execute(loaded: Any, options: RunOptions, inv: Invocation, out: TextIO | None) -> int:
-    """`flowkit run`: one run, or --seeds N runs summarised as mean ± standard error."""
-    from flowkit.backtest import present
-
-    outcomes = []
-    parent = None
-    for seed in range(max(1, inv.seeds)):
-        opts = RunOptions(**{**asdict(options), "mode": "backtest" if inv.start else "decide",
-                             "parent_run_id": parent,
-                             "seed": seed if inv.seeds > 1 else options.seed})
-        outcome = run_and_show(Session(loaded, opts), inv, out)
-        parent = parent or outcome.run_id
-        outcomes.append(outcome)
-    if out and len(outcomes) > 1:
-        present.seeds(outcomes, out)
-    failed = [o for o in outcomes if o.status != "completed"]
-    if failed:
-        print(f"error: run {failed[0].run_id} {failed[0].status}: {failed[0].error}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def _stored(db: str, run_id: str) -> dict[str, Any]:
-    """The run's row, resolved workflow and invocation, and its last checkpoint."""
-    from flowkit.store import open_reader
-
-    with open_reader(db) as con:
-        row = con.execute("SELECT workflow_path, workflow_hash, status, config, mode FROM runs "
-                          "WHERE run_id = ?", [run_id]).fetchone()
-        if row is None:
-            raise ConfigError(f"no run {run_id} in {db} (see `flowkit runs`)")
-        cp = con.execute("SELECT seq, as_of, state FROM checkpoints WHERE run_id = ? "
-                         "ORDER BY seq DESC LIMIT 1", [run_id]).fetchone()
-        decided = con.execute("SELECT symbol, as_of, action, size_pct FROM decisions WHERE run_id = ? "
-                              "ORDER BY as_of, symbol", [run_id]).fetchall()
-    config = json.loads(row[3]) if isinstance(row[3], str) else row[3]
-    return {"path": row[0], "hash": row[1], "status": row[2], "config": config, "mode": row[4],
-            "checkpoint": None if cp is None else {"seq": int(cp[0]), "as_of": cp[1],
-                                                   "state": json.loads(cp[2]) if isinstance(cp[2], str) else cp[2]},
-            "decisions": decided}
-
-
-def _loaded_from(stored: dict[str, Any]) -> Any:
-    from pathlib import Path
-
-    from flowkit.spec.loader import LoadedWorkflow
-    from flowkit.spec.models import Workflow
-
-    data = stored["config"]["workflow"]
-    return LoadedWorkflow(Workflow.model_validate(data), Path(stored["path"]), "", stored["hash"], data)
-
-
-def replay_run(run_id: str, db: str | None, out: TextIO | None) -> int:
-    """Re-run a run's decisions from the response cache: zero provider calls, same decisions."""
-
-    db = existing_db(db)
-    stored = _stored(db, run_id)
-    inv = Invocation(**(stored["config"].get("invocation") or {}))
-    options = RunOptions(db=db, cache="replay", mode="replay", parent_run_id=run_id)
-    session = Session(_loaded_from(stored), options)
-    outcome = run_and_show(session, inv, out)
-    before = [(s, str(t), a, round(z, 6)) for s, t, a, z in stored["decisions"]]
-    after = sorted((d.symbol, str(_ts(np.datetime64(d.as_of.rstrip("Z")))), d.action, round(d.size_pct, 6))
-                   for d in outcome.decisions)
-    same = sorted(before) == after
-    if out:
-        out.write(f"replay of {run_id}: {len(after)} decisions, "
-                  f"{'identical to the original' if same else 'DIFFERENT from the original'}; "
-                  f"{session.ctx.provider_calls} provider calls\n")
-    return 0 if same and outcome.status == "completed" else 1
-
-
-def resume_run(run_id: str, db: str | None, out: TextIO | None) -> int:
-    """Continue a killed run from its last checkpoint; ends as if never interrupted."""
-    from flowkit.backtest import present
-
-    db = existing_db(db)
-    stored = _stored(db, run_id)
-    if stored["status"] == "completed":
-        raise ConfigError(f"run {run_id} already completed")
-    inv = Invocation(**(stored["config"].get("invocation") or {}))
-    options = RunOptions(db=db, mode=stored["mode"], run_id=run_id)
-    session = Session(_loaded_from(stored), options)
-    session.invocation = asdict(inv)
-    cp = stored["checkpoint"]
-    try:
-        if cp is None:  # killed before the first checkpoint: start over under the same id
-            session.log.discard_after(run_id, datetime(1, 1, 1))
-            session.log.update_run(run_id, status="running", error=None)
-            outcome = asyncio.run(_resume(session, inv, out, None))
-        else:
-            session.log.discard_after(run_id, cp["as_of"])
-            session.log.update_run(run_id, status="running", error=None)
-            outcome = asyncio.run(_resume(session, inv, out, cp))
-    finally:
-        session.close()
-    if out:
-        present.outcome(outcome, inv, out)
-    return 0 if outcome.status == "completed" else 1
-
-
-async def _resume(session: Session, inv: Invocation, out: TextIO | None,
-                  cp: dict[str, Any] | None) -> Outcome:
-    if out:
-        where = f"after {str(cp['as_of'])[:19]}" if cp else "from the start"
-        out.write(f"resuming run {session.run_id} {where}\n")
-    return await run_session(session, inv, out, resume=cp or {"seq": -1, "state": None})
-
-
-def run_many(files: list[str], overrides: list[str], options: RunOptions, inv: Invocation,
-             out: TextIO | None) -> tuple[list[str], str, int]:
-    """`flowkit compare`: each firm over the same window, into one event log."""
-    from flowkit.spec.loader import load_workflow
-
-    run_ids, status, db = [], 0, ""
-    for file in files:
-        loaded = load_workflow(file, overrides)
-        session = Session(loaded, RunOptions(**{**asdict(options), "mode": "backtest"}))
-        db = session.db_path
-        outcome = run_and_show(session, inv, out)
-        run_ids.append(outcome.run_id)
-        status = status or (0 if outcome.status == "completed" else 1)
-    return run_ids, db, status

@@ -3,7 +3,7 @@ orders on an exchange's sandbox (or live, when confirmed). Both share the `Broke
 
 from flowkit.broker.base import Broker
 from flowkit.broker.ccxt_broker import CcxtBroker
-from flowkit.broker.orders import (
+from flowkit.domain.orders import (
            Fill,
            OrderRecord,
            OrderRequest,

@@ -16,11 +16,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from flowkit.broker.base import Broker
-from flowkit.broker.orders import Fill, OrderRequest, Submission
+from flowkit.domain.orders import Fill, OrderRequest, Submission
 from flowkit.errors import BrokerError
 from flowkit.spec.models import PortfolioSpec
 
-if TYPE_CHECKING:  # runtime imports would cycle: portfolio and risk import broker.orders
+if TYPE_CHECKING:  # for annotations only: the broker gets them from its caller
     from flowkit.portfolio import Portfolio
     from flowkit.risk import RiskEngine
 
@@ -45,6 +45,11 @@ class PaperBroker(Broker):
         super().__init__(portfolio, risk_engine)
         self.spec = spec
         self._pending: list[str] = []
+
+    @classmethod
+    def from_spec(cls, spec: PortfolioSpec, portfolio: Portfolio, risk_engine: RiskEngine, *,
+                  live: bool = False) -> PaperBroker:
+        return cls(spec, portfolio, risk_engine)
 
     def submit(self, order: OrderRequest) -> Submission:
         """Idempotent: an order id seen before returns its existing record and fill."""

@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable
 
-from flowkit.errors import BudgetExceeded, CacheMiss, FlowkitError, ModelError, StepError
-from flowkit.graph import templates
+from flowkit.errors import FlowkitError, ModelError, RunAborted, StepError
 from flowkit.llm.base import ChatModel, ModelRequest, ModelResponse
 from flowkit.patterns.node import now
 from flowkit.patterns.state import DecisionState, Scope
 from flowkit.roles.outputs import OutputInvalid
+from flowkit.spec import templates
 
 
 @dataclass
@@ -35,6 +35,7 @@ class CompiledAgent:
     output_schema: dict[str, Any]
     validate: Callable[[Any], dict[str, Any]]   # raises flowkit.roles.outputs.OutputInvalid
     tools: dict[str, Any] = field(default_factory=dict)   # name -> flowkit.tools.Tool
+    inputs: tuple[str, ...] = ()        # agents.<id>.inputs: agent ids whose outputs it reads
     tool_specs: list[dict[str, Any]] | None = None
     max_tool_rounds: int = 3
     temperature: float | None = None
@@ -53,7 +54,7 @@ class RunContext:
 
     run_id: str
     agents: dict[str, CompiledAgent]
-    log: Any = None                     # flowkit.store.EventLog or None
+    log: Any = None                     # a flowkit.store.EventSink, or None
     budget: Any = None                  # flowkit.llm.limits.Budget or None
     output_attempts: int = 3
     log_prompts: bool = True
@@ -88,13 +89,18 @@ def condition_vars(state: DecisionState) -> dict[str, Any]:
 
 
 def variables(agent: CompiledAgent, state: DecisionState, scope: Scope) -> dict[str, Any]:
-    """The template contract: exactly these names (see docs/architecture.md).
+    """The template contract: exactly these names (see docs/reference.md).
 
     `outputs` is a snapshot taken when the step starts: the model's context (which the offline
-    model reads) is exactly what its prompt saw, even while concurrent siblings finish."""
+    model reads) is exactly what its prompt saw, even while concurrent siblings finish.
+    `inputs` holds the agent's declared inputs in declared order, each its output or None when
+    it produced none (skipped by `when:`, failed)."""
+    outputs = dict(state.outputs)
     return {
         "agent": agent.info, "params": agent.params, "symbol": state.symbol, "as_of": state.as_of,
-        "market": state.market, "outputs": dict(state.outputs), "transcript": list(scope.transcript),
+        "market": state.market, "outputs": outputs,
+        "inputs": {source: outputs.get(source) for source in agent.inputs},
+        "transcript": list(scope.transcript),
         "round": scope.round, "task": scope.task, "reports": list(scope.reports),
         "workers": list(scope.workers), "final": scope.final,
         "beliefs": state.beliefs.get(agent.id, []), "lessons": state.lessons.get(agent.id, []),
@@ -119,7 +125,7 @@ async def run_agent(ctx: RunContext, agent: CompiledAgent, state: DecisionState,
         messages: list[dict[str, Any]] = [{"role": "system", "content": agent.system},
                                           {"role": "user", "content": user}]
         output = await _converse(ctx, agent, state, step_id, messages, ctx_vars)
-    except (BudgetExceeded, CacheMiss) as exc:  # the run stops; the step still shows why
+    except RunAborted as exc:  # the run stops; the step still shows why
         row("failed", error=str(exc))
         raise
     except FlowkitError as exc:
@@ -153,7 +159,7 @@ async def _converse(ctx: RunContext, agent: CompiledAgent, state: DecisionState,
         try:  # concurrency and rate limits apply inside the model, per real HTTP attempt
             response = await agent.model.complete(request)
         except ModelError as exc:
-            _log_attempts(ctx, agent, state, step_id, request, getattr(exc, "attempts", []),
+            _log_attempts(ctx, agent, state, step_id, request, exc.attempts,
                           attempt, started, None)
             raise
         ctx.calls += 1

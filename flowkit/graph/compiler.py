@@ -10,13 +10,13 @@ from typing import Any, Callable
 
 from flowkit import patterns
 from flowkit.errors import FlowkitError
-from flowkit.graph import templates
 from flowkit.graph.agent import CompiledAgent
 from flowkit.llm.base import ChatModel
 from flowkit.patterns.node import Node
 from flowkit.patterns.sequential import SequentialNode
 from flowkit.roles.registry import BUILTIN_ROLES, DECISION_KINDS
 from flowkit.spec import models as m
+from flowkit.spec import templates
 
 
 @dataclass
@@ -33,6 +33,7 @@ def compile_firm(spec: m.Workflow, base_dir: Path, models: dict[str, ChatModel])
     """`models` maps profile name -> the ChatModel that serves it."""
     from flowkit import tools as tool_registry
 
+    templates.use_limits(spec.runtime.templates)  # for this run's renderings (a context var)
     agents = {aid: _agent(aid, a, spec, base_dir, models, tool_registry)
               for aid, a in spec.agents.items()}
     root = SequentialNode(name="", steps=tuple(_node(s, i) for i, s in enumerate(spec.pipeline)))
@@ -70,7 +71,7 @@ def _agent(aid: str, a: m.AgentSpec, spec: m.Workflow, base_dir: Path,
         template=templates.template(prompt, builtin.prompt if builtin else None, base_dir),
         system=_system(aid, a.role, description, a.stance, schema),
         output_name=output_name, output_schema=schema, validate=validate,
-        tools=tools, tool_specs=[t.spec for t in tools.values()] or None,
+        tools=tools, tool_specs=[t.spec for t in tools.values()] or None, inputs=tuple(a.inputs),
         # No per-call temperature/max_tokens/timeout: the model applies each profile's own, so
         # a fallback profile answers with its settings, not the primary's.
         max_tool_rounds=a.max_tool_rounds)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, Protocol
 
-from flowkit.errors import BudgetExceeded, CacheMiss, FlowkitError, StepError
+from flowkit.errors import FlowkitError, RunAborted, StepError
 from flowkit.patterns.state import DecisionState, Scope
 
 if TYPE_CHECKING:
@@ -106,7 +106,7 @@ class PatternNode(Node):
         path = scope.child(self.name).path
         try:
             await super().run(ctx, state, scope)
-        except (BudgetExceeded, CacheMiss):
+        except RunAborted:
             raise
         except FlowkitError as exc:
             ctx.step_row(state, path, pattern=self.pattern, status="failed", started_at=started,
@@ -130,7 +130,7 @@ class PatternNode(Node):
 def stops_the_run(exc: BaseException) -> bool:
     """Budget, replay-miss and non-flowkit errors end the run; an agent's ordinary failure
     is its pattern's to handle."""
-    return isinstance(exc, (BudgetExceeded, CacheMiss)) or not isinstance(exc, FlowkitError)
+    return isinstance(exc, RunAborted) or not isinstance(exc, FlowkitError)
 
 
 async def concurrently(state: DecisionState,

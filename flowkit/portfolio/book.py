@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from flowkit.broker.orders import Fill
+from flowkit.domain.orders import Fill
 
 FRACTIONAL_STEP = 1e-8  # smallest quantity step when fractional (one satoshi of BTC); 8 decimals
 

@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from flowkit.broker.orders import Fill, OrderRequest, Reason
+from flowkit.domain.orders import Fill, OrderRequest, Reason
 from flowkit.portfolio import Portfolio, usable_price
 from flowkit.risk.limits import RULES, Book, binding, caps, reducible
 from flowkit.risk.proposal import Proposal, parse_proposal
@@ -256,6 +256,29 @@ class RiskEngine:
                                     side="sell" if pos.qty > 0 else "buy",
                                     quantity=abs(pos.qty), reason="drawdown_halt")
                 for s, pos in sorted(portfolio.positions.items()) if pos.qty != 0]
+
+    def trim_orders(self, portfolio: Portfolio, prices: Mapping[str, float],
+                    as_of: dt.datetime) -> list[OrderRequest]:
+        """Sells (or buys back) what price moves carried above max_position_pct since the fill.
+
+        The cap holds at every fill (clip_to_limits); afterwards a position that closes a bar
+        above it is trimmed back to the cap at the next open (reason `rebalance`). A trim only
+        reduces: clip_to_limits passes it whatever the other limits say."""
+        equity = portfolio.equity(prices)
+        if equity <= 0:
+            return []
+        cap = self.spec.max_position_pct / 100 * equity
+        orders = []
+        for symbol, pos in sorted(portfolio.positions.items()):
+            price = prices.get(symbol)
+            if not price or abs(pos.qty) * price <= cap:
+                continue
+            excess = abs(pos.qty) - portfolio.round_qty(cap / price)  # keeps <= cap, whole units
+            if excess > 0:
+                orders.append(OrderRequest.create(run_id=self.run_id, as_of=as_of, symbol=symbol,
+                                                  side="sell" if pos.qty > 0 else "buy",
+                                                  quantity=excess, reason="rebalance"))
+        return orders
 
     # ------------------------------------------------------------ stops
 

@@ -1,11 +1,9 @@
-"""What `flowkit run` prints: the decision table, or the metrics next to the baselines."""
+"""What the commands print: the decision table, or the metrics next to the baselines; tables."""
 
 from __future__ import annotations
 
 import math
 from typing import Any, TextIO
-
-from flowkit.commands import table
 
 _ROWS = [("cumulative_return", "cumulative return", "pct"), ("annual_return", "annual return", "pct"),
          ("annual_volatility", "annual volatility", "share"), ("sharpe", "Sharpe", "num"),
@@ -97,3 +95,10 @@ def seeds(outcomes: list[Any], out: TextIO) -> None:
         mean, se = statistics.fmean(values), statistics.stdev(values) / math.sqrt(len(values))
         rows.append([label, _fmt(mean, kind), _fmt(se, kind).lstrip("+")])
     out.write(f"\nacross {len(done)} seeds:\n" + table(["metric", "mean", "± std. error"], rows) + "\n")
+
+
+def table(header: list[str], rows: list[list[Any]]) -> str:
+    cells = [header] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    fmt = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    return "\n".join([fmt(cells[0]), fmt(["─" * w for w in widths])] + [fmt(r) for r in cells[1:]])

@@ -1,31 +1,38 @@
-"""`flowkit train`: run the training window episode after episode, distil and reinforce
-beliefs between episodes, then freeze them for test runs."""
+"""Train: run the training window episode after episode, distil and reinforce beliefs between
+episodes, then freeze them for test runs (FinCon)."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
-from typing import Any, TextIO
+from typing import Any
 
+from flowkit.app.events import Episode, Reporter
+from flowkit.app.run import Invocation, run_session
 from flowkit.errors import ConfigError, FlowkitError
 from flowkit.memory.beliefs import distil, reinforce
 from flowkit.runtime.session import RunOptions, Session
 
 
-def train(loaded: Any, options: RunOptions, *, episodes: int | None, symbols: list[str] | None,
-          out: TextIO | None) -> int:
-    from flowkit.backtest.loop import Invocation, run_session
+@dataclass
+class Training:
+    training_id: str
+    beliefs: list[dict[str, Any]]  # the frozen beliefs, as test runs will load them
 
+
+def train(loaded: Any, options: RunOptions | None = None, *, episodes: int | None = None,
+          symbols: list[str] | None = None, reporter: Reporter | None = None) -> Training:
     learning = loaded.spec.learning
     if learning is None or learning.train is None:
         raise ConfigError("the workflow has no learning.train window; add learning: {train: "
                           "{start: ..., end: ..., episodes: N}}")
     window = learning.train
-    n = episodes or window.episodes
+    n = window.episodes if episodes is None else episodes
     if n < 1:
         raise ConfigError("--episodes must be at least 1")
+    options = options or RunOptions()
     inv = Invocation(symbols=symbols, start=window.start.isoformat(), end=window.end.isoformat())
     beliefs: list[dict[str, Any]] = []
     previous: float | None = None
@@ -36,7 +43,7 @@ def train(loaded: Any, options: RunOptions, *, episodes: int | None, symbols: li
         session.preset_beliefs = [dict(b) for b in beliefs]
         training_id = training_id or session.run_id
         try:
-            outcome = asyncio.run(run_session(session, inv, None))
+            outcome = asyncio.run(run_session(session, inv))
             if outcome.status != "completed":  # no metrics, no trajectory worth learning from
                 raise FlowkitError(f"training episode {episode} (run {outcome.run_id}) "
                                    f"{outcome.status}: {outcome.error}")
@@ -55,18 +62,10 @@ def train(loaded: Any, options: RunOptions, *, episodes: int | None, symbols: li
                  train_end=window.end.isoformat())
         finally:
             session.close()
-        if out:
-            trend = ("" if previous is None else " (same as the last)" if improved is None
-                     else " (better than the last)" if improved else " (worse than the last)")
-            out.write(f"episode {episode}/{n}: run {outcome.run_id} · return "
-                      f"{100 * ret:+.2f}%{trend} · {len(beliefs)} beliefs\n")
+        if reporter:
+            reporter.episode(Episode(episode, n, outcome.run_id, ret, improved, len(beliefs)))
         previous = ret
-    if out:
-        out.write(f"\nfrozen beliefs of training {training_id} (used by `flowkit run` on later "
-                  f"windows while learning.beliefs.enabled):\n")
-        for b in beliefs:
-            out.write(f"  - {b['text']}  → {', '.join(b['agents'])} {b['effect']}\n")
-    return 0
+    return Training(str(training_id), beliefs)  # n >= 1: set by the first episode
 
 
 def _log(session: Session, training_id: str, episode: int, beliefs: list[dict[str, Any]], *,

@@ -1,0 +1,56 @@
+"""A run as the event log keeps it: enough to replay or resume it from any folder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flowkit.app.run import Invocation
+from flowkit.errors import ConfigError
+
+
+@dataclass
+class StoredRun:
+    run_id: str
+    path: str                       # the workflow file it ran
+    sha256: str
+    status: str
+    mode: str
+    config: dict[str, Any]          # {"workflow": resolved workflow, "invocation": ...}
+    checkpoint: dict[str, Any] | None
+    decisions: list[tuple[Any, ...]]  # (symbol, as_of, action, size_pct), by time and symbol
+
+    @property
+    def invocation(self) -> Invocation:
+        return Invocation.stored(self.config.get("invocation"))
+
+    def loaded(self) -> Any:
+        """The workflow exactly as it ran (overrides applied), without reading its file."""
+        from flowkit.spec.loader import LoadedWorkflow
+        from flowkit.spec.models import Workflow
+
+        data = self.config["workflow"]
+        return LoadedWorkflow(Workflow.model_validate(data), Path(self.path), "", self.sha256, data)
+
+    def refuse_training(self, verb: str) -> None:
+        """A training episode ran with the beliefs of the episodes before it, which only
+        `flowkit train` rebuilds: replaying or resuming one alone would not be the same run."""
+        if self.mode == "train":
+            episode = (self.config.get("invocation") or {}).get("episode")
+            raise ConfigError(f"run {self.run_id} is {'episode ' + str(episode) + ' of ' if episode else ''}"
+                              f"a training (`flowkit train`) and cannot be {verb}; "
+                              f"run `flowkit train` again instead")
+
+
+def load_run(db: str, run_id: str) -> StoredRun:
+    """The run's row, resolved workflow and invocation, and its last checkpoint."""
+    from flowkit.store import RunStore
+
+    with RunStore.open(db) as store:
+        run = store.run(run_id)
+        cp = store.last_checkpoint(run_id)
+        decided = [(d["symbol"], d["as_of"], d["action"], d["size_pct"]) for d in store.decisions(run_id)]
+    checkpoint = None if cp is None else {"seq": cp["seq"], "as_of": cp["as_of"], "state": cp["state"]}
+    return StoredRun(run_id, run["workflow_path"], run["workflow_hash"], run["status"], run["mode"],
+                     run["config"], checkpoint, decided)

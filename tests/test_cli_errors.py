@@ -1,0 +1,89 @@
+"""A user's mistake on the command line is one clear line on stderr and exit 1: never a
+traceback, never "internal error", and nothing is started or logged."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from runtime_support import WORKFLOWS, dicts
+
+from flowkit.errors import BudgetExceeded, CacheMiss, FlowkitError, ModelError, RunAborted
+
+TA = str(WORKFLOWS / "tradingagents.yaml")
+FINCON = str(WORKFLOWS / "fincon.yaml")
+SHORT_TRAINING = ["--set", "learning.train.start=2023-06-01", "--set", "learning.train.end=2023-06-14"]
+
+
+def flowkit(*args: Any) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("FLOWKIT_DB", "FLOWKIT_MODEL")}
+    return subprocess.run([sys.executable, "-m", "flowkit.cli", *map(str, args)],
+                          capture_output=True, text=True, env=env, timeout=300, check=False)
+
+
+def one_line_error(proc: subprocess.CompletedProcess[str], message: str) -> None:
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stderr.startswith(message), proc.stderr
+    assert proc.stderr.count("\n") == 1
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert "internal error" not in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def logged(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
+    """An event log holding one decision run and one (short, one-episode) training."""
+    db = tmp_path_factory.mktemp("errors") / "log.duckdb"
+    done = flowkit("run", TA, "--symbol", "MSFT", "--db", db, "--quiet")
+    assert done.returncode == 0, done.stderr
+    done = flowkit("train", FINCON, "--symbol", "AAPL", "--episodes", "1", *SHORT_TRAINING,
+                   "--db", db, "--quiet")
+    assert done.returncode == 0, done.stderr
+    runs = {r["mode"]: r["run_id"] for r in dicts(db, "SELECT mode, run_id FROM runs")}
+    return db, runs["decide"], runs["train"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["replay", "{training}"], "error: run {training} is episode 1 of a training (`flowkit "
+                               "train`) and cannot be replayed; run `flowkit train` again instead"),
+    (["resume", "{training}"], "error: run {training} is episode 1 of a training (`flowkit "
+                               "train`) and cannot be resumed; run `flowkit train` again instead"),
+    (["resume", "{decision}"], "error: run {decision} already completed"),
+    (["report", "no-such-run"], "error: no run no-such-run in "),
+    (["resume", "no-such-run"], "error: no run no-such-run in "),
+    (["run", TA, "--set", "nonsense"], "error: --set expects dotted.path=value, got 'nonsense'"),
+    (["run", TA, "--set", "pipeline.99.agent=x"], "error: --set pipeline.99.agent: 'pipeline' "
+                                                  "has no key or index '99'"),
+    (["run", TA, "--start", "2024-02-30", "--end", "2024-03-08"],
+     "error: bad --start: day is out of range for month"),
+    (["run", TA, "--start", "2024-03-08", "--end", "2024-01-02"],
+     "error: --start 2024-03-08 is after --end 2024-01-02"),
+    (["run", TA, "--date", "last friday"], "error: bad --date: Invalid isoformat string"),
+    (["run", TA, "--seeds", "0"], "error: --seeds 0: expected at least 1"),
+    (["run", TA, "--date", "2024-03-28", "--start", "2024-03-01", "--end", "2024-03-28"],
+     "error: --date is for one decision; --start/--end for a backtest"),
+    (["compare", TA, "--end", "2024-03-28"], "error: --start and --end go together"),
+    (["compare", TA], "error: compare needs a window: --start and --end"),
+    (["train", TA], "error: the workflow has no learning.train window"),
+    (["train", FINCON, "--episodes", "0"], "error: --episodes must be at least 1"),
+], ids=lambda v: v if isinstance(v, str) else None)
+def test_mistakes_are_one_clean_line(logged: tuple[Path, str, str], args: list[str],
+                                     message: str) -> None:
+    db, decision, training = logged
+    before = dicts(db, "SELECT count(*) AS n FROM runs")
+    fill = {"decision": decision, "training": training}
+    proc = flowkit(*[a.format(**fill) for a in args], "--db", db)
+    one_line_error(proc, message.format(**fill))
+    assert dicts(db, "SELECT count(*) AS n FROM runs") == before  # nothing was started
+
+
+def test_run_aborting_errors_share_one_base_and_model_errors_carry_their_attempts() -> None:
+    assert issubclass(BudgetExceeded, RunAborted) and issubclass(CacheMiss, RunAborted)
+    assert issubclass(CacheMiss, ModelError) and issubclass(RunAborted, FlowkitError)
+    assert not issubclass(ModelError, RunAborted)  # a failed call may be survived (fallback, continue)
+    assert BudgetExceeded("x").status == "budget_exceeded" and CacheMiss("x").status == "failed"
+    assert ModelError("boom").attempts == []
+    assert ModelError("boom", attempts=["a1", "a2"]).attempts == ["a1", "a2"]
