@@ -111,7 +111,8 @@ with FakeOpenAIServer(latency_ms=float(sys.argv[1])) as srv:
 
 
 class FakeServerProcess:
-    """flowkit.testing.fakeserver.FakeOpenAIServer (fixed latency) in a child process on 127.0.0.1."""
+    """FakeOpenAIServer (flowkit.testing.fakeserver, fixed latency) in a child process on
+    127.0.0.1."""
 
     def __init__(self, latency_ms: float):
         self.latency_ms = latency_ms

@@ -231,5 +231,6 @@ def _open_log(path: str) -> EventSink:
 def _load_market(spec: m.Workflow, base_dir: Path, db_path: str) -> Any:
     from flowkit.market import load_market
 
-    cache_db = str(Path(db_path).with_suffix(".market.duckdb")) if spec.market.source == "ccxt" else None
+    # Next to the event log; only a source that caches (ccxt) creates it.
+    cache_db = str(Path(db_path).with_suffix(".market.duckdb"))
     return load_market(spec.market, base_dir=base_dir, cache_db=cache_db)
