@@ -17,8 +17,8 @@ from flowkit._version import __version__
 from flowkit.errors import ConfigError, FlowkitError, StepError
 from flowkit.graph.agent import RunContext
 from flowkit.graph.compiler import Firm, compile_firm
-from flowkit.graph.state import DecisionState, Scope
 from flowkit.llm.base import ChatModel
+from flowkit.patterns.state import DecisionState, Scope
 from flowkit.spec import models as m
 from flowkit.spec.loader import LoadedWorkflow
 
