@@ -126,10 +126,15 @@ class MarketSpec(Strict):
 
 class CvarSpec(Strict):
     enabled: Bool = Field(True, description="Turn the CVaR trigger on or off.")
-    window: Int = Field(20, ge=5, le=500, description="Trailing daily P&L observations.")
+    window: Int = Field(20, ge=5, le=500, description="Trailing returns (one per decision time) "
+                        "in the CVaR, and how many earlier CVaRs its reference looks back.")
     confidence: Float = Field(0.95, gt=0.5, lt=1, description="CVaR confidence level.")
     trigger_drop_pct: Float = Field(25, gt=0, le=1000, description="Relative worsening of CVaR "
-                                    "versus the previous day that turns the firm risk-averse.")
+                                    "versus the calmest CVaR of the previous `window` decision "
+                                    "times that turns the firm risk-averse.")
+    min_loss_pct: Float = Field(1.0, ge=0, le=100, description="CVaR milder than this loss (% of "
+                                "equity per decision period) never triggers: a calm book's "
+                                "first small loss is not a change of regime.")
     scale: Float = Field(0.5, ge=0, le=1, description="Multiplier on new exposure while risk-averse "
                          "(0 blocks new buys).")
 
@@ -176,8 +181,10 @@ class BacktestSpec(Strict):
     every: Literal["1d", "1w", "1h"] = Field("1d", description="Decision frequency.")
     risk_free_rate: Float = Field(0.0, ge=-0.1, le=1, description="Annual risk-free rate for "
                                   "Sharpe/Sortino.")
-    periods_per_year: OptInt = Field(None, ge=1, le=10_000, description="Annualisation; default "
-                                         "252 for stocks, 365 for crypto daily.")
+    periods_per_year: OptInt = Field(None, ge=1, le=10_000, description="Annualisation of the "
+                                     "equity curve, marked once per decision; default from the "
+                                     "decision calendar: 52 weekly, 252 (stocks) or 365 (crypto) "
+                                     "daily, times the bars of a session hourly.")
 
 
 class TrainSpec(Strict):
