@@ -5,7 +5,6 @@
 - `call_plan` / `critical_path` / `scheduled_length`: the model calls a compiled firm makes per
   decision, derived from its node tree (flowkit.graph.nodes), with the critical path and a
   unit-latency schedule under the run's concurrency limit.
-- `NullLog`: an event log that keeps nothing, for runs without logging.
 - small statistics and machine-load helpers.
 """
 
@@ -198,29 +197,12 @@ def scheduled_length(plan: Plan, copies: int, concurrency: int) -> int:
     return max(finish.values(), default=0)
 
 
-# ---------------------------------------------------------------- logging off
-
-
-class NullLog:
-    """Accepts every write and keeps nothing: a run without logging, for comparison."""
-
-    def append(self, table, row): pass
-    def flush(self): pass
-    def checkpoint(self, *a, **k): pass
-    def update_run(self, *a, **k): pass
-    def query(self, sql, params=()):
-        return [(0, 0, 0.0)] if "model_calls" in sql else [(0,)]
-    def cache_get(self, key): return None
-    def cache_put(self, *a): pass
-    def close(self): pass
-
-
 # ---------------------------------------------------------------- the fake provider
 
 
 _SERVER_CHILD = r"""
 import json, sys
-from flowkit.llm.fakeserver import FakeOpenAIServer
+from flowkit.testing.fakeserver import FakeOpenAIServer
 with FakeOpenAIServer(latency_ms=float(sys.argv[1])) as srv:
     print(json.dumps({"port": srv.port}), flush=True)
     for line in sys.stdin:
@@ -235,7 +217,8 @@ with FakeOpenAIServer(latency_ms=float(sys.argv[1])) as srv:
 
 
 class FakeServerProcess:
-    """flowkit.llm.fakeserver.FakeOpenAIServer (fixed latency) in a child process on 127.0.0.1."""
+    """FakeOpenAIServer (flowkit.testing.fakeserver, fixed latency) in a child process on
+    127.0.0.1."""
 
     def __init__(self, latency_ms: float):
         self.latency_ms = latency_ms

@@ -66,7 +66,7 @@ def test_cutoff_after_the_window_start_is_flagged_without_calling_the_model(tmp_
 
 def test_run_prints_the_cutoff_warning(tmp_path, monkeypatch):
     """A whole backtest against an OpenAI-compatible server: the warning comes first."""
-    from flowkit.llm.fakeserver import FakeOpenAIServer
+    from flowkit.testing.fakeserver import FakeOpenAIServer
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
     outputs = {}

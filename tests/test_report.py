@@ -16,7 +16,8 @@ import pytest
 
 from flowkit.backtest.baselines import run_baselines
 from flowkit.backtest.metrics import compute_metrics, flag_suspect, round_trips
-from flowkit.backtest.report import write_comparison, write_report
+from flowkit.errors import RunNotFound
+from flowkit.report import write_comparison, write_report
 from sample_data import OHLCV, Bars
 
 SCHEMA = Path(__file__).resolve().parents[1] / "flowkit" / "store" / "schema.sql"
@@ -314,7 +315,7 @@ def test_decide_run_with_no_portfolio_or_metrics(tmp_path: Path) -> None:
 
 
 def test_unknown_run(db: Path, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="no run 'nope'"):
+    with pytest.raises(RunNotFound, match="no run nope in "):
         write_report(db, "nope", tmp_path / "x.html")
 
 

@@ -75,8 +75,16 @@ CASES = [
      "pipeline[0].parallel.join: 'quorum:0' is not all, any or quorum:N with N >= 1"),
     ('range_quorum', 30, 13, 'quorum:3 waits for more branches than the 2 listed'),
     ('range_rounds', 33, 15, 'pipeline[1].debate.rounds: 50 is out of range; must be <= 10'),
-    ('range_source_enum', 42, 11, "market.source: 'yahoo' is not one of sample, csv, ccxt"),
     ('range_empty_symbols', 41, 12, 'market.symbols: needs at least 1 item'),
+    # -- names no installed package registers (flowkit's own come through the same entry points)
+    ('plugin_source_unknown', 42, 11, "unknown data source 'yahoo'; installed: ccxt, csv, sample"),
+    ('plugin_broker_unknown', 50, 11,
+     "unknown broker 'papr' (did you mean 'paper'?); installed: ccxt, paper"),
+    ('plugin_tool_unknown', 15, 55, "unknown tool 'price_histroy' (did you mean 'price_history'?); "
+     "installed: fundamentals, indicators, news, price_history"),
+    ('plugin_provider_typo', 11, 12,
+     "unknown model provider 'ofline' in model 'ofline' (did you mean 'offline'?); an id starts "
+     "with a registered provider (offline) or is a litellm model id"),
     # -- references to things that do not exist, or run too late
     ('ref_undefined_agent', 29, 21, "undefined agent 'nwes' (did you mean 'news'?)"),
     ('ref_undefined_model', 22, 12,
@@ -188,12 +196,15 @@ CASES = [
     ('rule_inline_output', 19, 41, 'an inline output schema must describe an object (type: object)'),
     ('rule_unknown_filter', 36, 11,
      "invalid condition: no filter named 'lowercase' (did you mean 'lower'?)"),
+    ('rule_decision_output', 26, 13,
+     "agent 'trader' makes the decision, but its output has no size_pct; a decision needs "
+     "action (BUY, SELL or HOLD) and size_pct (a number, % of equity), both required"),
     ('rule_new_role_incomplete', 15, 3,
      "new role 'quant' needs kind, prompt and output (it does not override a built-in "
      "role)"),
 ]
-CLASSES = {"syntax", "dup", "unknown", "type", "range", "ref", "slot", "cycle", "loop", "yaml11",
-           "env", "rule"}
+CLASSES = {"syntax", "dup", "unknown", "type", "range", "plugin", "ref", "slot", "cycle", "loop",
+           "yaml11", "env", "rule"}
 IDS = [case[0] for case in CASES]
 
 

@@ -37,11 +37,11 @@ def evaluate(session: Any, loop: Any, outcome: Any) -> None:
                            trades=round_trips(outcome.fills), exposure=exposure,
                            turnover_notional=notional)
     # From the log, so a resumed run counts the calls made before it was killed too.
-    (n_decisions,), = session.log.query("SELECT count(*) FROM decisions WHERE run_id = ?",
-                                        [session.run_id])
-    (calls, tokens, cost), = session.log.query(
-        "SELECT count(*), coalesce(sum(prompt_tokens + completion_tokens), 0), "
-        "coalesce(sum(cost_usd), 0) FROM model_calls WHERE run_id = ?", [session.run_id])
+    with session.log.reader() as store:
+        n_decisions = store.decision_count(session.run_id)
+        totals = store.call_totals(session.run_id)
+    calls, cost = totals.calls, totals.cost_usd
+    tokens = totals.prompt_tokens + totals.completion_tokens
     per = max(n_decisions, 1)
     firm.update({"decisions": n_decisions, "model_calls": calls,
                  "model_calls_per_decision": calls / per, "tokens_per_decision": tokens / per,
@@ -58,8 +58,7 @@ def evaluate(session: Any, loop: Any, outcome: Any) -> None:
     outcome.metrics = firm
     outcome.baselines = {name: r.metrics for name, r in baselines.items()}
     log, run_id = session.log, session.run_id
-    (stored,), = log.query("SELECT count(*) FROM metrics WHERE run_id = ?", [run_id])
-    if stored:  # a resumed run killed after it wrote them: they are the same numbers
+    if log.reader().metrics(run_id):  # a resumed run killed after it wrote them: the same numbers
         return
     log.append("metrics", {"run_id": run_id, "strategy": "firm", "symbol": None,
                            "metrics": {**firm, "equity": [[t, v] for t, v in outcome.equity]}})

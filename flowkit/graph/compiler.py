@@ -92,7 +92,7 @@ def _agent(aid: str, a: m.AgentSpec, spec: m.Workflow, base_dir: Path,
         template=templates.template(prompt, builtin.prompt if builtin else None, base_dir),
         system=_system(aid, a.role, description, a.stance, schema),
         output_name=output_name, output_schema=schema, validate=validate,
-        tools=tools, tool_specs=[t.spec for t in tools.values()] or None,
+        tools=tools, tool_specs=[t.spec for t in tools.values()] or None, inputs=tuple(a.inputs),
         # No per-call temperature/max_tokens/timeout: the model applies each profile's own, so
         # a fallback profile answers with its settings, not the primary's.
         max_tool_rounds=a.max_tool_rounds)

@@ -1,8 +1,9 @@
 """Market data: sources, the clock rules, indicators and the as-of views agents see.
 
-Sources (`market.source`): `sample` (real data shipped in `flowkit/market/sample/`), `csv` (a
-folder with the same layout) and `ccxt` (any exchange's OHLCV, cached in DuckDB).
-pandas is never imported; ccxt and duckdb only when the ccxt source loads.
+Sources (`market.source`) are registered by name (`flowkit.plugins.SOURCES`, the
+`flowkit.sources` entry points; the contract is `DataSource`): `sample` (real data shipped in `flowkit/market/sample/`), `csv` (a
+folder with the same layout), `ccxt` (any exchange's OHLCV, cached in DuckDB), and whatever
+installed packages add. pandas is never imported; ccxt and duckdb only when the ccxt source loads.
 
 Clock rules. Every time is UTC (`datetime64[s]`); a decision at instant t sees only what is
 visible at t.
@@ -29,8 +30,21 @@ whose session date is in [start, end]: every bar (1h, hourly data only), the las
 session (1d) or of each ISO week (1w: Friday, or Thursday before Good Friday; Sunday for crypto).
 """
 
-from flowkit.market.bars import Bars
-from flowkit.market.data import MarketData, load_market
-from flowkit.market.view import AsOfView
 
-__all__ = ["AsOfView", "Bars", "MarketData", "load_market"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from flowkit.market.base import DataSource
+
+# numpy is imported only when data is loaded.
+_LAZY = {"AsOfView": "view", "Bars": "bars", "MarketData": "data", "load_market": "data"}
+
+__all__ = ["DataSource", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"flowkit.market.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'flowkit.market' has no attribute {name!r}")

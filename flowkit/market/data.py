@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from flowkit.errors import DataError
-from flowkit.market import clock, sources
+from flowkit.market import clock
+from flowkit.plugins import SOURCES
 from flowkit.market.bars import Bars
 from flowkit.market.view import AsOfView, SymbolData
 
@@ -87,36 +88,19 @@ class MarketData:
         return view
 
 
-def _folder(spec: MarketSpec, base_dir: Path | None) -> Path:
-    if spec.source == "sample":
-        return sources.SAMPLE_DIR
-    if not spec.path:
-        raise DataError("market.path is required for source: csv (a folder holding ohlcv/, "
-                        "and optionally news/ and fundamentals/)")
-    folder = Path(spec.path).expanduser()
-    if not folder.is_absolute():
-        folder = (base_dir or Path.cwd()) / folder
-    if not (folder / "ohlcv").is_dir():
-        raise DataError(f"market.path: {folder} has no ohlcv/ folder")
-    return folder
-
-
 def load_market(spec: MarketSpec, *, base_dir: Path | None = None, cache_db: str | None = None,
                 refresh: bool = False) -> MarketData:
-    """Load spec.symbols and spec.benchmark. `base_dir` anchors a relative csv path (the workflow
-    file's folder); `cache_db` is the ccxt cache file; `refresh` fetches ccxt bars newer than the
+    """Load spec.symbols and spec.benchmark through the source `spec.source` names (see
+    `DataSource`). `base_dir` anchors relative paths (the workflow file's folder); `cache_db` is
+    a file a caching source (ccxt) keeps its bars in; `refresh` asks it for bars newer than its
     cache (otherwise a cached series is used as is)."""
     wanted = list(dict.fromkeys([*spec.symbols, *([spec.benchmark] if spec.benchmark else [])]))
-    if spec.source == "ccxt":
-        if not spec.exchange:
-            raise DataError("market.exchange is required for source: ccxt (e.g. binance)")
-        from flowkit.market import ccxt_source
-
-        raw = ccxt_source.load(spec.exchange, wanted, spec.timeframe, cache_db, refresh)
-    else:
-        folder = _folder(spec, base_dir)
-        raw = {s: sources.read_folder(folder, s, spec.timeframe) for s in wanted}
-    crypto = {s: spec.source == "ccxt" or clock.is_crypto(s) for s in wanted}
+    source = SOURCES[spec.source](spec, base_dir=base_dir, cache_db=cache_db, refresh=refresh)
+    raw = source.load(wanted, spec.timeframe)
+    missing = [s for s in wanted if s not in raw]
+    if missing:
+        raise DataError(f"data source '{spec.source}' returned no data for {', '.join(missing)}")
+    crypto = {s: source.round_the_clock or clock.is_crypto(s) for s in wanted}
     data = {s: SymbolData(s, spec.timeframe, raw[s], crypto[s]) for s in wanted}
     sectors = {**{s: "Crypto" for s in wanted if crypto[s]}, **SECTORS, **spec.sectors}
     return MarketData(data, list(spec.symbols), benchmark=spec.benchmark, timeframe=spec.timeframe,

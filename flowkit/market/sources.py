@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from flowkit.errors import DataError
+from flowkit.market.base import DataSource
 
 SAMPLE_DIR = Path(__file__).resolve().parent / "sample"
 OHLCV = ("open", "high", "low", "close", "volume")
@@ -74,3 +75,25 @@ def read_folder(folder: Path, symbol: str, timeframe: str) -> RawSymbol:
     return RawSymbol(str(path), label, ohlcv,
                      _read(news) if news.is_file() else [],
                      _read(earnings) if earnings.is_file() else [])
+
+
+class SampleSource(DataSource):
+    """`sample`: the real data shipped in flowkit/market/sample/."""
+
+    def load(self, symbols: list[str], timeframe: str) -> dict[str, RawSymbol]:
+        return {s: read_folder(SAMPLE_DIR, s, timeframe) for s in symbols}
+
+
+class CsvSource(DataSource):
+    """`csv`: a folder (`market.path`) with the sample's layout."""
+
+    def load(self, symbols: list[str], timeframe: str) -> dict[str, RawSymbol]:
+        if not self.spec.path:
+            raise DataError("market.path is required for source: csv (a folder holding ohlcv/, "
+                            "and optionally news/ and fundamentals/)")
+        folder = Path(self.spec.path).expanduser()
+        if not folder.is_absolute():
+            folder = (self.base_dir or Path.cwd()) / folder
+        if not (folder / "ohlcv").is_dir():
+            raise DataError(f"market.path: {folder} has no ohlcv/ folder")
+        return {s: read_folder(folder, s, timeframe) for s in symbols}

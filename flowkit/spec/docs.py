@@ -121,7 +121,8 @@ def _roles() -> Iterator[str]:
     yield ""
     yield "| Role | Kind | Output | What it does |"
     yield "|---|---|---|---|"
-    for name, info in BUILTIN_ROLES.items():
+    for name in BUILTIN_ROLES.builtin():  # flowkit's own, whatever else is installed
+        info = BUILTIN_ROLES[name]
         yield f"| `{name}` | {info.kind} | `{info.output}` | {info.description} |"
     yield ""
     yield "## Which role kinds may fill which slot"

@@ -73,9 +73,10 @@ class ModelProfile(Strict):
 
     model: str = Field(
         min_length=1,
-        description="litellm model id (gpt-4o-mini, anthropic/claude-3-5-haiku-latest, "
-        "ollama_chat/llama3.1, openai/<name> with api_base) or `offline` for the built-in "
-        "rules-based stand-in. Allows ${env:NAME:-default}.",
+        description="`offline` for the built-in rules-based stand-in, `<provider>/<model>` for "
+        "a provider an installed package registers (flowkit.providers entry points), or any "
+        "litellm model id (gpt-4o-mini, anthropic/claude-3-5-haiku-latest, ollama_chat/llama3.1, "
+        "openai/<name> with api_base). Allows ${env:NAME:-default}.",
     )
     temperature: Float = Field(0.0, ge=0, le=2, description="Sampling temperature.")
     max_tokens: Int = Field(1024, ge=1, le=200_000, description="Completion token limit per call.")
@@ -130,12 +131,17 @@ class AgentSpec(Strict):
                                      "path or {inline: ...}.")
     output: OutputRef | None = Field(None, description="Overrides the role's output: a schema name "
                                      "or an inline JSON Schema.")
-    tools: list[str] = Field(default_factory=list, description="Registered Python tools the agent "
-                             "may call through the model's tool-calling interface.")
+    tools: list[str] = Field(default_factory=list, examples=[["price_history", "indicators"]],
+                             description="Registered Python tools (built in: price_history, "
+                             "indicators, news, fundamentals; or flowkit.tools entry points) or "
+                             "module.path:function, which the agent may call through the "
+                             "model's tool-calling interface.")
     inputs: list[Id] = Field(default_factory=list, description="Agent ids whose outputs this agent "
                               "reads; each must run before it.")
-    stance: Literal["aggressive", "conservative", "neutral"] | None = Field(
-        None, description="Risk stance of a risk_debater.")
+    stance: Literal["aggressive", "conservative", "neutral", "bull", "bear"] | None = Field(
+        None, description="Risk stance of a risk_debater (aggressive, conservative or neutral), "
+        "or the side a researcher argues (bull or bear; bull_researcher and bear_researcher "
+        "have theirs).")
     params: dict[str, Any] = Field(default_factory=dict, description="Extra values templates read "
                                    "as `params`.")
     max_tool_rounds: Int = Field(3, ge=0, le=20, description="Bound on tool-call round trips.")
@@ -219,9 +225,10 @@ PATTERN_KEYS = ("agent", "sequential", "parallel", "hierarchical", "debate", "br
 class MarketSpec(Strict):
     symbols: list[Symbol] = Field(min_length=1, description="Symbols the firm decides on "
                                "(AAPL, BTC-USDT, ...).")
-    source: Literal["sample", "csv", "ccxt"] = Field("sample", description="sample: the real data "
-                                                     "shipped with flowkit; csv: your files; ccxt: "
-                                                     "an exchange, cached in DuckDB.")
+    source: str = Field("sample", pattern=NAME_PATTERN, examples=["sample", "csv", "ccxt"],
+                        description="A registered data source. Built in: sample (the real data "
+                        "shipped with flowkit), csv (your files), ccxt (an exchange, cached in "
+                        "DuckDB); installed packages add more (flowkit.sources entry points).")
     path: str | None = Field(None, description="csv: folder holding ohlcv/, news/, fundamentals/. "
                              "Allows ${env:NAME:-default}.")
     exchange: str | None = Field(None, pattern=EXCHANGE_PATTERN, description="ccxt: exchange id, "
@@ -270,9 +277,10 @@ class PortfolioSpec(Strict):
     fill: Literal["next_open", "close"] = Field("next_open", description="Fill at the next bar's open "
                                                 "(default) or at the decision bar's close.")
     fractional: Bool = Field(False, description="Allow fractional quantities (crypto).")
-    broker: Literal["paper", "ccxt"] = Field("paper", description="paper: simulated fills; ccxt: an "
-                                             "exchange's sandbox (live needs --live and "
-                                             "FLOWKIT_LIVE_CONFIRM).")
+    broker: str = Field("paper", pattern=NAME_PATTERN, examples=["paper", "ccxt"],
+                        description="A registered broker. Built in: paper (simulated fills), ccxt "
+                        "(an exchange's sandbox; live needs --live and FLOWKIT_LIVE_CONFIRM); "
+                        "installed packages add more (flowkit.brokers entry points).")
     exchange: str | None = Field(None, pattern=EXCHANGE_PATTERN, description="ccxt broker exchange id.")
 
 

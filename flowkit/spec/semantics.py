@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
-from flowkit.errors import FlowkitError
+from flowkit.errors import FlowkitError, PluginError
 from flowkit.roles.registry import (
     BUILTIN_ROLES,
     DECISION_KINDS,
@@ -22,7 +22,7 @@ from flowkit.roles.registry import (
     OUTPUT_NAMES,
 )
 from flowkit.secrets import key_shape
-from flowkit.spec.messages import and_list, suggest
+from flowkit.spec.messages import and_list, closest, suggest
 from flowkit.spec.models import PATTERN_KEYS
 from flowkit.spec.yamlsrc import Located, Path_
 
@@ -34,6 +34,7 @@ ALLOW_PATHS_ENV = "FLOWKIT_ALLOW_PATHS"
 # What a `when:` condition sees besides earlier agents (flowkit.graph.nodes.condition_vars).
 CONDITION_NAMES = frozenset({"outputs", "symbol", "market", "portfolio", "risk_state", "failures"})
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+RESEARCH_SIDES = ("bull", "bear")
 
 Slot = tuple[str, frozenset[str], str]  # (slot name, allowed role kinds, what to say)
 _JUDGE: Slot = ("judge", JUDGE_KINDS, "a role of kind judge or decider (research_manager, "
@@ -143,8 +144,11 @@ class _Checker:
             self.check_pipeline()
             self.check_inputs()
             self.check_decision()
+            self.check_decision_output()
+            self.check_stances()
         self.check_windows()
         self.check_sources()
+        self.check_registered()
         return self.problems
 
     def check_models(self) -> None:
@@ -165,7 +169,10 @@ class _Checker:
         kind = _mapping((self.roles or {}).get(role)).get("kind")
         if isinstance(kind, str):
             return kind
-        info = BUILTIN_ROLES.get(role)
+        try:
+            info = BUILTIN_ROLES.get(role)
+        except PluginError:  # reported, located, by check_registered
+            return None
         return info.kind if info else None
 
     def agent_kind(self, aid: str) -> str | None:
@@ -407,6 +414,49 @@ class _Checker:
             self.fail("no agent in the pipeline makes a decision; add a trader, "
                       "portfolio_manager or manager", ("pipeline",), key=True)
 
+    def check_decision_output(self) -> None:
+        """The decision agent's output becomes an order: it must carry `action` and `size_pct`,
+        or the firm would silently hold forever."""
+        if not self.clean(("pipeline",)) or not self.clean(("decision",)):
+            return
+        decision = self.data.get("decision")
+        deciders = [a for a in self.placed if self.agent_kind(a) in DECISION_KINDS]
+        aid = decision if decision in deciders else deciders[-1] if deciders and decision is None \
+            else None
+        if aid is None:
+            return  # no decision agent, or one check_decision reports
+        spec = _mapping(self.agents[aid])
+        role = spec.get("role")
+        path: Path_ = ("agents", aid, "output")
+        output = spec.get("output")
+        if output is None:
+            path = ("roles", role, "output")
+            output = _mapping(_mapping(self.roles).get(role)).get("output")
+        if output is None:
+            return  # a built-in role's own output: every decision role's carries an order
+        if isinstance(output, str) and output in OUTPUT_NAMES:  # rare: skip the import otherwise
+            from flowkit.roles.outputs import output_json_schema
+            output = output_json_schema(output)
+        if not isinstance(output, dict) or not self.clean(path):
+            return
+        problem = _order_problem(output)
+        if problem:
+            self.fail(f"agent '{aid}' makes the decision, but its output {problem}; a decision "
+                      f"needs action (BUY, SELL or HOLD) and size_pct (a number, % of equity), "
+                      f"both required", path)
+
+    def check_stances(self) -> None:
+        """bull and bear are a researcher's sides, and a researcher argues one of them."""
+        for aid, spec in (self.agents or {}).items():
+            stance, kind = _mapping(spec).get("stance"), self.agent_kind(aid)
+            if not isinstance(stance, str) or kind is None or not self.clean(("agents", aid)):
+                continue
+            if (stance in RESEARCH_SIDES) != (kind == "researcher"):
+                expected = ("bull or bear" if kind == "researcher"
+                            else "aggressive, conservative or neutral")
+                self.fail(f"agent '{aid}' is of kind {kind}: its stance is {expected}, not "
+                          f"'{stance}'", ("agents", aid, "stance"))
+
     def check_windows(self) -> None:
         bt = _mapping(self.data.get("backtest"))
         train = _mapping(_mapping(self.data.get("learning")).get("train"))
@@ -422,6 +472,49 @@ class _Checker:
                 self.fail(f"the training window must end before the test window starts "
                           f"(train ends {train['end']}, backtest starts {bt['start']})",
                           ("learning", "train", "end"))
+
+    def check_registered(self) -> None:
+        """Every name an extension point resolves (data source, broker, model provider, tool)
+        is one an installed package registers (unknown roles are reported with the agents; a
+        role whose package fails to import is reported here)."""
+        from flowkit.plugins import (
+            BROKERS,
+            DEFAULT_PROVIDER,
+            PROVIDERS,
+            SOURCES,
+            TOOLS,
+            provider_name,
+        )
+
+        for section, key, registry in (("market", "source", SOURCES),
+                                       ("portfolio", "broker", BROKERS)):
+            name = _mapping(self.data.get(section)).get(key)
+            if isinstance(name, str) and self.clean((section, key)) and name not in registry:
+                self.fail(registry.unknown(name), (section, key))
+        for profile_name, profile in (self.models or {}).items():
+            model = _mapping(profile).get("model")
+            if not isinstance(model, str) or not self.clean(("models", profile_name, "model")):
+                continue
+            prefix = model.split("/", 1)[0]
+            others = [p for p in PROVIDERS if p != DEFAULT_PROVIDER]
+            # An id no provider claims goes to litellm; one a letter away from a provider's
+            # name is a typo litellm would only report at the first call.
+            if provider_name(model) == DEFAULT_PROVIDER and prefix != DEFAULT_PROVIDER \
+                    and closest(prefix, others):
+                self.fail(f"unknown model provider '{prefix}' in model '{model}'"
+                          f"{suggest(prefix, others)}; an id starts with a registered provider "
+                          f"({', '.join(others)}) or is a litellm model id",
+                          ("models", profile_name, "model"))
+        for aid, spec in (self.agents or {}).items():
+            role = _mapping(spec).get("role")
+            if isinstance(role, str) and role not in (self.roles or {}) and role in BUILTIN_ROLES:
+                try:
+                    BUILTIN_ROLES[role]
+                except PluginError as exc:  # installed, but its package is broken
+                    self.fail(exc.message, ("agents", aid, "role"))
+            for i, name in _strs(_mapping(spec).get("tools")):
+                if ":" not in name and name not in TOOLS and self.clean(("agents", aid, "tools", i)):
+                    self.fail(TOOLS.unknown(name), ("agents", aid, "tools", i))
 
     def check_sources(self) -> None:
         market = _mapping(self.data.get("market"))
@@ -452,6 +545,26 @@ def _template_limits(data: dict[str, Any]) -> Any:
         return TemplateLimits.model_validate(_mapping(_mapping(data.get("runtime")).get("templates")))
     except ValidationError:
         return TemplateLimits()
+
+
+def _order_problem(schema: dict[str, Any]) -> str | None:
+    """What keeps an output schema from carrying an order, or None."""
+    props = _mapping(schema.get("properties"))
+    required = schema.get("required") if isinstance(schema.get("required"), list) else []
+    missing = [f for f in ("action", "size_pct") if f not in props]
+    if missing:
+        return f"has no {' or '.join(missing)}"
+    optional = [f for f in ("action", "size_pct") if f not in required]
+    if optional:
+        return f"does not require {' or '.join(optional)}"
+    enum = _mapping(props["action"]).get("enum")
+    odd = [v for v in enum or () if not isinstance(v, str) or v.upper() not in ("BUY", "SELL", "HOLD")]
+    if odd:
+        return f"allows action {odd[0]!r}"
+    kind = _mapping(props["size_pct"]).get("type")
+    if kind is not None and not {"number", "integer"} & set(kind if isinstance(kind, list) else [kind]):
+        return f"declares size_pct of type {kind}"
+    return None
 
 
 def _jinja_message(message: str, env: Any) -> str:

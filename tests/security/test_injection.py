@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from attack_support import flowkit
 
-from flowkit.llm.fakeserver import FakeOpenAIServer, instance
+from flowkit.testing.fakeserver import FakeOpenAIServer, instance
 from flowkit.store import open_reader
 
 CAP = 20.0

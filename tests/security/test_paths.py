@@ -14,7 +14,7 @@ from attack_support import REPO, flowkit
 
 from flowkit.errors import FlowkitError
 from flowkit.spec import templates
-from flowkit.llm.fakeserver import FakeOpenAIServer
+from flowkit.testing.fakeserver import FakeOpenAIServer
 
 FIRM = """version: 1
 name: reads-files

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from attack_support import TA, db_text, flowkit, recorder
 
-from flowkit.llm.fakeserver import FakeOpenAIServer
+from flowkit.testing.fakeserver import FakeOpenAIServer
 from flowkit.secrets import key_shape, redact
 from flowkit.store import open_reader
 

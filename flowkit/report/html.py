@@ -1,4 +1,5 @@
-"""Self-contained HTML reports (and a PNG equity chart) read from the DuckDB event log alone.
+"""Self-contained HTML reports (and a PNG equity chart) read from the event log alone, through
+flowkit.store.RunStore (so a report waits out a run that is writing the same file).
 
 The HTML has no external scripts, fonts or requests: charts are inline SVG drawn here, and a
 few lines of inline JS open the per-decision drill-down (``report.html.j2`` is the page).
@@ -31,20 +32,17 @@ import datetime as dt
 import json
 import math
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any, TypeAlias
 
 import numpy as np
 
 from flowkit.backtest.metrics import compute_metrics, flag_suspect, round_trips
+from flowkit.store.runstore import RunStore
 
-if TYPE_CHECKING:
-    import duckdb
-
-Db: TypeAlias = "str | Path | duckdb.DuckDBPyConnection"
+Db: TypeAlias = "str | Path | RunStore"  # or an open DuckDB connection: see RunStore.of
 PriceSeries: TypeAlias = Mapping[str, Sequence[tuple[Any, float]]]  # symbol -> [(time, close)]
 
 LABELS = {"firm": "Firm", "buy_and_hold": "Buy & hold", "sma_crossover": "SMA crossover",
@@ -89,11 +87,12 @@ def write_report(db: Db, run_id: str, out_html: Path, *, png: Path | None = None
                  prices: PriceSeries | None = None) -> Path:
     """Write the report of one run to `out_html` (its equity chart to `png`); return the path.
 
-    `db` is a DuckDB file (opened read-only) or an open connection; `prices` replaces the
-    stored close series of the price charts."""
-    with _open(db) as con:
-        run = _load_run(con, run_id, prices)
-        decisions = _load_decisions(con, run_id)
+    `db` is an event log file, a RunStore or an open connection (see RunStore.of); a run it
+    does not hold raises RunNotFound. `prices` replaces the stored close series of the price
+    charts."""
+    with RunStore.of(db) as store:  # one consistent view, released before rendering
+        run = _load_run(store, run_id, prices)
+        decisions = _load_decisions(store, run_id)
     drawdowns = [c.drawdown() for c in run.curves]
     charts = [
         _chart("equity", "Equity: firm vs baselines", run.curves, "money"),
@@ -131,8 +130,8 @@ def write_comparison(db: Db, run_ids: Sequence[str], out_html: Path) -> Path:
     """Side-by-side report of several runs: equity curves overlaid, one metrics column per run."""
     if not run_ids:
         raise ValueError("write_comparison needs at least one run id")
-    with _open(db) as con:
-        runs = [_load_run(con, r, None) for r in run_ids]
+    with RunStore.of(db) as store:
+        runs = [_load_run(store, r, None) for r in run_ids]
     curves = [
         _Curve(f"{r.run['workflow_name']} · {r.run['run_id']}", r.times, r.equity,
                PALETTE[k % len(PALETTE)], width=1.8)
@@ -232,42 +231,17 @@ class _Run:
         ]
 
 
-@contextmanager
-def _open(db: Db) -> Iterator[duckdb.DuckDBPyConnection]:
-    if not isinstance(db, str | Path):
-        yield db
-        return
-    import duckdb
-
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        yield con
-    finally:
-        con.close()
-
-
-def _rows(con: duckdb.DuckDBPyConnection, sql: str, *params: Any) -> list[dict[str, Any]]:
-    cur = con.execute(sql, list(params))
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-
-
-def _load_run(con: duckdb.DuckDBPyConnection, run_id: str, prices: PriceSeries | None) -> _Run:
-    found = _rows(con, "SELECT * FROM runs WHERE run_id = ? ORDER BY started_at DESC LIMIT 1",
-                  run_id)
-    if not found:
-        raise ValueError(f"no run {run_id!r} in the runs table")
-    run = found[0]
-    config = _loads(run["config"]) or {}
-    snaps = _rows(con, "SELECT time, equity, gross_exposure FROM portfolio WHERE run_id = ? "
-                       "ORDER BY time", run_id)
+def _load_run(store: RunStore, run_id: str, prices: PriceSeries | None) -> _Run:
+    run = dict(store.run(run_id))
+    config = run["config"]
+    snaps = store.snapshots(run_id)
     times = np.array([s["time"] for s in snaps], dtype="datetime64[s]")
     equity = np.array([_num(s["equity"]) for s in snaps], dtype=float)
-    fills = _rows(con, "SELECT * FROM fills WHERE run_id = ? ORDER BY time, fill_id", run_id)
+    fills = [dict(f) for f in store.fills(run_id)]
     stored: dict[str, dict[str, Any]] = {}
     closes: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for m in _rows(con, "SELECT strategy, symbol, metrics FROM metrics WHERE run_id = ?", run_id):
-        payload = _loads(m["metrics"]) or {}
+    for m in store.metrics(run_id):
+        payload = m["metrics"] or {}
         if m["strategy"] == "prices" and m["symbol"]:
             closes[m["symbol"]] = _series(payload.get("close") or [])
         elif m["symbol"] is None:
@@ -285,36 +259,30 @@ def _load_run(con: duckdb.DuckDBPyConnection, run_id: str, prices: PriceSeries |
             turnover_notional=sum(f["quantity"] * f["price"] for f in fills))
     rank = {name: k for k, name in enumerate(_STRATEGY_ORDER)}
     strategies = {k: stored[k] for k in sorted(stored, key=lambda k: (rank.get(k, 99), k))}
-    [calls] = _rows(con, """
-        SELECT count(*) AS n, count(*) FILTER (WHERE cached) AS cached,
-               coalesce(sum(prompt_tokens), 0) AS prompt,
-               coalesce(sum(completion_tokens), 0) AS completion,
-               coalesce(sum(cost_usd), 0) AS cost,
-               string_agg(DISTINCT model, ', ' ORDER BY model) AS models
-        FROM model_calls WHERE run_id = ?""", run_id)
+    totals = store.call_totals(run_id)
+    calls = {"n": totals.calls, "cached": totals.cached, "prompt": totals.prompt_tokens,
+             "completion": totals.completion_tokens, "cost": totals.cost_usd,
+             "models": ", ".join(totals.models)}
     return _Run(run, config, times, equity, strategies, firm_computed, closes, fills, calls)
 
 
-def _load_decisions(con: duckdb.DuckDBPyConnection, run_id: str) -> list[dict[str, Any]]:
+def _load_decisions(store: RunStore, run_id: str) -> list[dict[str, Any]]:
     """One entry per decision, with its risk review, orders and fills, and step transcript
     (agent steps of its symbol and time, plus firm-wide ones with no symbol)."""
-    reviews = {(r["symbol"], r["as_of"]): r
-               for r in _rows(con, "SELECT * FROM risk_reviews WHERE run_id = ?", run_id)}
+    reviews = {(r["symbol"], r["as_of"]): r for r in store.risk_reviews(run_id)}
     fills = defaultdict(list)
-    for f in _rows(con, "SELECT * FROM fills WHERE run_id = ? ORDER BY time", run_id):
+    for f in store.fills(run_id):
         fills[f["order_id"]].append(f)
     orders = defaultdict(list)
-    for o in _rows(con, "SELECT * FROM orders WHERE run_id = ? ORDER BY submitted_at, order_id",
-                   run_id):
+    for o in store.orders(run_id):
         orders[(o["symbol"], o["as_of"])].append(o)
     steps = defaultdict(list)  # pattern nodes only when they failed: agents carry the transcript
-    for s in _rows(con, "SELECT * FROM steps WHERE run_id = ? AND (agent IS NOT NULL OR "
-                        "coalesce(status, 'ok') <> 'ok') ORDER BY seq", run_id):
-        steps[(s["symbol"], s["as_of"])].append(s)
+    for s in store.steps(run_id):
+        if s["agent"] is not None or (s["status"] or "ok") != "ok":
+            steps[(s["symbol"], s["as_of"])].append(s)
 
     out = []
-    for d in _rows(con, "SELECT * FROM decisions WHERE run_id = ? ORDER BY as_of, symbol",
-                   run_id):
+    for d in store.decisions(run_id):
         key = (d["symbol"], d["as_of"])
         lines, filled = [], []
         for o in orders.get(key, []):
