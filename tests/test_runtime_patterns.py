@@ -452,7 +452,9 @@ ATTACKS = [
     "cycler.__init__.__globals__.os.system('touch {marker}')",
     "'{{0.__class__}}'.format(tech)",
     "tech.update(action='BUY')",
-    "'x' * 10**12 == 'y'",
+    # computed, so only evaluation sees it (the literal 'x' * 10**12 is refused at validate:
+    # tests/security/test_templates.py)
+    "'x' * (tech.confidence|int + 10**12) == 'y'",
     "1 / 0",
 ]
 
