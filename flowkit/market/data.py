@@ -164,8 +164,9 @@ def _label(d: SymbolData, i: int) -> str:
 
 def load_market(spec: MarketSpec, *, base_dir: Path | None = None, cache_db: str | None = None,
                 refresh: bool = False) -> MarketData:
-    """Load spec.symbols and spec.benchmark. `base_dir` anchors a relative csv path (the workflow
-    file's folder); `cache_db` is the ccxt cache file; `refresh` fetches ccxt bars newer than the
+    """Load spec.symbols and spec.benchmark through the source `spec.source` names (see
+    `DataSource`). `base_dir` anchors relative paths (the workflow file's folder); `cache_db` is
+    a file a caching source (ccxt) keeps its bars in; `refresh` asks it for bars newer than its
     cache (otherwise a cached series is used as is)."""
     wanted = list(dict.fromkeys([*spec.symbols, *([spec.benchmark] if spec.benchmark else [])]))
     source = SOURCES[spec.source](spec, base_dir=base_dir, cache_db=cache_db, refresh=refresh)

@@ -17,8 +17,8 @@ from flowkit._version import __version__
 from flowkit.errors import ConfigError, FlowkitError, StepError
 from flowkit.graph.agent import RunContext
 from flowkit.graph.compiler import Firm, compile_firm
-from flowkit.graph.state import DecisionState, Scope
 from flowkit.llm.base import ChatModel
+from flowkit.patterns.state import DecisionState, Scope
 from flowkit.spec import models as m
 from flowkit.spec.loader import LoadedWorkflow
 
@@ -232,5 +232,6 @@ def _open_log(path: str) -> EventSink:
 def _load_market(spec: m.Workflow, base_dir: Path, db_path: str) -> Any:
     from flowkit.market import load_market
 
-    cache_db = str(Path(db_path).with_suffix(".market.duckdb")) if spec.market.source == "ccxt" else None
+    # Next to the event log; only a source that caches (ccxt) creates it.
+    cache_db = str(Path(db_path).with_suffix(".market.duckdb"))
     return load_market(spec.market, base_dir=base_dir, cache_db=cache_db)
