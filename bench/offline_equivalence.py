@@ -26,7 +26,10 @@ FIRMS = "tradingagents.yaml,fincon.yaml"  # under workflows/
 # Runs inside the tree under test (its flowkit on PYTHONPATH); prints one JSON document.
 _PROBE = r"""
 import asyncio, json, sys
-from flowkit.backtest.loop import Invocation, run_session
+try:  # the application layer, or the loop that held the use cases before it
+    from flowkit.app import Invocation, run_session
+except ImportError:
+    from flowkit.backtest.loop import Invocation, run_session
 from flowkit.llm.offline import OfflineModel
 from flowkit.runtime.session import RunOptions, Session
 from flowkit.spec.loader import load_workflow

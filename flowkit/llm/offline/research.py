@@ -16,19 +16,20 @@ from typing import Any
 from flowkit.llm.offline.analysts import consensus
 from flowkit.llm.offline.trading import price_levels
 from flowkit.llm.offline.view import (
-    MARK, THRESHOLD, Reading, View, action_for, clip, conf, fmt_price, num, quote, rnd,
+    MARK, THRESHOLD, Reading, View, action_for, clip, fmt_price, num, quote, rnd,
 )
 
 
 def research_argument(v: View) -> dict[str, Any]:
-    stance = "bear" if v.stance == "bear" else "bull"  # declared; a researcher argues for buying by default
+    stance = "bear" if v.stance == "bear" else "bull"  # declared; bull unless it says bear
     side = 1 if stance == "bull" else -1
     views = v.analysts
     crowd = consensus(v)
     support = sorted((x for x in views if side * x[1].score > THRESHOLD),
                      key=lambda x: -side * x[1].score)
     against = [x for x in views if side * x[1].score < -THRESHOLD]
-    points = [_point(agent, v.outputs[agent]) for agent, _ in support]
+    points = [_point(agent, v.outputs.get(agent) or v.inputs.get(agent) or {}, reading)
+              for agent, reading in support]
     if not points:
         points = [f"no analyst leans {stance}ish; {crowd.drivers[0]}"]
     conviction = 0.5 + 0.5 * side * crowd.score
@@ -43,9 +44,11 @@ def research_argument(v: View) -> dict[str, Any]:
             "conviction": rnd(conviction)}
 
 
-def _point(agent: str, out: Mapping[str, Any]) -> str:
+def _point(agent: str, out: Mapping[str, Any], reading: Reading) -> str:
+    """One supporting view: an analyst report, or a declared input with a direction."""
     detail = next((p for p in out.get("key_points") or () if isinstance(p, str)), None)
-    text = f"{agent} reads {out.get('signal')} at {num(out, 'score') or 0:+.2f} (confidence {conf(out):.2f})"
+    call = out.get("signal") or out.get("recommendation") or out.get("action")
+    text = f"{agent} reads {call} at {reading.score:+.2f} (confidence {reading.confidence:.2f})"
     return f"{text}: {detail}" if detail else text
 
 
