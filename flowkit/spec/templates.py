@@ -402,9 +402,10 @@ def template(prompt: Any, role_prompt_file: str | None, base_dir: Path) -> Any:
     for base in (base_dir, asset_dir("prompts"), asset_dir("prompts").parent):
         path = base / rel
         if path.is_file():
-            # the workflow's own path is bounded; a registered role's default (installed code,
-            # e.g. a plugin's package) is trusted like the code that registered it
-            if rel is prompt and outside(path, readable_roots(base_dir, asset_dir("prompts"))):
+            # A path the workflow wrote is bounded; a registered role's own file (an installed
+            # package's, given as an absolute path) is as trusted as the package's code.
+            if isinstance(prompt, str) and outside(path, readable_roots(base_dir,
+                                                                        asset_dir("prompts"))):
                 raise FlowkitError(f"prompt file '{rel}' is outside the workflow's folder and "
                                    f"flowkit's prompts")
             return _compile_source(path.read_text(encoding="utf-8"), str(rel))
