@@ -62,12 +62,11 @@ from _common import (
     pct,
 )
 
-from flowkit.app import Invocation, run_session
+import flowkit
+from flowkit.app import Invocation, RunOptions, Session, run_session
 from flowkit.graph import nodes
-from flowkit.spec import templates
 from flowkit.graph.nodes import ParallelNode, SequentialNode
-from flowkit.runtime.session import RunOptions, Session
-from flowkit.spec.loader import load_workflow
+from flowkit.spec import templates
 
 # ---------------------------------------------------------------- instrumentation
 
@@ -413,7 +412,7 @@ def main() -> None:
     ap.add_argument("--offline-start", default="2024-02-01", help="(b) first decision date")
     ap.add_argument("--skip-http", action="store_true", help="only (b)")
     args = ap.parse_args()
-    loaded = load_workflow(WORKFLOW)
+    loaded = flowkit.load(WORKFLOW)
     print(f"framework overhead per call: {loaded.spec.name} firm")
     print(f"  {machine_line()}")
     if not args.skip_http:
