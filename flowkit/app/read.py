@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -28,6 +30,8 @@ def list_runs(db: str | None = None, limit: int = 20) -> list[RunSummary]:
     """The latest runs first."""
     from flowkit.store import open_reader
 
+    if limit < 1:
+        raise ConfigError(f"--limit {limit}: expected at least 1")
     with open_reader(existing_db(db)) as con:
         rows = con.execute("""
             SELECT r.run_id, r.workflow_name, r.mode, r.status, r.started_at,
@@ -116,7 +120,22 @@ def report(run_id: str, db: str | None = None, out: str | Path | None = None) ->
     db = existing_db(db)
     load_run(db, run_id)  # a run that is not there is the user's mistake, said plainly
     html = Path(out or f"reports/{run_id}.html")
-    html.parent.mkdir(parents=True, exist_ok=True)
     png = html.with_suffix(".png")
-    write_report(db, run_id, html, png=png)
+    with writing(html, png):
+        write_report(db, run_id, html, png=png)
     return html, png
+
+
+@contextmanager
+def writing(*paths: Path) -> Iterator[None]:
+    """Create the folders of files the user asked for; failing to write one of them is the
+    user's to fix (a read-only folder, a name that is a folder), so it is said plainly."""
+    try:
+        for path in paths:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        yield
+    except OSError as exc:
+        ours = {str(p) for path in paths for p in (path, *path.parents)}
+        if exc.filename is not None and str(exc.filename) not in ours:
+            raise
+        raise ConfigError(f"cannot write {exc.filename or paths[0]}: {exc.strerror or exc}") from None
