@@ -133,3 +133,20 @@ def test_quiet_drops_the_progress_but_keeps_the_run_id_and_the_result(quiet: boo
     header = f"run {run['run_id']} · tradingagents · backtest · AMZN · 20 decision times"
     progress = "] 20/20 dates · 20 decisions"
     assert (header in out, progress in out) == (not quiet, not quiet)
+
+
+def test_reading_commands_do_not_load_the_runtime(tmp_path: Path) -> None:
+    """`runs`, `show` and `report` can be polled while a run writes: they stay light."""
+    import subprocess
+    import sys
+
+    db = tmp_path / "log.duckdb"
+    code, _, err = cli("run", TA, "--symbol", "AAPL", "--db", db, "--quiet")
+    assert code == 0, err
+    probe = ("import sys; from flowkit.cli import main; code = main(['runs', '--db', sys.argv[1]]); "
+             "heavy = ('numpy', 'pandas', 'litellm', 'jinja2', 'flowkit.runtime', "
+             "'flowkit.graph', 'flowkit.backtest'); "
+             "print(code, sorted(m for m in heavy if m in sys.modules), file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", probe, str(db)], capture_output=True, text=True,
+                          check=False)
+    assert done.stderr.strip().splitlines()[-1] == "0 []", done.stderr

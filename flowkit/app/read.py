@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -11,7 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from flowkit.errors import ConfigError
-from flowkit.runtime.session import existing_db
+
+
+def existing_db(option: str | None) -> str:
+    """The event log a reading command opens (--db, then FLOWKIT_DB, then ./flowkit.duckdb);
+    it must exist already."""
+    path = option or os.environ.get("FLOWKIT_DB") or "flowkit.duckdb"
+    if not os.path.exists(path):
+        raise ConfigError(f"no event log at {path} (use --db PATH or FLOWKIT_DB)")
+    return path
 
 
 @dataclass

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from flowkit.app.events import Reporter
 from flowkit.app.read import writing
-from flowkit.app.run import Invocation, run_to_end
+from flowkit.app.running import Invocation, run_to_end
 from flowkit.backtest.loop import Outcome
 from flowkit.errors import ConfigError
 from flowkit.runtime.session import RunOptions, Session
