@@ -17,10 +17,9 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from _common import NullLog
-
 import flowkit
 from flowkit.app import Invocation, RunOptions, Session, run_session
+from flowkit.store import NullSink
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,7 +28,7 @@ def one(symbols: list[str], start: str, end: str, db: str | None) -> dict[str, f
     t0 = time.perf_counter()
     loaded = flowkit.load(ROOT / "workflows" / "tradingagents.yaml")
     session = Session(loaded, RunOptions(db=db or ":memory:", symbols=symbols, mode="backtest"),
-                      log=NullLog() if db is None else None)
+                      log=NullSink() if db is None else None)
     inv = Invocation(symbols=symbols, start=start, end=end)
     session.invocation = asdict(inv)
     t1 = time.perf_counter()

@@ -10,7 +10,7 @@ reported on its own (litellm's import and first-call setup).
 
 Columns, per row (N symbols decided concurrently on one date):
   calls       model calls the server received per decision / what the node tree predicts
-  crit        the critical path in calls, derived from the compiled node tree (bench/_common.py
+  crit        the critical path in calls, derived from the compiled node tree (flowkit.patterns.plan
               call_plan): parallel analysts count once, a debate of P participants x R rounds
               plus judge counts P*R+1, ...; for N symbols it is still one decision's path
   sched       unit-latency schedule length for N concurrent decisions under the firm's

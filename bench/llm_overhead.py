@@ -14,7 +14,7 @@ import time
 
 from flowkit.llm.base import ModelRequest
 from flowkit.llm.cache import CachedModel, MemoryCacheStore
-from flowkit.llm.fakeserver import FakeOpenAIServer
+from flowkit.testing.fakeserver import FakeOpenAIServer
 from flowkit.llm.litellm_model import LiteLLMModel, _litellm
 from flowkit.spec.models import ModelProfile
 

@@ -1,5 +1,5 @@
 """Offline-model throughput: agent steps per second for the whole TradingAgents firm, with the
-event log on DuckDB and with a NullLog (logging off), for comparison.
+event log on DuckDB and with a NullSink (logging off), for comparison.
 
 What runs: workflows/tradingagents.yaml with the built-in offline model (no network), through
 run_session as `flowkit run --start --end` would, --symbols decided concurrently per date over
@@ -14,7 +14,7 @@ Columns:
   steps/s     steps / loop s, the headline (median in brackets)
   us/step     loop s / steps (everything in the loop, per step)
   eval s      metrics, baselines and report rows after the loop
-  close s     the final flush: rows still buffered committed to DuckDB (0 with NullLog)
+  close s     the final flush: rows still buffered committed to DuckDB (0 with NullSink)
   total s     Session() + run_session + close
   steps/s all steps / total s
 
@@ -32,11 +32,12 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from _common import WORKFLOW, NullLog, machine_line, med
+from _common import WORKFLOW, machine_line, med
 
 import flowkit
 from flowkit.app import Invocation, RunOptions, Session, run_session
 from flowkit.backtest import loop as loop_mod
+from flowkit.store import NullSink
 
 LOOP_S: list[float] = []
 
@@ -57,7 +58,7 @@ def _instrument_loop() -> None:
 def one(loaded, symbols: list[str], start: str, end: str, db: str | None) -> dict[str, Any]:
     t0 = time.perf_counter()
     session = Session(loaded, RunOptions(db=db or ":memory:", symbols=symbols, mode="backtest"),
-                      log=NullLog() if db is None else None)
+                      log=NullSink() if db is None else None)
     inv = Invocation(symbols=symbols, start=start, end=end)
     session.invocation = asdict(inv)
     t1 = time.perf_counter()
@@ -88,14 +89,14 @@ def main() -> None:
     print(f"offline throughput: {loaded.spec.name} firm, offline model, {len(symbols)} symbols, "
           f"{args.start}..{args.end}")
     print(f"  {machine_line()}")
-    results: dict[str, list[dict[str, Any]]] = {"DuckDB log": [], "NullLog": []}
+    results: dict[str, list[dict[str, Any]]] = {"DuckDB log": [], "NullSink": []}
     with tempfile.TemporaryDirectory() as tmp:
         one(loaded, symbols[:1], args.end, args.end, None)  # warm-up: imports, first compile
         for i in range(args.reps):  # interleaved, so both see the same machine load
             db = os.path.join(tmp, f"bench{i}.duckdb")
             results["DuckDB log"].append(one(loaded, symbols, args.start, args.end, db))
             results["DuckDB log"][-1]["mb"] = os.path.getsize(db) / 1e6
-            results["NullLog"].append(one(loaded, symbols, args.start, args.end, None))
+            results["NullSink"].append(one(loaded, symbols, args.start, args.end, None))
 
     r0 = results["DuckDB log"][0]
     print(f"  {r0['decisions']} decisions, {r0['steps']} agent steps "
@@ -112,7 +113,7 @@ def main() -> None:
               f"{f'({med(rate):.0f})':>8} {1e6 * b['loop_s'] / b['steps']:7.0f} {b['eval_s']:6.2f} "
               f"{b['close_s']:7.2f} {b['setup_s']:7.2f} {b['total_s']:7.2f} "
               f"{b['steps'] / b['total_s']:11.0f}")
-    d, n = best["DuckDB log"], best["NullLog"]
+    d, n = best["DuckDB log"], best["NullSink"]
     same = all(abs(r["equity"] - n["equity"]) < 1e-6 for rs in results.values() for r in rs)
     print(f"  logging costs {1e6 * (d['loop_s'] / d['steps'] - n['loop_s'] / n['steps']):+.0f} us "
           f"per step in the loop ({100 * (d['loop_s'] / n['loop_s'] - 1):+.0f}%), "

@@ -87,5 +87,14 @@ class StoreError(FlowkitError):
     """The DuckDB event log cannot be opened or written."""
 
 
+class RunNotFound(StoreError):
+    """A command named a run the event log does not hold."""
+
+
 class BrokerError(FlowkitError):
     """An order could not be placed, or live trading was not confirmed."""
+
+
+class PluginError(FlowkitError):
+    """A name no installed package registers, or a plugin that breaks its extension point's
+    contract."""

@@ -216,7 +216,7 @@ def context(snapshot: dict[str, Any], agent_id: str, role: str, *, kind: str | N
         "agent": {"id": agent_id, "role": role, "kind": kind or (info.kind if info else "analyst"),
                   "stance": stance, "description": info.description if info else ""},
         "params": {}, "symbol": snapshot["symbol"], "as_of": snapshot["as_of"], "market": snapshot,
-        "outputs": {}, "transcript": [], "round": None, "task": None, "reports": [],
+        "outputs": {}, "inputs": {}, "transcript": [], "round": None, "task": None, "reports": [],
         "workers": [], "final": False, "beliefs": [], "lessons": [],
         "portfolio": portfolio(price=snapshot["price"]["close"]), "risk": copy.deepcopy(RISK),
         "risk_state": {"risk_averse": False, "drawdown_pct": 1.8, "halted": False},

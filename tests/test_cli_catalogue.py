@@ -15,7 +15,7 @@ from runtime_support import WORKFLOWS, dicts
 
 from flowkit.cli import COMMANDS, main, parser
 from flowkit.cli.options import CATALOGUE, MODEL_OPTIONS
-from flowkit.llm.fakeserver import FakeOpenAIServer
+from flowkit.testing.fakeserver import FakeOpenAIServer
 
 TA = str(WORKFLOWS / "tradingagents.yaml")
 FINCON = str(WORKFLOWS / "fincon.yaml")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from flowkit.llm.offline import parse_belief
+from flowkit.memory.conditions import parse_belief
 from runtime_support import cli, rows
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -139,3 +139,53 @@ def test_beliefs_trained_on_an_overlapping_window_are_refused(tmp_path):
     # A window that starts after the training ended is accepted.
     rc, text = cli("run", FINCON, "--start", "2024-02-20", "--end", "2024-03-01", "--db", str(db))
     assert rc == 0, text
+
+
+# ---------------------------------------------------------------- routing by declared kind and focus
+
+
+def test_market_beliefs_route_by_focus_and_reach_user_defined_analysts():
+    from flowkit.memory.beliefs import distil
+
+    # Every decision saw RSI above 70 and a bearish call from "technical"; prices then fell.
+    features = {"market": {"indicators": {"rsi_14": 75.0}, "price": {}, "fundamentals":
+                           {"latest": {"surprise_pct": 9.0}}},
+                "outputs": {"technical": {"signal": "bearish", "score": -0.4}}, "signals": {}}
+    trajectory = [{"features": features, "ret": -0.02, "signed": 0.0, "action": "HOLD"}] * 8
+    analysts = {"technical": "fundamentals_analyst",   # an id that names another focus
+                "chart": "technical_analyst", "books": "fundamentals_analyst",
+                "headlines": "news_analyst", "regime": "regime_analyst"}
+    found = {b["key"]: b["agents"] for b in distil(trajectory, analysts, "pm", 5, 1)}
+    assert found["rsi_high"] == ["chart", "pm", "regime"]          # technical focus + no focus
+    assert found["eps_beat"] == ["books", "pm", "regime", "technical"]  # fundamentals focus
+    assert found["technical_bearish"] == ["pm", "technical"]        # the analyst whose call it is
+
+
+def test_a_user_defined_analyst_is_trained_on_and_hears_its_beliefs(tmp_path):
+    examples = ROOT / "workflows" / "examples"
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "prompts" / "regime_analyst.j2").write_text(
+        (examples / "prompts" / "regime_analyst.j2").read_text())
+    text = (examples / "custom_role.yaml").read_text()
+    text = text[:text.index("backtest:")] + (
+        "backtest: {start: 2024-01-02, end: 2024-01-31}\n"
+        "learning:\n  beliefs: {enabled: true}\n  train: {start: 2023-06-01, end: 2023-11-30, "
+        "episodes: 1}\n")
+    firm = tmp_path / "custom.yaml"
+    firm.write_text(text)
+    db = tmp_path / "log.duckdb"
+    rc, out = cli("train", str(firm), "--db", str(db))
+    assert rc == 0, out
+    frozen = [(t, set(json.loads(a)), json.loads(c))
+              for t, a, c in rows(db, "SELECT text, agents, condition FROM beliefs")]
+    market = [(t, agents) for t, agents, c in frozen if {"indicator", "price"} & set(c)]
+    assert market, frozen
+    assert all("regime" in agents and "flow" in agents for _, agents in market)
+    rc, out = cli("run", str(firm), "--db", str(db))
+    assert rc == 0, out
+    run = latest_run(db)
+    heard = [prompt for agent, prompt in prompts(db, run) if agent == "regime"]
+    assert any(t in p for t, _ in market for p in heard)
+    said = rows(db, "SELECT count(*) FROM steps WHERE run_id = ? AND agent = 'flow' AND "
+                    "CAST(output AS VARCHAR) LIKE '%beliefs applied%'", run)[0][0]
+    assert said > 0  # the offline model acted on them for the user-defined analyst

@@ -12,7 +12,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from flowkit.llm.fakeserver import (Answer, CallTools, Fail, FakeOpenAIServer, Malformed,
+from flowkit.testing.fakeserver import (Answer, CallTools, Fail, FakeOpenAIServer, Malformed,
                                     RateLimited, Violating, instance)
 from flowkit.roles.outputs import OUTPUTS
 

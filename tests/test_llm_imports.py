@@ -8,6 +8,6 @@ import sys
 
 def test_importing_flowkit_llm_does_not_import_litellm() -> None:
     code = ("import sys, flowkit.llm.litellm_model, flowkit.llm.cache, flowkit.llm.limits, "
-            "flowkit.llm.fakeserver; print('litellm' in sys.modules)")
+            "flowkit.testing.fakeserver; print('litellm' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -13,7 +13,7 @@ import pytest
 from flowkit.errors import CacheMiss, ConfigError, ModelError
 from flowkit.llm.base import ModelRequest
 from flowkit.llm.cache import CachedModel, MemoryCacheStore
-from flowkit.llm.fakeserver import (Answer, CallTools, Fail, FakeOpenAIServer, Hang, Malformed,
+from flowkit.testing.fakeserver import (Answer, CallTools, Fail, FakeOpenAIServer, Hang, Malformed,
                                     RateLimited, Violating)
 from flowkit.llm.limits import Limiter
 from flowkit.llm.litellm_model import LiteLLMModel

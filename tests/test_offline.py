@@ -13,13 +13,8 @@ from roles_context import SNAPSHOTS, context, example_context, portfolio
 
 from flowkit.errors import ModelError
 from flowkit.llm.base import ChatModel, ModelRequest
-from flowkit.llm.offline import (
-    MARK,
-    OfflineModel,
-    compile_condition,
-    parse_belief,
-    tone_counts,
-)
+from flowkit.llm.offline import MARK, OfflineModel, tone_counts
+from flowkit.memory.conditions import compile_condition, parse_belief
 from flowkit.roles.outputs import validator_for
 from flowkit.roles.registry import BUILTIN_ROLES
 
@@ -489,3 +484,28 @@ def test_portfolio_manager_shrinks_a_buy_that_moves_with_a_held_position():
     assert pm["crowded"]["size_pct"] == pytest.approx(pm["alone"]["size_pct"] * 0.6, rel=1e-3)
     assert "correlation 0.90 with AMD held" in pm["crowded"]["reasoning"]
     assert pm["loose"]["size_pct"] == pm["alone"]["size_pct"]  # below 0.5: no change
+
+
+# ---------------------------------------------------------------- declared, never named
+
+
+def test_strategies_follow_what_roles_declare_not_their_names():
+    snap = SNAPSHOTS["NVDA"]()
+    out, _, _ = run_firm(snap)
+    # An agent id naming another focus reads by its role's declared focus.
+    assert ask(snap, "news", "technical_analyst", {}) == ask(snap, "x", "technical_analyst", {})
+    # The built-in researchers argue their declared side whatever the agent is called.
+    assert ask(snap, "bull", "bear_researcher", out)["stance"] == "bear"
+    assert ask(snap, "bear", "bull_researcher", out)["stance"] == "bull"
+
+    def custom(role: str, kind: str, output: str, stance: str | None = None) -> dict:
+        ctx = context(snap, "agent", role, kind=kind, stance=stance, outputs=out)
+        return MODEL.answer(request(ctx, output=output))
+
+    # A user-defined role's name says nothing: a "bear_case" researcher argues the side its
+    # agent declares (bull when none), a "technical_analyst_v2" analyst reads all four.
+    assert custom("bear_case", "researcher", "research_argument")["stance"] == "bull"
+    assert custom("skeptic", "researcher", "research_argument", stance="bear")["stance"] == "bear"
+    v2 = custom("technical_analyst_v2", "analyst", "analyst_report")
+    assert "own read of the data" in v2["summary"]
+    assert v2["score"] != ask(snap, "x", "technical_analyst", {})["score"]

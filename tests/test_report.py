@@ -16,7 +16,8 @@ import pytest
 
 from flowkit.backtest.baselines import run_baselines
 from flowkit.backtest.metrics import compute_metrics, flag_suspect, round_trips
-from flowkit.backtest.report import write_comparison, write_report
+from flowkit.errors import RunNotFound
+from flowkit.report import write_comparison, write_report
 from sample_data import OHLCV, Bars
 
 SCHEMA = Path(__file__).resolve().parents[1] / "flowkit" / "store" / "schema.sql"
@@ -235,7 +236,8 @@ def test_report_metrics_and_run_info(report: tuple[Path, Path], db: Path) -> Non
     assert cells("Sharpe ratio")[0] == f"{firm['sharpe']:.2f}"
     assert cells("Total return")[1] == f"{bh['cumulative_return'] * 100:+.2f}%"
     excess = firm["cumulative_return"] - bh["cumulative_return"]
-    assert cells("Excess return vs buy &amp; hold")[:2] == [f"{excess * 100:+.2f}%", "—"]
+    assert cells("Excess return vs buy &amp; hold (percentage points)")[:2] == [
+        f"{excess * 100:+.2f} pp", "—"]
     assert cells("Flags") == [CUTOFF.replace("'", "&#39;"), "—", "—", "—"]
     assert f"⚠ Firm: {CUTOFF}".replace("'", "&#39;") in html
     for label in ("Annual return (CAGR)", "Sortino ratio", "Max drawdown", "Calmar ratio",
@@ -314,7 +316,7 @@ def test_decide_run_with_no_portfolio_or_metrics(tmp_path: Path) -> None:
 
 
 def test_unknown_run(db: Path, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="no run 'nope'"):
+    with pytest.raises(RunNotFound, match="no run nope in "):
         write_report(db, "nope", tmp_path / "x.html")
 
 
@@ -354,7 +356,8 @@ def test_browser_renders_charts_tables_and_toggles(report: tuple[Path, Path],
         </script></body>"""))
     dom = chromium("--dump-dom", page.as_uri(), tmp=tmp_path).stdout
     assert dom.count('<path class="series"') == 10 and 'class="fill-marker buy"' in dom
-    assert "<td>Sharpe ratio</td>" in dom and "<td>Excess return vs buy &amp; hold</td>" in dom
+    assert "<td>Sharpe ratio</td>" in dom
+    assert "<td>Excess return vs buy &amp; hold (percentage points)</td>" in dom
     rows = re.findall(r'<tr class="decision open" data-action="(\w+)" aria-expanded="true"'
                       r'( hidden="")?>', dom)
     assert len(rows) == dom.count('<tr class="decision')  # all expanded

@@ -149,7 +149,7 @@ def test_many_problems_are_capped():
 
 # ---------------------------------------------------------------- templates
 
-CONTRACT = {"agent", "params", "symbol", "as_of", "market", "outputs", "transcript", "round", "task",
+CONTRACT = {"agent", "params", "symbol", "as_of", "market", "outputs", "inputs", "transcript", "round", "task",
             "reports", "beliefs", "lessons", "portfolio", "risk", "risk_state", "workers", "final"}
 
 

@@ -15,7 +15,7 @@ import pytest
 from runtime_support import WORKFLOWS, dicts, model_calls, only, steps
 
 from flowkit.cli import main
-from flowkit.llm.fakeserver import (
+from flowkit.testing.fakeserver import (
     Answer,
     CallTools,
     Fail,

@@ -75,8 +75,16 @@ CASES = [
      "pipeline[0].parallel.join: 'quorum:0' is not all, any or quorum:N with N >= 1"),
     ('range_quorum', 30, 13, 'quorum:3 waits for more branches than the 2 listed'),
     ('range_rounds', 33, 15, 'pipeline[1].debate.rounds: 50 is out of range; must be <= 10'),
-    ('range_source_enum', 42, 11, "market.source: 'yahoo' is not one of sample, csv, ccxt"),
     ('range_empty_symbols', 41, 12, 'market.symbols: needs at least 1 item'),
+    # -- names no installed package registers (flowkit's own come through the same entry points)
+    ('plugin_source_unknown', 42, 11, "unknown data source 'yahoo'; installed: ccxt, csv, sample"),
+    ('plugin_broker_unknown', 50, 11,
+     "unknown broker 'papr' (did you mean 'paper'?); installed: ccxt, paper"),
+    ('plugin_tool_unknown', 15, 55, "unknown tool 'price_histroy' (did you mean 'price_history'?); "
+     "installed: fundamentals, indicators, news, price_history"),
+    ('plugin_provider_typo', 11, 12,
+     "unknown model provider 'ofline' in model 'ofline' (did you mean 'offline'?); an id starts "
+     "with a registered provider (offline) or is a litellm model id"),
     # -- references to things that do not exist, or run too late
     ('ref_undefined_agent', 29, 21, "undefined agent 'nwes' (did you mean 'news'?)"),
     ('ref_undefined_model', 22, 12,
@@ -97,6 +105,12 @@ CASES = [
      "condition reads unknown name 'judg' (did you mean 'judge'?); it may read agents that"
      " ran before this step and failures, market, outputs, portfolio, risk_state and "
      "symbol"),
+    ('ref_condition_field', 36, 11,
+     "condition reads 'judge.recomendation': the output of 'judge' (research_verdict) has no "
+     "field 'recomendation' (did you mean 'recommendation'?)"),
+    ('ref_condition_outputs_field', 36, 11,
+     "condition reads 'judge.winer': the output of 'judge' (research_verdict) has no field "
+     "'winer' (did you mean 'winner'?)"),
     ('ref_condition_later_agent', 31, 11,
      "condition reads 'trader', which has not run before this step"),
     ('ref_prompt_file', 18, 41,
@@ -188,12 +202,15 @@ CASES = [
     ('rule_inline_output', 19, 41, 'an inline output schema must describe an object (type: object)'),
     ('rule_unknown_filter', 36, 11,
      "invalid condition: no filter named 'lowercase' (did you mean 'lower'?)"),
+    ('rule_decision_output', 26, 13,
+     "agent 'trader' makes the decision, but its output has no size_pct; a decision needs "
+     "action (BUY, SELL or HOLD) and size_pct (a number, % of equity), both required"),
     ('rule_new_role_incomplete', 15, 3,
      "new role 'quant' needs kind, prompt and output (it does not override a built-in "
      "role)"),
 ]
-CLASSES = {"syntax", "dup", "unknown", "type", "range", "ref", "slot", "cycle", "loop", "yaml11",
-           "env", "rule"}
+CLASSES = {"syntax", "dup", "unknown", "type", "range", "plugin", "ref", "slot", "cycle", "loop",
+           "yaml11", "env", "rule"}
 IDS = [case[0] for case in CASES]
 
 
@@ -250,3 +267,29 @@ def test_each_fixture_is_a_small_edit_of_the_valid_firm(name: str) -> None:
     edited = (BROKEN / f"{name}.yaml").read_text().splitlines()[1:]
     changed = [d for d in difflib.ndiff(base, edited) if d[:1] in "+-"]
     assert 1 <= len(changed) <= 5, changed
+
+
+MANY = FIXTURES / "many" / "every_problem.yaml"
+EVERY_PROBLEM = [
+    (13, 16, "unknown role 'news_analsyt' (did you mean 'news_analyst'?); define it under roles: "
+             "or use a built-in role"),
+    (18, 12, "agent 'judge' uses undefined model profile 'deeep' (did you mean 'deep'?)"),
+    (19, 5, "unknown key 'modle' in agents.judge (did you mean 'model'?)"),
+    (27, 15, "pipeline[1].debate.rounds: expected an integer, got 'two'"),
+    (30, 11, "condition reads 'judge.recomendation': the output of 'judge' (research_verdict) has "
+             "no field 'recomendation' (did you mean 'recommendation'?)"),
+    (32, 11, "undefined agent 'trade' (did you mean 'trader'?)"),
+    (37, 1, "unknown key 'portfolios' (did you mean 'portfolio'?)"),
+    (42, 8, "backtest.start 2024-03-02 is after backtest.end 2024-01-28"),
+]
+
+
+def test_every_problem_is_reported_in_one_pass(capsys: pytest.CaptureFixture[str]) -> None:
+    # An unknown key in an agent does not hide its undefined model, a broken debate does not
+    # hide an undefined decision agent, an unknown top-level key hides nothing.
+    expected = [f"{MANY}:{line}:{col}: {message}" for line, col, message in EVERY_PROBLEM]
+    with pytest.raises(SpecError) as caught:
+        load_workflow(MANY, env={})
+    assert sorted(map(str, caught.value.problems)) == sorted(expected)
+    assert cli.main(["validate", str(MANY)]) == 1
+    assert capsys.readouterr().err.splitlines() == expected

@@ -50,7 +50,7 @@ def test_env_interpolation_uses_defaults_when_unset() -> None:
 def test_env_interpolation_uses_the_environment() -> None:
     env = {"FLOWKIT_TEST_MODEL": "gpt-4o-mini", "FLOWKIT_TEST_API_BASE": "http://gpu:9000/v1",
            "FLOWKIT_TEST_DATA": "/srv", "FLOWKIT_TEST_VENDOR": "polygon",
-           "FLOWKIT_TEST_DB": "/tmp/x.duckdb"}
+           "FLOWKIT_TEST_DB": "/tmp/x.duckdb", "FLOWKIT_ALLOW_PATHS": "/srv"}
     wf = load_workflow(VALID / "env_fields.yaml", env=env)
     assert wf.spec.models["default"].model == "gpt-4o-mini"
     assert wf.spec.models["default"].api_base == "http://gpu:9000/v1"

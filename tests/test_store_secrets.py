@@ -7,7 +7,7 @@ import json
 import pytest
 
 from flowkit.store import EventLog, open_reader
-from flowkit.store._redact import env_secrets
+from flowkit.secrets import credentials as env_secrets
 
 OPENAI = "sk-proj-Abc123def456GHI789jkl012MNO345"
 ENV_SECRET = 'pa55:wörd"with\\quotes'    # needs JSON escaping, has non-ASCII

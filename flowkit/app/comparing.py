@@ -25,7 +25,7 @@ def compare(files: list[str], inv: Invocation, options: RunOptions | None = None
             reporter: Reporter | None = None) -> Comparison:
     """Backtest every firm over `inv`'s window and write the comparison report to `out`
     (default: reports/compare-<first run>.html)."""
-    from flowkit.backtest.report import write_comparison
+    from flowkit.report import write_comparison
     from flowkit.spec.loader import load_workflow
 
     inv.check()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,18 +45,12 @@ class StoredRun:
 
 def load_run(db: str, run_id: str) -> StoredRun:
     """The run's row, resolved workflow and invocation, and its last checkpoint."""
-    from flowkit.store import open_reader
+    from flowkit.store import RunStore
 
-    with open_reader(db) as con:
-        row = con.execute("SELECT workflow_path, workflow_hash, status, config, mode FROM runs "
-                          "WHERE run_id = ?", [run_id]).fetchone()
-        if row is None:
-            raise ConfigError(f"no run {run_id} in {db} (see `flowkit runs`)")
-        cp = con.execute("SELECT seq, as_of, state FROM checkpoints WHERE run_id = ? "
-                         "ORDER BY seq DESC LIMIT 1", [run_id]).fetchone()
-        decided = con.execute("SELECT symbol, as_of, action, size_pct FROM decisions WHERE run_id = ? "
-                              "ORDER BY as_of, symbol", [run_id]).fetchall()
-    config = json.loads(row[3]) if isinstance(row[3], str) else row[3]
-    checkpoint = None if cp is None else {
-        "seq": int(cp[0]), "as_of": cp[1], "state": json.loads(cp[2]) if isinstance(cp[2], str) else cp[2]}
-    return StoredRun(run_id, row[0], row[1], row[2], row[4], config, checkpoint, decided)
+    with RunStore.open(db) as store:
+        run = store.run(run_id)
+        cp = store.last_checkpoint(run_id)
+        decided = [(d["symbol"], d["as_of"], d["action"], d["size_pct"]) for d in store.decisions(run_id)]
+    checkpoint = None if cp is None else {"seq": cp["seq"], "as_of": cp["as_of"], "state": cp["state"]}
+    return StoredRun(run_id, run["workflow_path"], run["workflow_hash"], run["status"], run["mode"],
+                     run["config"], checkpoint, decided)

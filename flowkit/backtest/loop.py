@@ -19,12 +19,16 @@ import itertools
 import math
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from flowkit.runtime.session import Decision, Session
+from flowkit.store.sink import checkpoint_row
+
+if TYPE_CHECKING:
+    from flowkit.broker.base import Broker
 
 
 @dataclass
@@ -77,7 +81,7 @@ class Trading:
 
     def __init__(self, session: Session, symbols: list[str], live: bool = False,
                  state: dict[str, Any] | None = None):
-        from flowkit.broker import PaperBroker
+        from flowkit.plugins import BROKERS
         from flowkit.portfolio import Portfolio
         from flowkit.risk import RiskEngine
 
@@ -88,13 +92,8 @@ class Trading:
         self.engine = RiskEngine(spec.risk, session.market.sectors(symbols), set(symbols),
                                  fee_bps=p.fee_bps, slippage_bps=p.slippage_bps,
                                  run_id=session.run_id)
-        if p.broker == "ccxt":
-            from flowkit.broker import CcxtBroker
-
-            self.broker: Any = CcxtBroker(p.exchange or "", sandbox=not live, live=live,
-                                          portfolio=self.portfolio, risk_engine=self.engine)
-        else:
-            self.broker = PaperBroker(p, self.portfolio, self.engine)
+        self.broker: Broker = BROKERS[p.broker].from_spec(p, self.portfolio, self.engine,
+                                                          live=live)
         self.logged: set[str] = set()
         if state:
             self.engine.load_state(state["engine"])
@@ -151,9 +150,7 @@ class Loop:
         does not wait for the disk."""
         state = {"trading": self.trading.state(), "cursor": self.cursor,
                  "memory": self.memory.to_state() if self.memory else None}
-        self.log.append("checkpoints", {"run_id": self.session.run_id, "seq": seq,
-                                        "as_of": _ts(t), "state": state,
-                                        "created_at": datetime.now(timezone.utc).replace(tzinfo=None)})
+        self.log.append("checkpoints", checkpoint_row(self.session.run_id, seq, _ts(t), state))
 
     def preload(self) -> None:
         """On resume: the equity curve and fills already done, for the final metrics, and what
@@ -166,18 +163,16 @@ class Loop:
           The redone dates settle them identically, so they count as logged already.
         - Step numbers continue after the last one kept."""
         run_id = self.session.run_id
-        for t, equity, gross in self.log.query(
-                "SELECT time, equity, gross_exposure FROM portfolio WHERE run_id = ? ORDER BY time",
-                [run_id]):
-            self.outcome.equity.append((_iso(np.datetime64(t, "s")), equity))
-            self.snapshots.append({"gross_exposure": gross})
+        with self.log.reader() as store:
+            snapshots, orders = store.snapshots(run_id), store.orders(run_id)
+            last_seq = store.last_step_seq(run_id)
+        for snap in snapshots:
+            self.outcome.equity.append((_iso(np.datetime64(snap["time"], "s")), snap["equity"]))
+            self.snapshots.append({"gross_exposure": snap["gross_exposure"]})
         for fill in self.trading.broker.fills:
             self.outcome.fills.append({"run_id": run_id, **fill.model_dump()})
-        self.trading.logged |= {order_id for (order_id,) in self.log.query(
-            "SELECT order_id FROM orders WHERE run_id = ?", [run_id])}
-        (last_seq,), = self.log.query("SELECT coalesce(max(seq), -1) FROM steps WHERE run_id = ?",
-                                      [run_id])
-        self.session.ctx.seq = itertools.count(int(last_seq) + 1)
+        self.trading.logged |= {o["order_id"] for o in orders}
+        self.session.ctx.seq = itertools.count(last_seq + 1)
 
     # ---------------------------------------------------------------- the loop
 
@@ -188,7 +183,11 @@ class Loop:
             self.replay_bars(t)
             prices = self.trading.prices()
             engine.update_daily(portfolio.equity(prices))
-            self.submit(engine.halt_orders(portfolio, prices, _ts(t)))
+            self.submit(engine.halt_orders(portfolio, prices, _ts(t))
+                        or engine.trim_orders(portfolio, prices, _ts(t)))
+            self.log.append("risk_state", {
+                "run_id": self.session.run_id, "time": _ts(t), "equity": portfolio.equity(prices),
+                "drawdown": portfolio.drawdown(prices), **engine.daily_state()})
             active = [s for s in self.symbols if self._has_bar_closing_at(s, t)]
             decisions = await _all_or_none([self.decide(s, t, prices) for s in active])
             for d in sorted(decisions, key=lambda d: d.symbol):
@@ -276,7 +275,14 @@ class Loop:
         proposal = {"symbol": d.symbol, "action": d.action, "size_pct": d.size_pct,
                     "stop_loss": d.stop_loss, "take_profit": d.take_profit,
                     "confidence": d.confidence}
-        review = self.trading.engine.review(proposal, self.trading.portfolio, prices, _ts(t))
+        portfolio = self.trading.portfolio
+        review = self.trading.engine.review(proposal, portfolio, prices, _ts(t))
+        # The weight of equity the position has once the approved order fills at the decision
+        # price (before costs): what the firm ends up targeting after the rule engine.
+        price, equity = prices.get(d.symbol), portfolio.equity(prices)
+        weight = (portfolio.qty(d.symbol) + review.approved_qty) * price / equity \
+            if price and equity > 0 else None
+        self.log.append("decisions", {"run_id": self.session.run_id, **d.row(weight)})
         row = review.model_dump(exclude={"order"})
         self.log.append("risk_reviews", {"run_id": self.session.run_id, **row})
         self.outcome.decisions.append(d)

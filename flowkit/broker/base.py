@@ -1,11 +1,13 @@
-"""What every broker shares: the orders and fills it produced, keyed by order id (the
-idempotency key) and exposed for the caller to log; the latest price seen per symbol; and booking
-fills into the portfolio and the risk engine. Saved whole in checkpoints."""
+"""The broker contract, and what every broker shares: the
+orders and fills it produced, keyed by order id (the idempotency key) and exposed for the caller
+to log; the latest price seen per symbol; and booking fills into the portfolio and the risk
+engine. Saved whole in checkpoints."""
 
 from __future__ import annotations
 
 import datetime as dt
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -24,13 +26,36 @@ from flowkit.errors import BrokerError, DataError
 if TYPE_CHECKING:  # for annotations only: the broker gets them from its caller
     from flowkit.portfolio import Portfolio
     from flowkit.risk import RiskEngine
+    from flowkit.spec.models import PortfolioSpec
 
 _REQUEST_FIELDS = set(OrderRequest.model_fields)
 _TIME = TypeAdapter(dt.datetime)
 
 
-class Broker:
-    name: str  # the `broker` column: paper | ccxt:<exchange>
+class Broker(ABC):
+    """Registered under a name in the `flowkit.brokers` entry point group.
+
+    Contract (checked by `flowkit.testing.conformance.check_broker`): `submit` is idempotent by
+    order id (the same order again returns its record; the id reused for another order is a
+    BrokerError); every booked fill goes through `_book`, so the portfolio and the engine's
+    stops follow; `on_bar` sees each bar once, in time order, records the latest price in
+    `marks` and returns the fills it caused; `to_state`/`load_state` round-trip through JSON
+    so a resumed run continues where it stopped."""
+
+    name: str  # the `broker` column: paper | ccxt:<exchange> | a plugin's name
+
+    @classmethod
+    @abstractmethod
+    def from_spec(cls, spec: PortfolioSpec, portfolio: Portfolio, risk_engine: RiskEngine, *,
+                  live: bool = False) -> Broker:
+        """The broker a run uses; `live` is True only when the user asked for live trading."""
+
+    @abstractmethod
+    def submit(self, order: OrderRequest) -> Submission: ...
+
+    @abstractmethod
+    def on_bar(self, symbol: str, time: dt.datetime | dt.date, open: float, high: float,
+               low: float, close: float) -> list[Fill]: ...
 
     def __init__(self, portfolio: Portfolio | None, risk_engine: RiskEngine | None):
         self.portfolio = portfolio

@@ -36,6 +36,7 @@ from flowkit.errors import BrokerError
 if TYPE_CHECKING:  # for annotations only: the broker gets them from its caller
     from flowkit.portfolio import Portfolio
     from flowkit.risk import RiskEngine
+    from flowkit.spec.models import PortfolioSpec
 
 LIVE_CONFIRM_ENV = "FLOWKIT_LIVE_CONFIRM"
 LIVE_CONFIRM_VALUE = "I-UNDERSTAND"
@@ -91,6 +92,13 @@ class CcxtBroker(Broker):
         self.live = live
         self.name = f"ccxt:{exchange_id}"
         super().__init__(portfolio, risk_engine)
+
+    @classmethod
+    def from_spec(cls, spec: PortfolioSpec, portfolio: Portfolio, risk_engine: RiskEngine, *,
+                  live: bool = False) -> CcxtBroker:
+        """Its sandbox unless `live` (and the confirmation in the environment)."""
+        return cls(spec.exchange or "", sandbox=not live, live=live, portfolio=portfolio,
+                   risk_engine=risk_engine)
 
     def submit(self, order: OrderRequest) -> Submission:
         """Place `order` once, however often it is submitted."""

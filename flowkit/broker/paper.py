@@ -46,6 +46,11 @@ class PaperBroker(Broker):
         self.spec = spec
         self._pending: list[str] = []
 
+    @classmethod
+    def from_spec(cls, spec: PortfolioSpec, portfolio: Portfolio, risk_engine: RiskEngine, *,
+                  live: bool = False) -> PaperBroker:
+        return cls(spec, portfolio, risk_engine)
+
     def submit(self, order: OrderRequest) -> Submission:
         """Idempotent: an order id seen before returns its existing record and fill."""
         if self._known(order):

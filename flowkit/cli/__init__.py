@@ -14,6 +14,7 @@ from flowkit._version import __version__
 from flowkit.cli import commands
 from flowkit.cli.options import MODEL_OPTIONS, attach
 from flowkit.errors import FlowkitError
+from flowkit.secrets import redacted_output
 
 _RUN_ID = ("run_id", dict(metavar="RUN_ID"))
 _FILE = ("file", dict(metavar="FILE"))
@@ -83,6 +84,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    with redacted_output():  # no key reaches the terminal, whatever echoes it
+        return _handle(args)
+
+
+def _handle(args: argparse.Namespace) -> int:
     try:
         return args.handler(args)
     except FlowkitError as exc:

@@ -166,7 +166,7 @@ def runs(args: argparse.Namespace) -> int:
         print("no runs yet")
         return 0
     print(table(["run", "workflow", "mode", "status", "started (UTC)", "decisions", "calls", "cost $"],
-                [[r.run_id, r.workflow, r.mode, r.status, str(r.started_at)[:19], r.decisions,
+                [[r.run_id, r.workflow_name, r.mode, r.status, str(r.started_at)[:19], r.decisions,
                   r.model_calls, f"{r.cost_usd:.4f}"] for r in rows]))
     return 0
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Side = Literal["buy", "sell"]
 OrderType = Literal["market", "limit", "stop"]
-Reason = Literal["decision", "stop_loss", "take_profit", "drawdown_halt"]
+Reason = Literal["decision", "stop_loss", "take_profit", "drawdown_halt", "rebalance"]
 OrderStatus = Literal["submitted", "filled", "rejected", "cancelled"]
 
 

@@ -8,14 +8,15 @@ import itertools
 import json
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Callable
 
 from flowkit.errors import FlowkitError, ModelError, RunAborted, StepError
-from flowkit.spec import templates
-from flowkit.graph.state import DecisionState, Scope
 from flowkit.llm.base import ChatModel, ModelRequest, ModelResponse
+from flowkit.patterns.node import now
+from flowkit.patterns.state import DecisionState, Scope
 from flowkit.roles.outputs import OutputInvalid
+from flowkit.spec import templates
 
 
 @dataclass
@@ -34,6 +35,7 @@ class CompiledAgent:
     output_schema: dict[str, Any]
     validate: Callable[[Any], dict[str, Any]]   # raises flowkit.roles.outputs.OutputInvalid
     tools: dict[str, Any] = field(default_factory=dict)   # name -> flowkit.tools.Tool
+    inputs: tuple[str, ...] = ()        # agents.<id>.inputs: agent ids whose outputs it reads
     tool_specs: list[dict[str, Any]] | None = None
     max_tool_rounds: int = 3
     temperature: float | None = None
@@ -52,7 +54,7 @@ class RunContext:
 
     run_id: str
     agents: dict[str, CompiledAgent]
-    log: Any = None                     # flowkit.store.EventLog or None
+    log: Any = None                     # a flowkit.store.EventSink, or None
     budget: Any = None                  # flowkit.llm.limits.Budget or None
     output_attempts: int = 3
     log_prompts: bool = True
@@ -71,19 +73,34 @@ class RunContext:
         self.record("steps", {"seq": next(self.seq), "step_id": step_id, "symbol": state.symbol,
                               "as_of": state.as_of, **fields})
 
+    async def call(self, agent: str, state: DecisionState, scope: Scope) -> dict[str, Any]:
+        """Run one agent step (what a pattern does with each of its agents); its typed output."""
+        return await run_agent(self, self.agents[agent], state, scope)
 
-def now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    def holds(self, condition: str, state: DecisionState) -> bool:
+        return templates.holds(condition, condition_vars(state))
+
+
+def condition_vars(state: DecisionState) -> dict[str, Any]:
+    """`when:` sees earlier agents by id (e.g. `trader.action`) plus the shared state."""
+    return {**state.outputs, "outputs": state.outputs, "symbol": state.symbol,
+            "market": state.market, "portfolio": state.portfolio,
+            "risk_state": state.risk_state, "failures": state.failures}
 
 
 def variables(agent: CompiledAgent, state: DecisionState, scope: Scope) -> dict[str, Any]:
-    """The template contract: exactly these names (see docs/architecture.md).
+    """The template contract: exactly these names (see docs/reference.md).
 
     `outputs` is a snapshot taken when the step starts: the model's context (which the offline
-    model reads) is exactly what its prompt saw, even while concurrent siblings finish."""
+    model reads) is exactly what its prompt saw, even while concurrent siblings finish.
+    `inputs` holds the agent's declared inputs in declared order, each its output or None when
+    it produced none (skipped by `when:`, failed)."""
+    outputs = dict(state.outputs)
     return {
         "agent": agent.info, "params": agent.params, "symbol": state.symbol, "as_of": state.as_of,
-        "market": state.market, "outputs": dict(state.outputs), "transcript": list(scope.transcript),
+        "market": state.market, "outputs": outputs,
+        "inputs": {source: outputs.get(source) for source in agent.inputs},
+        "transcript": list(scope.transcript),
         "round": scope.round, "task": scope.task, "reports": list(scope.reports),
         "workers": list(scope.workers), "final": scope.final,
         "beliefs": state.beliefs.get(agent.id, []), "lessons": state.lessons.get(agent.id, []),

@@ -8,14 +8,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from flowkit import patterns
 from flowkit.errors import FlowkitError
-from flowkit.spec import templates
 from flowkit.graph.agent import CompiledAgent
-from flowkit.graph.nodes import (AgentNode, BroadcastNode, DebateNode, HierarchicalNode, Node,
-                                 ParallelNode, SequentialNode)
 from flowkit.llm.base import ChatModel
+from flowkit.patterns.node import Node
+from flowkit.patterns.sequential import SequentialNode
 from flowkit.roles.registry import BUILTIN_ROLES, DECISION_KINDS
 from flowkit.spec import models as m
+from flowkit.spec import templates
 
 
 @dataclass
@@ -32,6 +33,7 @@ def compile_firm(spec: m.Workflow, base_dir: Path, models: dict[str, ChatModel])
     """`models` maps profile name -> the ChatModel that serves it."""
     from flowkit import tools as tool_registry
 
+    templates.use_limits(spec.runtime.templates)  # for this run's renderings (a context var)
     agents = {aid: _agent(aid, a, spec, base_dir, models, tool_registry)
               for aid, a in spec.agents.items()}
     root = SequentialNode(name="", steps=tuple(_node(s, i) for i, s in enumerate(spec.pipeline)))
@@ -46,30 +48,8 @@ def _last_decider(root: Node, agents: dict[str, CompiledAgent]) -> str:
 
 
 def _node(step: Any, index: int) -> Node:
-    if isinstance(step, str):
-        return AgentNode(name=step, agent=step)
-    name = step.id or f"{index}"
-    if isinstance(step, m.AgentStep):
-        return AgentNode(name=step.id or step.agent, when=step.when, agent=step.agent)
-    if isinstance(step, m.SequentialStep):
-        return SequentialNode(name=step.id or f"sequential{index}", when=step.when,
-                              steps=tuple(_node(s, i) for i, s in enumerate(step.sequential)))
-    if isinstance(step, m.ParallelStep):
-        b = step.parallel
-        return ParallelNode(name=step.id or f"parallel{index}", when=step.when,
-                            steps=tuple(_node(s, i) for i, s in enumerate(b.steps)),
-                            join=b.join, on_error=b.on_error)
-    if isinstance(step, m.DebateStep):
-        b = step.debate
-        return DebateNode(name=step.id or f"debate{index}", when=step.when,
-                          participants=tuple(b.participants), rounds=b.rounds, judge=b.judge)
-    if isinstance(step, m.HierarchicalStep):
-        b = step.hierarchical
-        return HierarchicalNode(name=step.id or f"hierarchical{index}", when=step.when,
-                                manager=b.manager, workers=tuple(b.workers), max_rounds=b.max_rounds)
-    b = step.broadcast
-    return BroadcastNode(name=name if step.id else f"broadcast{index}", when=step.when,
-                         members=tuple(b.agents), rounds=b.rounds)
+    pattern = patterns.of(step)
+    return pattern.compile(step, pattern.name(step, index), _node)
 
 
 def _agent(aid: str, a: m.AgentSpec, spec: m.Workflow, base_dir: Path,
@@ -91,7 +71,7 @@ def _agent(aid: str, a: m.AgentSpec, spec: m.Workflow, base_dir: Path,
         template=templates.template(prompt, builtin.prompt if builtin else None, base_dir),
         system=_system(aid, a.role, description, a.stance, schema),
         output_name=output_name, output_schema=schema, validate=validate,
-        tools=tools, tool_specs=[t.spec for t in tools.values()] or None,
+        tools=tools, tool_specs=[t.spec for t in tools.values()] or None, inputs=tuple(a.inputs),
         # No per-call temperature/max_tokens/timeout: the model applies each profile's own, so
         # a fallback profile answers with its settings, not the primary's.
         max_tool_rounds=a.max_tool_rounds)

@@ -1,9 +1,14 @@
-"""The one small interface every model sits behind: litellm, the offline model, the cache."""
+"""The one small interface every model sits behind (`ChatModel`: litellm, the offline model, the
+cache) and the contract of the providers that build them (`ModelProvider`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence, runtime_checkable
+
+if TYPE_CHECKING:
+    from flowkit.llm.limits import Limiter
+    from flowkit.spec.models import ModelProfile
 
 
 @dataclass
@@ -56,6 +61,7 @@ class ModelResponse:
     attempts: list[Attempt] = field(default_factory=list)  # failed tries before this answer, then this one
 
 
+@runtime_checkable
 class ChatModel(Protocol):
     """Anything that answers a ModelRequest."""
 
@@ -64,3 +70,21 @@ class ChatModel(Protocol):
     async def complete(self, request: ModelRequest) -> ModelResponse: ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class ModelProvider(Protocol):
+    """Builds the ChatModel for a model profile. Registered under a name in the
+    `flowkit.providers` entry point group, it serves the model ids `<name>` and `<name>/<model>`;
+    every other id goes to `litellm`.
+
+    Contract (checked by `flowkit.testing.conformance.check_model_provider`): `create` is cheap
+    and does no I/O (connections open on the first call); the model answers a ModelRequest whose
+    `output_schema` is set with JSON text satisfying it; `aclose` may be called more than once.
+    `cacheable` says whether answers are worth caching by content hash (False for a model that
+    is deterministic and cheaper to recompute than to look up)."""
+
+    cacheable: bool
+
+    def create(self, profile: ModelProfile, fallbacks: Sequence[ModelProfile],
+               limiter: Limiter) -> ChatModel: ...

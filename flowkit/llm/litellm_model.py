@@ -23,13 +23,16 @@ from typing import Any, AsyncContextManager, Sequence
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
+from flowkit import secrets
 from flowkit.errors import ConfigError, ModelError
 from flowkit.llm.base import Attempt, ModelRequest, ModelResponse, ToolCall
 from flowkit.llm.cache import request_params, response_text
 from flowkit.llm.limits import Limiter
 from flowkit.spec.models import ModelProfile
 
-LOCAL_API_KEY = "sk-local"  # OpenAI SDK refuses to send without a key; local servers ignore it
+# Sent to a custom api_base that names no api_key_env: the SDKs refuse to send without a key,
+# and an explicit one stops litellm from falling back to the provider's key in the environment.
+LOCAL_API_KEY = "sk-local"
 
 
 @functools.cache
@@ -57,6 +60,9 @@ class LiteLLMModel:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.retry_after_cap = retry_after_cap
+        for p in self.profiles:  # whatever its name, the variable holds a key: mask its value
+            if p.api_key_env:
+                secrets.remember_env(p.api_key_env)
 
     def cache_params(self, request: ModelRequest) -> dict[str, Any]:
         """What the cache keys on besides model and messages: profile defaults resolved."""
@@ -115,8 +121,9 @@ class LiteLLMModel:
                 raw = await litellm.acompletion(**kwargs)
                 response, attempt = _parse(profile.model, raw, _ms(started))
             except Exception as exc:
+                # a provider's error may echo the key: mask it before anyone keeps it
                 attempts.append(Attempt(model=profile.model, latency_ms=_ms(started),
-                                        error=_describe(exc)))
+                                        error=secrets.redact(_describe(exc))))
                 raise
         attempts.append(attempt)
         return response
@@ -183,6 +190,9 @@ def _parse(model: str, raw: Any, latency_ms: float) -> tuple[ModelResponse, Atte
 
 
 def _connection(profile: ModelProfile) -> dict[str, Any]:
+    """Where the call goes and the one key it may carry. A key leaves only for its owner: with
+    a custom api_base, the key named by api_key_env or a placeholder, never litellm's fallback
+    to the provider's own variable (OPENAI_API_KEY for `gpt-4o-mini`...)."""
     conn: dict[str, Any] = {}
     if profile.api_base:
         conn["api_base"] = profile.api_base
@@ -192,7 +202,7 @@ def _connection(profile: ModelProfile) -> dict[str, Any]:
             raise ConfigError(f"model {profile.model}: environment variable "
                               f"{profile.api_key_env} (its api_key_env) is not set")
         conn["api_key"] = key
-    elif profile.api_base and profile.model.startswith("openai/"):
+    elif profile.api_base:
         conn["api_key"] = LOCAL_API_KEY
     return conn
 

@@ -1,8 +1,9 @@
 """Market data: sources, the clock rules, indicators and the as-of views agents see.
 
-Sources (`market.source`): `sample` (real data shipped in `flowkit/market/sample/`), `csv` (a
-folder with the same layout) and `ccxt` (any exchange's OHLCV, cached in DuckDB).
-pandas is never imported; ccxt and duckdb only when the ccxt source loads.
+Sources (`market.source`) are registered by name (`flowkit.plugins.SOURCES`, the
+`flowkit.sources` entry points; the contract is `DataSource`): `sample` (real data shipped in `flowkit/market/sample/`), `csv` (a
+folder with the same layout), `ccxt` (any exchange's OHLCV, cached in DuckDB), and whatever
+installed packages add. pandas is never imported; ccxt and duckdb only when the ccxt source loads.
 
 Clock rules. Every time is UTC (`datetime64[s]`); a decision at instant t sees only what is
 visible at t.
@@ -24,13 +25,34 @@ visible at t.
   `price.bars`). Indicators and price changes are computed causally over the full past once per
   symbol and read at the decision's bar, so they never depend on later bars nor on the lookback.
 
+Data checks. A CSV file is read whole at load: blank lines are skipped; a file that is not
+UTF-8, a short or truncated row, an unreadable value, a non-positive price, a bar whose high is
+below its low, open or close (or low above them), or bars out of order fail with file:line,
+wherever they are in the file. `MarketData.data_warnings(symbols, start, end)` names what a run
+on a window should know: the window cut to the data (and a symbol whose data ends inside the
+run, valued at its last close from then on), missing bars, and split-like jumps (> 50% in one
+bar); a backtest prints them in its header and stores them with the firm's metrics.
+
 `decision_times(symbol, start, end, every)` gives the close time of the bar ending each period
 whose session date is in [start, end]: every bar (1h, hourly data only), the last bar of each
 session (1d) or of each ISO week (1w: Friday, or Thursday before Good Friday; Sunday for crypto).
 """
 
-from flowkit.market.bars import Bars
-from flowkit.market.data import MarketData, load_market
-from flowkit.market.view import AsOfView
 
-__all__ = ["AsOfView", "Bars", "MarketData", "load_market"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from flowkit.market.base import DataSource
+
+# numpy is imported only when data is loaded.
+_LAZY = {"AsOfView": "view", "Bars": "bars", "MarketData": "data", "load_market": "data"}
+
+__all__ = ["DataSource", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"flowkit.market.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'flowkit.market' has no attribute {name!r}")

@@ -14,14 +14,8 @@ from typing import Any
 import numpy as np
 
 from flowkit.errors import DataError
+from flowkit.market.base import DataSource
 from flowkit.market.sources import OHLCV, RawSymbol
-
-_SCHEMA = """CREATE TABLE IF NOT EXISTS ohlcv_cache (
-    exchange VARCHAR, symbol VARCHAR, timeframe VARCHAR,
-    time TIMESTAMP,   -- bar open, UTC
-    open DOUBLE, high DOUBLE, low DOUBLE, close DOUBLE, volume DOUBLE,
-    PRIMARY KEY (exchange, symbol, timeframe, time))"""
-
 
 def default_cache_db() -> str:
     root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "flowkit"
@@ -72,18 +66,16 @@ def _fetch(exchange: Any, pair: str, timeframe: str, since: int) -> list[list[fl
 
 def load(exchange_id: str, symbols: list[str], timeframe: str, cache_db: str | None,
          refresh: bool) -> dict[str, RawSymbol]:
-    import duckdb
+    from flowkit.store.ohlcv import ohlcv_cache
 
     path = cache_db or default_cache_db()
     exchange = None
     out = {}
-    with duckdb.connect(path) as con:
-        con.execute(_SCHEMA)
+    with ohlcv_cache(path) as cache:
         for symbol in symbols:
             pair = ccxt_symbol(symbol)
-            key = [exchange_id, pair, timeframe]
-            [(last,)] = con.execute("SELECT epoch_ms(max(time)) FROM ohlcv_cache WHERE exchange = ? "
-                                    "AND symbol = ? AND timeframe = ?", key).fetchall()
+            key = (exchange_id, pair, timeframe)
+            last = cache.last_ms(*key)
             if last is None or refresh:
                 exchange = exchange or make_exchange(exchange_id)
                 if timeframe not in (exchange.timeframes or {}):
@@ -91,15 +83,8 @@ def load(exchange_id: str, symbols: list[str], timeframe: str, cache_db: str | N
                 since = 0 if last is None else last + exchange.parse_timeframe(timeframe) * 1000
                 candles = np.array(_fetch(exchange, pair, timeframe, since), dtype=np.float64)
                 if len(candles):
-                    page = {"t": candles[:, 0].astype(np.int64),
-                            **{c: candles[:, k + 1] for k, c in enumerate(OHLCV)}}
-                    con.register("page", page)
-                    con.execute("INSERT OR REPLACE INTO ohlcv_cache SELECT ?, ?, ?, epoch_ms(t), "
-                                "open, high, low, close, volume FROM page", key)
-                    con.unregister("page")
-            rows = con.execute("SELECT epoch_ms(time) AS t, open, high, low, close, volume "
-                               "FROM ohlcv_cache WHERE exchange = ? AND symbol = ? AND timeframe = ? "
-                               "ORDER BY time", key).fetchnumpy()
+                    cache.put(*key, candles)
+            rows = cache.series(*key)
             if len(rows["t"]) == 0:
                 raise DataError(f"ccxt {exchange_id} returned no {timeframe} candles for {pair}")
             out[symbol] = RawSymbol(
@@ -107,3 +92,14 @@ def load(exchange_id: str, symbols: list[str], timeframe: str, cache_db: str | N
                 label=np.asarray(rows["t"], dtype=np.int64).astype("datetime64[ms]").astype("datetime64[s]"),
                 ohlcv=np.column_stack([np.asarray(rows[c], dtype=np.float64) for c in OHLCV]))
     return out
+
+
+class CcxtSource(DataSource):
+    """`ccxt`: `market.exchange`'s candles through the DuckDB cache."""
+
+    round_the_clock = True
+
+    def load(self, symbols: list[str], timeframe: str) -> dict[str, RawSymbol]:
+        if not self.spec.exchange:
+            raise DataError("market.exchange is required for source: ccxt (e.g. binance)")
+        return load(self.spec.exchange, symbols, timeframe, self.cache_db, self.refresh)

@@ -7,7 +7,8 @@
   latest training run and gives each one only to the agents it concerns.
 
 A belief is {"text", "condition", "effect", "agents"}: the sentence an LLM reads, plus the
-structured condition/effect the offline model acts on (flowkit.llm.offline)."""
+structured condition/effect the offline model acts on; the condition language is
+flowkit.memory.conditions."""
 
 from __future__ import annotations
 
@@ -137,24 +138,9 @@ def _features(state: Any) -> dict[str, Any]:
 def load_beliefs(session: Any) -> list[dict[str, Any]]:
     """Frozen beliefs of the latest training run of this workflow, if its window ended before
     the first decision (`flowkit train` records the window with each belief)."""
-    import json
-
-    rows = session.log.query(
-        "SELECT text, agents, condition, effect, evidence FROM beliefs WHERE workflow = ? AND frozen "
-        "AND run_id = (SELECT run_id FROM beliefs WHERE workflow = ? AND frozen "
-        "ORDER BY created_at DESC LIMIT 1) ORDER BY belief_id", [session.spec.name, session.spec.name])
-    out = []
-    for text, agents, condition, effect, evidence in rows:
-        ev = json.loads(evidence) if isinstance(evidence, str) else (evidence or {})
-        out.append({"text": text, "agents": _json(agents), "condition": _json(condition),
-                    "effect": _json(effect), "train_end": ev.get("train_end")})
-    return out
-
-
-def _json(value: Any) -> Any:
-    import json
-
-    return json.loads(value) if isinstance(value, str) else value
+    return [{"text": b["text"], "agents": b["agents"], "condition": b["condition"],
+             "effect": b["effect"], "train_end": (b["evidence"] or {}).get("train_end")}
+            for b in session.log.reader().beliefs(session.spec.name)]
 
 
 def check_window(beliefs: list[dict[str, Any]], first_decision: str) -> None:

@@ -7,14 +7,19 @@ the price drift over the horizon *when the condition held*: a condition under wh
 kept falling becomes a belief that leans sell (`bias` < 0), one under which they rose leans
 buy. Beliefs from earlier episodes are kept when the next episode did better and weakened when
 it did worse (the comparison of better and worse episodes); those that fall to zero weight
-are dropped. Each belief goes only to the agents it concerns: indicator and price beliefs to
-technical analysts, fundamental ones to fundamentals analysts, a belief about an analyst's
-call to that analyst, and all of them to the agent that makes the decision."""
+are dropped. Each belief goes only to the agents it concerns, by their role's declared kind and
+focus (flowkit.roles.registry): indicator and price beliefs to analysts focused on technicals,
+fundamental ones to analysts focused on fundamentals, both to analysts with no declared focus
+(user-defined analysts, which read all the data), a belief about an analyst's call to that
+analyst, and all of them to the agent that makes the decision."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+from flowkit.memory.conditions import compile_condition
+from flowkit.roles.registry import BUILTIN_ROLES
 
 MIN_SUPPORT = 6          # decisions under a condition before it says anything
 MIN_DRIFT = 0.004        # 0.4% mean drift over the horizon before it is worth a belief
@@ -26,11 +31,12 @@ class Candidate:
     key: str
     condition: dict[str, Any]
     phrase: str
-    concerns: str            # technical | fundamentals | <agent id>
+    focus: str | None = None   # a market belief: the analyst focus it concerns
+    agent: str | None = None   # a belief about one analyst's call: that analyst
 
 
 def candidates(analysts: dict[str, str]) -> list[Candidate]:
-    """`analysts` maps agent id -> role for the firm's analysts."""
+    """`analysts` maps agent id -> role for the firm's agents of kind analyst."""
     ind = lambda n, op, v: {"indicator": n, "op": op, "value": v}  # noqa: E731
     out = [
         Candidate("rsi_high", ind("rsi_14", ">", 70), "RSI(14) is above 70", "technical"),
@@ -51,25 +57,26 @@ def candidates(analysts: dict[str, str]) -> list[Candidate]:
     for agent in analysts:
         for call in ("bullish", "bearish"):
             out.append(Candidate(f"{agent}_{call}", {"signal": agent, "equals": call},
-                                 f"{agent} calls it {call}", agent))
+                                 f"{agent} calls it {call}", agent=agent))
     return out
 
 
 def concerned_agents(c: Candidate, analysts: dict[str, str], decider: str) -> list[str]:
-    if c.concerns == "technical":
-        mine = [a for a, role in analysts.items() if role == "technical_analyst"]
-    elif c.concerns == "fundamentals":
-        mine = [a for a, role in analysts.items() if role == "fundamentals_analyst"]
+    if c.agent is not None:
+        mine = [c.agent]
     else:
-        mine = [c.concerns]
+        mine = [a for a, role in analysts.items() if _focus(role) in (c.focus, None)]
     return sorted(set(mine + [decider]))
+
+
+def _focus(role: str) -> str | None:
+    info = BUILTIN_ROLES.get(role)
+    return info.focus if info else None
 
 
 def distil(trajectory: list[dict[str, Any]], analysts: dict[str, str], decider: str,
            horizon: int, episode: int) -> list[dict[str, Any]]:
     """New beliefs from one episode's matured decisions."""
-    from flowkit.llm.offline import compile_condition
-
     found = []
     for c in candidates(analysts):
         holds = compile_condition(c.condition)

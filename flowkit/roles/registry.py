@@ -1,4 +1,4 @@
-"""The built-in role library: each role's kind, default prompt and output schema name.
+"""The role registry: each role's kind, default prompt and output schema name.
 
 Kept free of heavy imports: `flowkit validate` reads it."""
 
@@ -6,41 +6,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flowkit.plugins import Registry, instance_of
+
 
 @dataclass(frozen=True)
 class RoleInfo:
     kind: str          # analyst | researcher | judge | trader | risk | decider | manager
-    prompt: str        # template file name under prompts/
+    prompt: str        # template under prompts/, or an absolute path (a plugin's own file)
     output: str        # built-in output schema name (flowkit.roles.outputs.OUTPUTS)
     description: str
+    # What the offline model reads where the kind alone does not say: an analyst's focus
+    # (technical | fundamentals | news | sentiment), a researcher's side (bull | bear).
+    focus: str | None = None
+    stance: str | None = None
 
 
-BUILTIN_ROLES: dict[str, RoleInfo] = {
-    "technical_analyst": RoleInfo("analyst", "technical_analyst.j2", "analyst_report",
-                                  "Reads price action and indicators."),
-    "fundamentals_analyst": RoleInfo("analyst", "fundamentals_analyst.j2", "analyst_report",
-                                     "Reads reported earnings and surprises."),
-    "news_analyst": RoleInfo("analyst", "news_analyst.j2", "analyst_report",
-                             "Reads dated headlines for events."),
-    "sentiment_analyst": RoleInfo("analyst", "sentiment_analyst.j2", "analyst_report",
-                                  "Reads the tone of recent news and the crowd."),
-    "bull_researcher": RoleInfo("researcher", "bull_researcher.j2", "research_argument",
-                                "Argues the case for buying."),
-    "bear_researcher": RoleInfo("researcher", "bear_researcher.j2", "research_argument",
-                                "Argues the case against."),
-    "research_manager": RoleInfo("judge", "research_manager.j2", "research_verdict",
-                                 "Judges the bull/bear debate."),
-    "trader": RoleInfo("trader", "trader.j2", "trade_proposal",
-                       "Turns the research verdict into a sized trade."),
-    "risk_manager": RoleInfo("risk", "risk_manager.j2", "risk_assessment",
-                             "Advises on the proposal's risk (the rule engine decides)."),
-    "risk_debater": RoleInfo("risk", "risk_debater.j2", "risk_argument",
-                             "Argues a risk stance: aggressive, conservative or neutral."),
-    "portfolio_manager": RoleInfo("decider", "portfolio_manager.j2", "trade_proposal",
-                                  "Rules on the risk debate and sets the final order."),
-    "manager": RoleInfo("manager", "manager.j2", "manager_plan",
-                        "FinCon manager: assigns analysts, then decides."),
-}
+# Every role flowkit knows, by name: its own (flowkit/roles/library.py) and those installed
+# packages add through the `flowkit.roles` entry point group. Read lazily by `flowkit validate`.
+BUILTIN_ROLES: Registry[RoleInfo] = Registry("roles", "role", instance_of(RoleInfo))
 
 # Which kinds may fill which slot of a pattern.
 JUDGE_KINDS = frozenset({"judge", "decider"})

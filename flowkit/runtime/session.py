@@ -11,16 +11,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flowkit._version import __version__
 from flowkit.errors import ConfigError, FlowkitError, StepError
 from flowkit.graph.agent import RunContext
 from flowkit.graph.compiler import Firm, compile_firm
-from flowkit.graph.state import DecisionState, Scope
 from flowkit.llm.base import ChatModel
+from flowkit.patterns.state import DecisionState, Scope
 from flowkit.spec import models as m
 from flowkit.spec.loader import LoadedWorkflow
+
+if TYPE_CHECKING:
+    from flowkit.store import EventSink
 
 
 @dataclass
@@ -50,9 +53,11 @@ class Decision:
     reasoning: str
     state: DecisionState | None = field(default=None, repr=False)
 
-    def row(self) -> dict[str, Any]:
+    def row(self, target_weight: float | None = None) -> dict[str, Any]:
+        """The `decisions` row (without run_id); `target_weight` comes from the risk review."""
         return {"symbol": self.symbol, "as_of": self.as_of, "agent": self.agent,
-                "action": self.action, "size_pct": self.size_pct, "confidence": self.confidence,
+                "action": self.action, "size_pct": self.size_pct, "target_weight": target_weight,
+                "confidence": self.confidence,
                 "entry": self.entry, "stop_loss": self.stop_loss, "take_profit": self.take_profit,
                 "reasoning": self.reasoning}
 
@@ -91,10 +96,11 @@ def apply_overrides(spec: m.Workflow, options: RunOptions) -> m.Workflow:
 
 class Session:
     """`models` maps profile names to ChatModels that serve them instead of what the profile
-    names (a custom Python model, or a test double); the other profiles are built as usual."""
+    names (a custom Python model, or a test double); the other profiles are built as usual.
+    `log` is the run's EventSink (flowkit.store): by default the DuckDB event log at the db path."""
 
     def __init__(self, loaded: LoadedWorkflow, options: RunOptions | None = None,
-                 log: Any = None, models: dict[str, ChatModel] | None = None):
+                 log: EventSink | None = None, models: dict[str, ChatModel] | None = None):
         self.options = options or RunOptions()
         self.loaded = loaded
         self.spec = apply_overrides(loaded.spec, self.options)
@@ -122,24 +128,19 @@ class Session:
 
     def _models(self, given: dict[str, ChatModel]) -> dict[str, ChatModel]:
         from flowkit.llm.cache import CachedModel
-        from flowkit.llm.offline import OfflineModel
+        from flowkit.plugins import PROVIDERS, provider_name
 
-        offline = OfflineModel()
         built: dict[str, ChatModel] = {}
         for name, profile in self.spec.models.items():
             if name in given:
                 built[name] = given[name]
                 continue
-            if profile.model == "offline":
-                built[name] = offline  # deterministic and local: nothing to cache or rate-limit
-                continue
-            from flowkit.llm.litellm_model import LiteLLMModel
-
+            provider = PROVIDERS[provider_name(profile.model)]
             fallbacks = [self.spec.models[f] for f in profile.fallbacks]
-            inner = LiteLLMModel(profile, fallbacks, limiter=self.limiter)
+            inner = provider.create(profile, fallbacks, self.limiter)
             store = SimpleNamespace(get=self.log.cache_get, put=self.log.cache_put)
             built[name] = CachedModel(inner, store, self.spec.runtime.cache) \
-                if self.spec.runtime.cache != "off" else inner
+                if provider.cacheable and self.spec.runtime.cache != "off" else inner
         return built
 
     def start(self) -> None:
@@ -174,9 +175,8 @@ class Session:
                               lessons=lessons or {}, view=view)
         for step in self.firm.root.steps:  # top-level stages, each reported as it finishes
             await step.run(self.ctx, state, Scope())
-        decision = self._decision(state)
-        self.log.append("decisions", {"run_id": self.run_id, **decision.row()})
-        return decision
+        # The caller logs the `decisions` row once the risk engine has reviewed it.
+        return self._decision(state)
 
     def _decision(self, state: DecisionState) -> Decision:
         agent = self.firm.decision_agent
@@ -209,7 +209,7 @@ def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-def _open_log(path: str) -> Any:
+def _open_log(path: str) -> EventSink:
     from flowkit.store import EventLog
 
     try:
@@ -223,5 +223,6 @@ def _open_log(path: str) -> Any:
 def _load_market(spec: m.Workflow, base_dir: Path, db_path: str) -> Any:
     from flowkit.market import load_market
 
-    cache_db = str(Path(db_path).with_suffix(".market.duckdb")) if spec.market.source == "ccxt" else None
+    # Next to the event log; only a source that caches (ccxt) creates it.
+    cache_db = str(Path(db_path).with_suffix(".market.duckdb"))
     return load_market(spec.market, base_dir=base_dir, cache_db=cache_db)

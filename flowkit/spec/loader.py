@@ -61,9 +61,10 @@ def load_workflow(path: str | os.PathLike[str], overrides: list[str] | None = No
     for item in overrides or []:
         _apply_override(doc, item)
     strings = semantics.check_strings(doc)
-    doc, unset = _interpolate(doc, os.environ if env is None else env)
+    env = os.environ if env is None else env
+    doc, unset = _interpolate(doc, env)
     shape, broken = schema.check(doc)
-    rules = semantics.check(doc, file.parent, asset_dir("prompts"), broken)
+    rules = semantics.check(doc, file.parent, asset_dir("prompts"), broken, env)
     problems = _one_per_spot([doc.problems, strings, unset, shape, rules])
     if problems:
         raise SpecError(problems)

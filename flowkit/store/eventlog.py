@@ -22,13 +22,16 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from flowkit.errors import StoreError
-from flowkit.store._db import Busy, attached, cursor, ensure_schema, schema, unique_name
-from flowkit.store._redact import env_secrets, macro_sql
-from flowkit.store._values import CONVERTERS, DTYPES, PASSTHROUGH, to_json, to_timestamp
+from flowkit import secrets
+from flowkit.store._db import Busy, attached, cursor, ensure_schema, unique_name
+from flowkit.store._redact import macro_sql
+from flowkit.store._rows import Row, RowChecker, register_rows
+from flowkit.store._values import to_json
+from flowkit.store.runstore import RunStore
+from flowkit.store.sink import DISCARD_COLUMNS, cache_row, checkpoint_row, discard_cutoff
 
 if TYPE_CHECKING:
     import duckdb
@@ -36,17 +39,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("flowkit.store")
 
-# Rows "after" a resume point, per table: the column holding their decision time.
-DISCARD_COLUMNS = {"steps": "as_of", "model_calls": "as_of", "decisions": "as_of",
-                   "risk_reviews": "as_of", "orders": "as_of", "fills": "time", "portfolio": "time",
-                   "lessons": "as_of"}
-
 _RETRY_MIN = 0.002                     # writer's first retry delay after a failed flush
 _RETRY_MAX_BUSY = 0.05                 # ... while another process holds the file (it will let go)
 _RETRY_MAX_BROKEN = 2.0                # ... when writing fails otherwise (disk full, table dropped)
 _FRAME = "flowkit_rows"                # name the batch frame is registered under while inserting
 
-Row = dict[str, Any]
 T = TypeVar("T")
 
 
@@ -102,21 +99,18 @@ class EventLog:
         self.flush_interval = flush_interval
         self.max_buffer_rows = max_buffer_rows
         self.lock_timeout = lock_timeout
-        self._columns = schema()
-        self._converters = {table: {col: CONVERTERS[kind] for col, kind in cols.items()}
-                            for table, cols in self._columns.items()}
-        # NoneType: no value to convert has it, so every value of such a column is converted
-        self._passthrough = {table: {col: PASSTHROUGH.get(kind, type(None)) for col, kind in cols.items()}
-                             for table, cols in self._columns.items()}
+        self._rows = RowChecker()
+        self._convert = self._rows.convert
+        self._columns = self._rows.columns
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         with self._attached(lock_timeout) as con:
             ensure_schema(con)
             self._cache_keys = {key for (key,) in con.execute(
                 "SELECT DISTINCT cache_key FROM model_cache WHERE cache_key IS NOT NULL").fetchall()}
         self._cache_text: dict[str, str] = {}   # JSON text of entries put or read in this session
-        self._redact = f"memory.main.{unique_name('flowkit_redact')}"  # defined once, in memory
-        with cursor() as con:
-            con.execute(macro_sql(self._redact, env_secrets(os.environ)))
+        self._redact = f"memory.main.{unique_name('flowkit_redact')}"  # defined in memory
+        self._redaction = -1  # secrets.generation() the macro was built for
+        self._define_redaction()
 
         self._lock = threading.Lock()  # guards the buffer; append takes it directly (cheaper)
         self._cond = threading.Condition(self._lock)
@@ -151,8 +145,7 @@ class EventLog:
 
     def checkpoint(self, run_id: str, seq: int, as_of: Any, state: dict[str, Any]) -> None:
         """Commit everything appended so far together with the checkpoint row."""
-        self.append("checkpoints", {"run_id": run_id, "seq": seq, "as_of": as_of, "state": state,
-                                    "created_at": _utcnow()})
+        self.append("checkpoints", checkpoint_row(run_id, seq, as_of, state))
         self.flush()
 
     def update_run(self, run_id: str, **fields: Any) -> None:
@@ -167,12 +160,7 @@ class EventLog:
 
     def discard_after(self, run_id: str, as_of: Any) -> int:
         """Delete this run's rows later than `as_of` (see DISCARD_COLUMNS); returns how many."""
-        try:
-            cutoff = to_timestamp(as_of)
-        except (TypeError, ValueError) as exc:
-            raise StoreError(f"discard_after: bad as_of {as_of!r}: {exc}") from None
-        if cutoff is None:
-            raise StoreError("discard_after needs a time, got None")
+        cutoff = discard_cutoff(as_of)
 
         def discard(con: duckdb.DuckDBPyConnection) -> int:
             return sum(_count(con, f'DELETE FROM "{table}" WHERE run_id = ? AND "{column}" > ?', [run_id, cutoff])
@@ -207,8 +195,15 @@ class EventLog:
 
     # ---- reading ---------------------------------------------------------------------------
 
+    def reader(self) -> RunStore:
+        """Typed reads of this file; each read flushes first, so it sees every row appended
+        before it."""
+        return RunStore(lambda: attached(self.path, read_only=True, timeout=self.lock_timeout),
+                        self.path, before=self.flush)
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """Flush, then run `sql` with the file attached for just this call."""
+        """Flush, then run `sql` with the file attached for just this call. Plain SQL for
+        users and tests; flowkit itself reads through reader()."""
         self.flush()
         return self._read(sql, params, lambda result: result.fetchall())
 
@@ -234,41 +229,10 @@ class EventLog:
 
     def cache_put(self, key: str, model: str, payload: dict[str, Any]) -> None:
         text = to_json(payload)
-        self.append("model_cache", {"cache_key": key, "model": model, "response": text,
-                                    "created_at": _utcnow()})
+        self.append("model_cache", cache_row(key, model, text))
         self._cache_text[key] = text
 
     # ---- internals -------------------------------------------------------------------------
-
-    def _convert(self, table: str, row: Row) -> Row:
-        try:
-            converters, passthrough = self._converters[table], self._passthrough[table]
-            clean = dict(row)
-            for col, value in row.items():
-                keep = passthrough[col]
-                if value is None or (type(value) is keep and (not isinstance(value, str) or value.isascii())):
-                    continue
-                clean[col] = converters[col](value)
-            return clean
-        except Exception as exc:  # noqa: BLE001 - converters call user objects; _explain says which
-            raise self._explain(table, row, exc) from None
-
-    def _explain(self, table: str, row: Row, exc: Exception) -> StoreError:
-        """Name the table or column a row failed on (the slow path of _convert)."""
-        converters = self._converters.get(table)
-        if converters is None:
-            return StoreError(f"unknown table {table!r} (tables: {', '.join(self._converters)})")
-        for col, value in row.items():
-            if col not in converters:
-                return StoreError(f"table {table!r} has no column {col!r} "
-                                  f"(columns: {', '.join(converters)})")
-            if value is not None:
-                try:
-                    converters[col](value)
-                except Exception as col_exc:  # noqa: BLE001 - reported, with its column
-                    return StoreError(f"{table}.{col} ({self._columns[table][col]}) cannot hold "
-                                      f"{type(value).__name__} {_short(value)}: {col_exc}")
-        return StoreError(f"cannot log a {table} row: {exc}")
 
     def _queue_op(self, op: _Request) -> None:
         """Close the tail segment with `op`, so it runs after exactly the rows buffered so far."""
@@ -322,6 +286,7 @@ class EventLog:
         """One transaction: each segment's rows, then its operation. Raises Busy if locked."""
         import duckdb
 
+        self._define_redaction()
         with self._attached(0) as con:
             con.begin()
             try:
@@ -366,6 +331,14 @@ class EventLog:
             self._pending += pending
         return busy
 
+    def _define_redaction(self) -> None:
+        """(Re)build the macro when a credential variable was named since (an api_key_env
+        read after the log opened), so its value is masked from the next write on."""
+        if self._redaction != secrets.generation():
+            self._redaction = secrets.generation()
+            with cursor() as con:
+                con.execute(macro_sql(self._redact, secrets.credentials()))
+
     def _update_run(self, con: duckdb.DuckDBPyConnection, row: Row) -> int:
         columns = self._register(con, "runs", [row])
         sets = ", ".join(f'"{c}" = u."{c}"' for c in columns if c != "run_id")
@@ -373,16 +346,7 @@ class EventLog:
         return _count(con, f"UPDATE runs SET {sets} FROM ({select}) AS u WHERE runs.run_id = u.run_id")
 
     def _register(self, con: duckdb.DuckDBPyConnection, table: str, rows: list[Row]) -> list[str]:
-        """Register `rows` as a typed DataFrame named _FRAME (replacing the previous one; it dies
-        with the cursor); returns the columns present."""
-        import pandas as pd
-
-        kinds = self._columns[table]
-        present = set().union(*rows)
-        columns = [c for c in kinds if c in present]
-        con.register(_FRAME, pd.DataFrame({c: pd.Series([r.get(c) for r in rows], dtype=DTYPES[kinds[c]])
-                                           for c in columns}))
-        return columns
+        return register_rows(con, self._columns[table], rows, _FRAME)
 
     def _attached(self, timeout: float) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
         return attached(self.path, read_only=False, timeout=timeout)
@@ -425,11 +389,3 @@ def _count(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ())
     row = con.execute(sql, list(params)).fetchone()
     return row[0] if row else 0
 
-
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
-def _short(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."

@@ -1,7 +1,9 @@
 """Python tools agents call through the model's tool-calling interface.
 
-A tool reads only the decision's as-of view (no look-ahead by construction). Built-in tools
-are named; your own are `module.path:function` in YAML or registered with `@tool`."""
+A tool reads only the decision's as-of view (no look-ahead by construction). Tools are named:
+flowkit's own and installed packages' through the `flowkit.tools` entry points (a function
+`f(view, **kwargs)` or a `Tool`), or in-process with `@tool`; an unregistered function is
+`module.path:function` in YAML."""
 
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from flowkit.errors import FlowkitError
+from flowkit.errors import FlowkitError, PluginError
+from flowkit.plugins import TOOLS
 
 
 @dataclass(frozen=True)
@@ -41,16 +44,26 @@ class Tool:
             return {"error": f"{type(exc).__name__}: {exc}"}
 
 
-_REGISTRY: dict[str, Tool] = {}
 _JSON_TYPES = {int: "integer", float: "number", str: "string", bool: "boolean"}
 
 
+def as_tool(name: str, obj: Any) -> Tool:
+    """What a `flowkit.tools` entry point names, as a Tool (the TOOLS registry's contract)."""
+    if isinstance(obj, Tool):
+        return obj
+    if callable(obj):
+        return _make(name, obj, None)
+    raise PluginError(f"tool '{name}' names {obj!r}: expected a function f(view, **kwargs) or a "
+                      f"flowkit.tools.Tool")
+
+
+
 def tool(name: str | None = None, description: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register `func(view, **kwargs)`; keyword parameters with int/float/str/bool hints become
-    the tool's JSON Schema."""
+    """Register `func(view, **kwargs)` in this process; keyword parameters with int/float/str/bool
+    hints become the tool's JSON Schema."""
 
     def wrap(func: Callable[..., Any]) -> Callable[..., Any]:
-        _REGISTRY[name or func.__name__] = _make(name or func.__name__, func, description)
+        TOOLS.register(name or func.__name__, _make(name or func.__name__, func, description))
         return func
 
     return wrap
@@ -70,34 +83,12 @@ def _make(name: str, func: Callable[..., Any], description: str | None) -> Tool:
 
 
 def get(name: str) -> Tool:
-    if name in _REGISTRY:
-        return _REGISTRY[name]
-    if ":" in name:
-        module, _, attr = name.partition(":")
-        try:
-            func = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as exc:
-            raise FlowkitError(f"tool '{name}' cannot be imported: {exc}") from None
-        _REGISTRY[name] = _make(attr, func, None)
-        return _REGISTRY[name]
-    raise FlowkitError(f"unknown tool '{name}'; built-in tools: {', '.join(sorted(_REGISTRY))}")
-
-
-@tool(description="Last n bars (time, open, high, low, close, volume) up to the decision time.")
-def price_history(view: Any, n: int = 20) -> dict[str, Any]:
-    return view.history(max(1, min(int(n), 500)))
-
-
-@tool(description="Latest technical indicators (RSI, MACD, Bollinger, SMA/EMA, ATR, volatility).")
-def indicators(view: Any) -> dict[str, Any]:
-    return view.snapshot()["indicators"]
-
-
-@tool(description="Most recent headlines published by the decision time.")
-def news(view: Any, limit: int = 10) -> list[dict[str, Any]]:
-    return view.snapshot()["news"][: max(1, min(int(limit), 20))]
-
-
-@tool(description="Latest reported quarterly earnings known at the decision time.")
-def fundamentals(view: Any) -> Any:
-    return view.snapshot()["fundamentals"]
+    """A registered tool by name, or `module.path:function` imported on the spot."""
+    if ":" not in name:
+        return TOOLS[name]
+    module, _, attr = name.partition(":")
+    try:
+        func = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise FlowkitError(f"tool '{name}' cannot be imported: {exc}") from None
+    return _make(attr, func, None)

@@ -1,0 +1,78 @@
+"""Rows checked against schema.sql, shared by every sink that keeps rows.
+
+A row is normalised on the caller's thread (see _values), so a bad table, column or value
+fails at append, naming what is wrong, and never later in a batch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from flowkit.errors import StoreError
+from flowkit.store._db import schema
+from flowkit.store._values import CONVERTERS, DTYPES, PASSTHROUGH
+
+if TYPE_CHECKING:
+    import duckdb
+
+Row = dict[str, Any]
+
+
+class RowChecker:
+    """Converts rows to the column types of schema.sql, or raises StoreError naming the culprit."""
+
+    def __init__(self) -> None:
+        self.columns = schema()
+        self._converters = {table: {col: CONVERTERS[kind] for col, kind in cols.items()}
+                            for table, cols in self.columns.items()}
+        # NoneType: no value to convert has it, so every value of such a column is converted
+        self._passthrough = {table: {col: PASSTHROUGH.get(kind, type(None)) for col, kind in cols.items()}
+                             for table, cols in self.columns.items()}
+
+    def convert(self, table: str, row: Row) -> Row:
+        try:
+            converters, passthrough = self._converters[table], self._passthrough[table]
+            clean = dict(row)
+            for col, value in row.items():
+                keep = passthrough[col]
+                if value is None or (type(value) is keep and (not isinstance(value, str) or value.isascii())):
+                    continue
+                clean[col] = converters[col](value)
+            return clean
+        except Exception as exc:  # noqa: BLE001 - converters call user objects; _explain says which
+            raise self._explain(table, row, exc) from None
+
+    def _explain(self, table: str, row: Row, exc: Exception) -> StoreError:
+        """Name the table or column a row failed on (the slow path of convert)."""
+        converters = self._converters.get(table)
+        if converters is None:
+            return StoreError(f"unknown table {table!r} (tables: {', '.join(self._converters)})")
+        for col, value in row.items():
+            if col not in converters:
+                return StoreError(f"table {table!r} has no column {col!r} "
+                                  f"(columns: {', '.join(converters)})")
+            if value is not None:
+                try:
+                    converters[col](value)
+                except Exception as col_exc:  # noqa: BLE001 - reported, with its column
+                    return StoreError(f"{table}.{col} ({self.columns[table][col]}) cannot hold "
+                                      f"{type(value).__name__} {_short(value)}: {col_exc}")
+        return StoreError(f"cannot log a {table} row: {exc}")
+
+
+def register_rows(con: duckdb.DuckDBPyConnection, kinds: dict[str, str], rows: list[Row],
+                  name: str) -> list[str]:
+    """Register converted `rows` as a typed DataFrame called `name` on `con` (replacing any
+    earlier one; it dies with the cursor); returns the columns present, in schema order."""
+    import pandas as pd
+
+    present = set().union(*rows)
+    columns = [c for c in kinds if c in present]
+    con.register(name, pd.DataFrame({c: pd.Series([r.get(c) for r in rows], dtype=DTYPES[kinds[c]])
+                                     for c in columns}))
+    return columns
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
