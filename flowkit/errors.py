@@ -46,6 +46,21 @@ class ConfigError(FlowkitError):
     """A bad command-line option, override or environment value."""
 
 
+class LiveRefused(ConfigError):
+    """Live trading asked for where it is not allowed (see flowkit.app.live): refused before
+    anything is opened, so no order and no request leaves the process."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGINT stopped a run; the run is marked `interrupted` and can be resumed.
+    A KeyboardInterrupt, not a FlowkitError: a signal is no mistake, and code that catches
+    Exception must not swallow it."""
+
+    def __init__(self, signum: int, run_id: str):
+        self.signum, self.run_id = signum, run_id
+        super().__init__(f"run {run_id} interrupted by signal {signum}")
+
+
 class DataError(FlowkitError):
     """Market data is missing, malformed, or would leak the future."""
 

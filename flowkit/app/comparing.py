@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from flowkit.app import live
 from flowkit.app.events import Reporter
 from flowkit.app.read import writing
 from flowkit.app.running import Invocation, run_to_end
@@ -32,12 +33,13 @@ def compare(files: list[str], inv: Invocation, options: RunOptions | None = None
     if not inv.start:
         raise ConfigError("compare needs a window: --start and --end")
     options = options or RunOptions()
-    firms = [load_workflow(file, overrides) for file in files]  # every file checked before any run
+    # every file checked before any run
+    plans = [live.execution("compare", load_workflow(file, overrides), inv) for file in files]
     outcomes, db = [], ""
-    for loaded in firms:
-        session = Session(loaded, RunOptions(**{**asdict(options), "mode": "backtest"}))
+    for plan in plans:
+        session = Session(plan.loaded, RunOptions(**{**asdict(options), "mode": plan.mode}))
         db = session.db_path
-        outcomes.append(run_to_end(session, inv, reporter))
+        outcomes.append(run_to_end(session, plan.inv, reporter))
     target = Path(out or f"reports/compare-{outcomes[0].run_id}.html")
     with writing(target):
         write_comparison(db, [o.run_id for o in outcomes], target)

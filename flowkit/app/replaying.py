@@ -8,6 +8,7 @@ from datetime import datetime
 
 import numpy as np
 
+from flowkit.app import live
 from flowkit.app.events import Reporter
 from flowkit.app.read import existing_db
 from flowkit.app.running import Invocation, run_session, run_to_end
@@ -21,6 +22,7 @@ from flowkit.runtime.session import RunOptions, Session
 class Resumed:
     outcome: Outcome
     invocation: Invocation        # what the run was asked to do, as it recorded it
+    note: str | None = None       # why it trades otherwise than the run began (a live run)
 
 
 @dataclass
@@ -31,6 +33,7 @@ class Replay:
     identical: bool               # same decisions (symbol, time, action, size) as the original
     decisions: int
     provider_calls: int
+    note: str | None = None       # why it trades otherwise than the original (a live run)
 
     @property
     def ok(self) -> bool:
@@ -43,14 +46,16 @@ def replay(run_id: str, db: str | None = None, reporter: Reporter | None = None)
     db = existing_db(db)
     stored = load_run(db, run_id)
     stored.refuse_training("replayed")
+    plan = live.execution("replay", stored.loaded(), stored.invocation, mode=stored.mode,
+                          run_id=run_id)
     options = RunOptions(db=db, cache="replay", mode="replay", parent_run_id=run_id)
-    session = Session(stored.loaded(), options)
-    outcome = run_to_end(session, stored.invocation, reporter)
+    session = Session(plan.loaded, options)
+    outcome = run_to_end(session, plan.inv, reporter)
     before = sorted((s, str(t), a, round(z, 6)) for s, t, a, z in stored.decisions)
     after = sorted((d.symbol, str(np.datetime64(d.as_of.rstrip("Z"), "us").astype(datetime)),
                     d.action, round(d.size_pct, 6)) for d in outcome.decisions)
     return Replay(run_id, outcome, stored.invocation, before == after, len(after),
-                  session.ctx.provider_calls)
+                  session.ctx.provider_calls, plan.note)
 
 
 def resume(run_id: str, db: str | None = None, reporter: Reporter | None = None, *,
@@ -65,13 +70,15 @@ def resume(run_id: str, db: str | None = None, reporter: Reporter | None = None,
     stored.refuse_training("resumed")
     if stored.status == "completed":
         raise ConfigError(f"run {run_id} already completed")
-    loaded = stored.loaded()
+    plan = live.execution("resume", stored.loaded(), stored.invocation, mode=stored.mode,
+                          run_id=run_id)
+    loaded = plan.loaded
     used = sorted({p.model for p in loaded.spec.models.values()})
     if model is not None and used != [model]:
         raise ConfigError(f"run {run_id} ran with {', '.join(used)}; resume cannot switch it to "
                           f"--model {model}")
-    inv = stored.invocation
-    session = Session(loaded, RunOptions(db=db, mode=stored.mode, run_id=run_id,
+    inv = plan.inv
+    session = Session(loaded, RunOptions(db=db, mode=plan.mode, run_id=run_id,
                                          api_base=api_base, cache=cache))
     session.invocation = asdict(inv)
     cp = stored.checkpoint
@@ -83,4 +90,4 @@ def resume(run_id: str, db: str | None = None, reporter: Reporter | None = None,
                                           resume=cp or {"seq": -1, "state": None}))
     finally:
         session.close()
-    return Resumed(outcome, inv)
+    return Resumed(outcome, inv, plan.note)

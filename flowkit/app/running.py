@@ -5,15 +5,17 @@ once, and becomes the run's status."""
 from __future__ import annotations
 
 import asyncio
+import signal
 from dataclasses import asdict, dataclass, fields
 from datetime import date
 from typing import Any
 
 import numpy as np
 
+from flowkit.app import live, signals
 from flowkit.app.events import Reporter, RunStarted
 from flowkit.backtest.loop import Loop, Outcome
-from flowkit.errors import ConfigError, DataError, FlowkitError, RunAborted
+from flowkit.errors import ConfigError, DataError, FlowkitError, Interrupted, RunAborted
 from flowkit.runtime.session import RunOptions, Session
 
 EVERY = ("1d", "1w", "1h")
@@ -125,7 +127,7 @@ async def run_session(session: Session, inv: Invocation, reporter: Reporter | No
     symbols = _symbols(session, inv)
     times = decision_times(session, symbols, inv)
     state = resume["state"] if resume else None
-    loop = Loop(session, symbols, times, inv.live, state,
+    loop = Loop(session, symbols, times, live.guard(session, inv, times), state,
                 on_progress=reporter.progress if reporter else None)
     session.last_memory = loop.memory
     loop.outcome.warnings = honesty_warnings(session, times)
@@ -150,19 +152,24 @@ async def run_session(session: Session, inv: Invocation, reporter: Reporter | No
             decision_times=len(times), models=sorted({p.model for p in session.spec.models.values()}),
             warnings=list(loop.outcome.warnings), resumed_after=resumed_after))
     status, error = "completed", None
-    try:
-        await loop.run(start_seq)
-    except RunAborted as exc:
-        status, error = exc.status, str(exc)
-    except FlowkitError as exc:
-        status, error = "failed", str(exc)
-    except BaseException as exc:
-        status, error = "interrupted" if isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)) \
-            else "failed", f"{type(exc).__name__}: {exc}"
-        session.finish(status, error)
-        raise
-    finally:
-        await session.aclose()
+    with signals.cancelling() as caught:
+        try:
+            await loop.run(start_seq)
+        except RunAborted as exc:
+            status, error = exc.status, str(exc)
+        except FlowkitError as exc:
+            status, error = "failed", str(exc)
+        except BaseException as exc:
+            interrupted = isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError))
+            status = "interrupted" if interrupted else "failed"
+            error = f"{type(exc).__name__}: {exc}" if not caught else \
+                f"stopped by {signal.Signals(caught[0]).name}"
+            session.finish(status, error)
+            if caught:
+                raise Interrupted(caught[0], session.run_id) from None
+            raise
+        finally:
+            await session.aclose()
     outcome = loop.outcome
     outcome.status, outcome.error = status, error
     if inv.start and outcome.equity:
@@ -186,11 +193,11 @@ def run(loaded: Any, options: RunOptions, inv: Invocation,
         reporter: Reporter | None = None) -> list[Outcome]:
     """One run, or `inv.seeds` runs with seeds 0..N-1 (the later ones children of the first)."""
     inv.check()
+    plan = live.execution("run", loaded, inv)
     outcomes: list[Outcome] = []
     parent = None
     for seed in range(inv.seeds):
-        opts = RunOptions(**{**asdict(options), "mode": "backtest" if inv.start else "decide",
-                             "parent_run_id": parent,
+        opts = RunOptions(**{**asdict(options), "mode": plan.mode, "parent_run_id": parent,
                              "seed": seed if inv.seeds > 1 else options.seed})
         outcome = run_to_end(Session(loaded, opts), inv, reporter)
         parent = parent or outcome.run_id

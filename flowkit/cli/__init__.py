@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 from flowkit._version import __version__
 from flowkit.cli import commands
 from flowkit.cli.options import MODEL_OPTIONS, attach
-from flowkit.errors import FlowkitError
+from flowkit.errors import FlowkitError, Interrupted
 from flowkit.secrets import redacted_output
 
 _RUN_ID = ("run_id", dict(metavar="RUN_ID"))
@@ -94,6 +95,10 @@ def _handle(args: argparse.Namespace) -> int:
     except FlowkitError as exc:
         print(f"error: {exc}" if exc.location is None else str(exc), file=sys.stderr)
         return 1
+    except Interrupted as exc:
+        print(f"interrupted by {signal.Signals(exc.signum).name}: run {exc.run_id} is marked "
+              f"interrupted; continue it with `flowkit resume {exc.run_id}`", file=sys.stderr)
+        return 128 + exc.signum
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -94,6 +94,8 @@ def resume(args: argparse.Namespace) -> int:
 
     done = app.resume(args.run_id, args.db, _reporter(args), model=args.model,
                       api_base=args.api_base, cache=args.cache)
+    if done.note:
+        print(f"note: {done.note}")
     present.outcome(done.outcome, done.invocation, sys.stdout)
     return _failed([done.outcome])
 
@@ -103,6 +105,8 @@ def replay(args: argparse.Namespace) -> int:
     from flowkit.cli import present
 
     r = app.replay(args.run_id, args.db, _reporter(args))
+    if r.note:
+        print(f"note: {r.note}")
     present.outcome(r.outcome, r.invocation, sys.stdout)
     print(f"replay of {r.original}: {r.decisions} decisions, "
           f"{'identical to the original' if r.identical else 'DIFFERENT from the original'}; "

@@ -1,0 +1,39 @@
+"""SIGTERM and SIGINT during a run: cancel the run's task instead of killing the process (the
+default for SIGTERM) or raising wherever the interpreter happens to be (SIGINT), so the run
+marks itself `interrupted`, flushes its log and can be resumed from its last checkpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+@contextmanager
+def cancelling() -> Iterator[list[int]]:
+    """Within a running task: the signals caught (in order) while inside. Signals reach only
+    the main thread, so elsewhere (a run driven from a worker thread) nothing is installed."""
+    caught: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield caught
+        return
+    loop, task = asyncio.get_running_loop(), asyncio.current_task()
+    assert task is not None  # called from run_session's coroutine
+
+    def on_signal(signum: int) -> None:
+        caught.append(signum)
+        task.cancel()
+
+    before = {s: signal.getsignal(s) for s in SIGNALS}
+    for s in SIGNALS:
+        loop.add_signal_handler(s, on_signal, s)
+    try:
+        yield caught
+    finally:
+        for s, handler in before.items():
+            loop.remove_signal_handler(s)
+            signal.signal(s, handler)  # asyncio.run's own SIGINT handler, or the default
