@@ -26,8 +26,10 @@ CATALOGUE: dict[str, Option] = {
                                        help="decision frequency in a backtest")),
     "seeds": Option(("--seeds",), dict(type=int, default=1, help="repeat the backtest N times "
                     "with seeds 0..N-1 and report mean ± standard error")),
-    "live": Option(("--live",), dict(action="store_true", help="allow live trading with the "
-                   "ccxt broker (also needs FLOWKIT_LIVE_CONFIRM=I-UNDERSTAND)")),
+    "live": Option(("--live",), dict(action="store_true", help="trade live: one decision now "
+                   "on current data, with a broker that trades (e.g. ccxt) and "
+                   "FLOWKIT_LIVE_CONFIRM=I-UNDERSTAND; refused with --start/--end, --date, "
+                   "--seeds")),
     # which models answer
     "model": Option(("--model",), dict(help="litellm model id for every profile (e.g. "
                                             "gpt-4o-mini, offline)")),

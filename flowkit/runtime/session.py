@@ -32,7 +32,7 @@ class RunOptions:
     model: str | None = None          # overrides every profile's model
     api_base: str | None = None
     cache: str | None = None          # off | read_write | replay
-    mode: str = "decide"              # decide | backtest | train | replay
+    mode: str = "decide"              # decide | backtest | train | replay | live (app/live.py)
     parent_run_id: str | None = None
     run_id: str | None = None         # resume: continue this run
     seed: int | None = None
