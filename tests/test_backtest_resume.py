@@ -35,8 +35,9 @@ def start(db: Path) -> subprocess.Popen:
 
 
 def kill_after_checkpoints(proc: subprocess.Popen, db: Path, more_than: int,
-                           timeout: float = 120) -> str:
-    """SIGKILL `proc` once the log holds more than `more_than` checkpoints; returns the run id."""
+                           timeout: float = 120, signum: int = signal.SIGKILL) -> str:
+    """Send `signum` to `proc` once the log holds more than `more_than` checkpoints, and wait
+    for it to exit; returns the run id."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -50,7 +51,7 @@ def kill_after_checkpoints(proc: subprocess.Popen, db: Path, more_than: int,
         except StoreError:  # the file is being created or is busy: try again
             continue
         if found and found[0][1] > more_than:
-            proc.send_signal(signal.SIGKILL)
+            proc.send_signal(signum)
             proc.wait()
             return found[0][0]
     proc.kill()

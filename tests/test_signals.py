@@ -6,38 +6,14 @@ sent once the run has committed a checkpoint, found by polling the log, never by
 from __future__ import annotations
 
 import signal
-import subprocess
-import time
-from pathlib import Path
 
 import pytest
 
 from flowkit.cli import main
-from flowkit.errors import StoreError
 from flowkit.store import RunStore
-from test_backtest_resume import SESSIONS, assert_same_as_uninterrupted, resume, start
+from test_backtest_resume import (SESSIONS, assert_same_as_uninterrupted, kill_after_checkpoints,
+                                  resume, start)
 from test_backtest_resume import uninterrupted  # noqa: F401 - the reference run, a fixture
-
-
-def first_checkpoint(proc: subprocess.Popen, db: Path, timeout: float = 120) -> str:
-    """The run id, once the run in `proc` has committed a checkpoint."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"the run ended (rc {proc.returncode}) before a checkpoint was seen: "
-                        f"{proc.stderr.read().decode()[-2000:]}")
-        time.sleep(0.05)
-        if not db.exists():
-            continue
-        try:
-            with RunStore.open(db, timeout=1) as store:
-                runs = store.runs()
-                if runs and store.last_checkpoint(runs[0].run_id) is not None:
-                    return runs[0].run_id
-        except StoreError:  # not created yet, or busy: look again
-            continue
-    proc.kill()
-    pytest.fail("no checkpoint appeared in time")
 
 
 # SIGINT takes the same path as SIGTERM (and asyncio already cancelled on it): slow only.
@@ -48,10 +24,8 @@ def test_a_signalled_run_is_interrupted_and_resumes_to_the_uninterrupted_result(
         tmp_path, capsys, uninterrupted, signum):  # noqa: F811 - the imported fixture
     db = tmp_path / "log.duckdb"
     proc = start(db)
-    run_id = first_checkpoint(proc, db)
-    proc.send_signal(signum)
-    _, err = proc.communicate(timeout=120)
-    err = err.decode()
+    run_id = kill_after_checkpoints(proc, db, more_than=0, signum=signum)
+    err = proc.stderr.read().decode()
     assert proc.returncode == 128 + signum, err
     assert f"interrupted by {signal.Signals(signum).name}" in err
     assert f"flowkit resume {run_id}" in err and "Traceback" not in err

@@ -15,12 +15,9 @@ SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 @contextmanager
 def cancelling() -> Iterator[list[int]]:
-    """Within a running task: the signals caught (in order) while inside. Signals reach only
-    the main thread, so elsewhere (a run driven from a worker thread) nothing is installed."""
+    """Within a running task: the signals caught (in order) while inside. Installed only where
+    asyncio can: the main thread, on an event loop with signal support (not Windows')."""
     caught: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield caught
-        return
     loop, task = asyncio.get_running_loop(), asyncio.current_task()
     assert task is not None  # called from run_session's coroutine
 
@@ -29,11 +26,16 @@ def cancelling() -> Iterator[list[int]]:
         task.cancel()
 
     before = {s: signal.getsignal(s) for s in SIGNALS}
-    for s in SIGNALS:
-        loop.add_signal_handler(s, on_signal, s)
+    installed = threading.current_thread() is threading.main_thread()
+    if installed:
+        try:
+            for s in SIGNALS:
+                loop.add_signal_handler(s, on_signal, s)
+        except NotImplementedError:  # Windows' event loops
+            installed = False
     try:
         yield caught
     finally:
-        for s, handler in before.items():
+        for s, handler in before.items() if installed else ():
             loop.remove_signal_handler(s)
             signal.signal(s, handler)  # asyncio.run's own SIGINT handler, or the default
