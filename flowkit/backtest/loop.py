@@ -185,6 +185,7 @@ class Loop:
         for seq in range(start_seq, len(self.times)):
             t = self.times[seq]
             self.replay_bars(t)
+            self.close_ended(seq, t)
             prices = self.trading.prices()
             engine.update_daily(portfolio.equity(prices))
             self.submit(engine.halt_orders(portfolio, prices, _ts(t))
@@ -207,8 +208,31 @@ class Loop:
                 self.checkpoint(seq, t)
                 self.last_checkpoint = time.perf_counter()
             self.progress(seq + 1)
+        # Nothing will fill what is still working: orders placed before the last decision time
+        # expire; those placed at it stay `submitted`, the orders the run ends with.
+        self.trading.broker.withdraw(None, "expired", before=_ts(self.times[-1]))
         self.log_orders(final=True)
         return self.outcome
+
+    def close_ended(self, seq: int, t: np.datetime64) -> None:
+        """At the first decision time after a symbol's last bar (its data ended inside the run;
+        the market's data warnings say so): cancel its working orders and exit its position at
+        its last close (reason `data_end`), rather than carry it frozen with stops that can
+        never fire."""
+        from flowkit.domain.orders import OrderRequest
+
+        broker, portfolio = self.trading.broker, self.trading.portfolio
+        for s in sorted(self.symbols):
+            last = self.bars[s].close_time[-1]
+            if not (last < t and (seq == 0 or last >= self.times[seq - 1])):
+                continue
+            broker.withdraw(s, "cancelled")
+            qty = portfolio.qty(s)
+            if qty:
+                submission = broker.close_out(OrderRequest.create(
+                    run_id=self.session.run_id, as_of=_ts(t), symbol=s,
+                    side="sell" if qty > 0 else "buy", quantity=abs(qty), reason="data_end"))
+                self.record_fills([submission.fill] if submission.fill else [])
 
     def _has_bar_closing_at(self, symbol: str, t: np.datetime64) -> bool:
         bars = self.bars[symbol]

@@ -76,6 +76,19 @@ class Broker(ABC):
             fills += self.on_bar(symbol, *bars[symbol])
         return fills
 
+    def close_out(self, order: OrderRequest) -> Submission:
+        """Fill market `order` at once at its symbol's latest price: the symbol's data ended and
+        no later bar will fill it. Only a simulated broker can; a real one refuses."""
+        raise BrokerError(f"{self.name} cannot fill {order.symbol} at its last known price: "
+                          "the symbol's data ended inside the run")
+
+    def withdraw(self, symbol: str | None, status: OrderStatus,
+                 before: dt.datetime | None = None) -> list[str]:
+        """Stop the simulated orders still working (for `symbol`, or all; submitted before
+        `before` if given) with `status`; their ids. A real exchange's orders keep working: by
+        default none are withdrawn."""
+        return []
+
     def __init__(self, portfolio: Portfolio | None, risk_engine: RiskEngine | None):
         self.portfolio = portfolio
         self.risk = risk_engine

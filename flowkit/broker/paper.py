@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from flowkit.broker.base import Bar, Broker
-from flowkit.domain.orders import Fill, OrderRequest, Submission
+from flowkit.domain.orders import Fill, OrderRequest, OrderStatus, Submission
 from flowkit.errors import BrokerError
 from flowkit.spec.models import PortfolioSpec
 
@@ -63,12 +63,27 @@ class PaperBroker(Broker):
         close_now = self.spec.fill == "close" and order.order_type == "market"
         if close_now and order.symbol not in self._marks:
             raise BrokerError(f"{order.symbol}: no bar seen yet, so no close to fill at")
-        self._record(order, "submitted", order.as_of)
         if close_now:
-            self._execute(order, self._marks[order.symbol], order.as_of)
-        else:
-            self._pending.append(order.order_id)
+            return self.close_out(order)
+        self._record(order, "submitted", order.as_of)
+        self._pending.append(order.order_id)
         return self._submission(order.order_id)
+
+    def close_out(self, order: OrderRequest) -> Submission:
+        if self._known(order):
+            return self._submission(order.order_id)
+        self._record(order, "submitted", order.as_of)
+        self._execute(order, self._marks[order.symbol], order.as_of)
+        return self._submission(order.order_id)
+
+    def withdraw(self, symbol: str | None, status: OrderStatus,
+                 before: dt.datetime | None = None) -> list[str]:
+        gone = [i for i in self._pending if (symbol is None or self._orders[i].symbol == symbol)
+                and (before is None or self._orders[i].as_of < before)]
+        for order_id in gone:
+            self._pending.remove(order_id)
+            self._set_status(order_id, status)
+        return gone
 
     def on_bar(self, symbol: str, time: dt.datetime | dt.date, open: float, high: float,
                low: float, close: float) -> list[Fill]:

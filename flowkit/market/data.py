@@ -112,8 +112,8 @@ def data_warnings(d: SymbolData, lo: np.datetime64, hi: np.datetime64,
     decision falls on session `last` (the end of the data of the longest symbol, or hi):
 
     - the window cut to the data: the data starts after lo, or ends before hi;
-    - the data ends before `last`, so inside the run: from its last bar on, the symbol is
-      valued at its last close and its stops and take-profits cannot fire;
+    - the data ends before `last`, so inside the run: the backtest exits the symbol at its last
+      close at the next decision time and cancels its working orders (order reason `data_end`);
     - missing bars: for crypto any missing day or hour; for stocks two or more weekdays in a row
       without a bar (one missing weekday may be an exchange holiday, which is not checked);
     - a split-like jump: a close more than JUMP (50%) away from the previous close, while flowkit
@@ -124,8 +124,9 @@ def data_warnings(d: SymbolData, lo: np.datetime64, hi: np.datetime64,
         out.append(f"{name}: the data starts on {session[0]}, after the window starts ({lo}): "
                    "the window is cut to the data")
     if session[-1] < last:
-        out.append(f"{name}: the data ends on {session[-1]}, inside the run (to {last}): from "
-                   "then on it is valued at its last close and its stops cannot fire")
+        out.append(f"{name}: the data ends on {session[-1]}, inside the run (to {last}): its "
+                   "position is closed at its last close at the next decision time (order "
+                   "reason data_end) and its working orders are cancelled")
     elif session[-1] < hi:
         out.append(f"{name}: the data ends on {session[-1]}, before the window ends ({hi}): "
                    "the window is cut to the data")
