@@ -62,13 +62,12 @@ from _common import (
     pct,
 )
 
-from flowkit.app import Invocation, run_session
+import flowkit
+from flowkit.app import Invocation, RunOptions, Session, run_session
 from flowkit.graph import agent as agent_step
 from flowkit.patterns.parallel import ParallelNode
 from flowkit.patterns.sequential import SequentialNode
-from flowkit.runtime.session import RunOptions, Session
 from flowkit.spec import templates
-from flowkit.spec.loader import load_workflow
 
 # ---------------------------------------------------------------- instrumentation
 
@@ -414,7 +413,7 @@ def main() -> None:
     ap.add_argument("--offline-start", default="2024-02-01", help="(b) first decision date")
     ap.add_argument("--skip-http", action="store_true", help="only (b)")
     args = ap.parse_args()
-    loaded = load_workflow(WORKFLOW)
+    loaded = flowkit.load(WORKFLOW)
     print(f"framework overhead per call: {loaded.spec.name} firm")
     print(f"  {machine_line()}")
     if not args.skip_http:

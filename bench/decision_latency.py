@@ -55,9 +55,8 @@ from _common import (
     scheduled_length,
 )
 
-from flowkit.app import Invocation, run_session
-from flowkit.runtime.session import RunOptions, Session
-from flowkit.spec.loader import load_workflow
+import flowkit
+from flowkit.app import Invocation, RunOptions, Session, run_session
 
 HTTP_SPANS: list[float] = []  # seconds inside litellm.acompletion, per call
 
@@ -131,7 +130,7 @@ def main() -> None:
     if max(counts) > len(universe):
         ap.error(f"--counts asks for {max(counts)} symbols but --symbols names {len(universe)}")
     overrides = [f"runtime.concurrency={args.concurrency}"] if args.concurrency else None
-    loaded = load_workflow(args.workflow, overrides)
+    loaded = flowkit.load(args.workflow, overrides)
     concurrency = loaded.spec.runtime.concurrency
     lat = args.latency_ms / 1000
 

@@ -37,7 +37,7 @@ risk: {max_position_pct: 95, max_sector_pct: 95, min_cash_pct: 2, stop_loss_pct:
 
 
 def test_cutoff_after_the_window_start_is_flagged_without_calling_the_model(tmp_path):
-    from flowkit.app.run import Invocation, decision_times, honesty_warnings
+    from flowkit.app.running import Invocation, decision_times, honesty_warnings
     from flowkit.runtime.session import RunOptions, Session
     from flowkit.spec.loader import load_workflow
 

@@ -71,15 +71,6 @@ def resolve_db(loaded: LoadedWorkflow, option: str | None) -> str:
     return option or os.environ.get("FLOWKIT_DB") or loaded.spec.log.db
 
 
-def existing_db(option: str | None) -> str:
-    """The event log a reading command opens (--db, then FLOWKIT_DB, then ./flowkit.duckdb);
-    it must exist already."""
-    path = option or os.environ.get("FLOWKIT_DB") or "flowkit.duckdb"
-    if not os.path.exists(path):
-        raise ConfigError(f"no event log at {path} (use --db PATH or FLOWKIT_DB)")
-    return path
-
-
 def apply_overrides(spec: m.Workflow, options: RunOptions) -> m.Workflow:
     """--model / --api-base replace every profile's model and endpoint; --cache the cache mode."""
     profiles = {}

@@ -42,6 +42,9 @@ class Invocation:
                 _day(flag, value)
         if self.start and self.end and _day("--start", self.start) > _day("--end", self.end):
             raise ConfigError(f"--start {self.start} is after --end {self.end}")
+        if self.every is not None and not self.start:
+            raise ConfigError("--every is the decision frequency of a backtest: use it with "
+                              "--start/--end")
         if self.every is not None and self.every not in EVERY:
             raise ConfigError(f"--every {self.every!r}: expected one of {', '.join(EVERY)}")
         if self.seeds < 1:
