@@ -30,6 +30,7 @@ Times are ISO 8601 in UTC (a ``Z`` suffix or an offset is accepted); JSON null r
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import math
 from collections import defaultdict
@@ -97,10 +98,12 @@ def write_report(db: Db, run_id: str, out_html: Path, *, png: Path | None = None
     with RunStore.of(db) as store:  # one consistent view, released before rendering
         run = _load_run(store, run_id, prices)
         decisions = _load_decisions(store, run_id)
+        risk = _risk_chart(store.risk_state(run_id))
     drawdowns = [c.drawdown() for c in run.curves]
     charts = [
         _chart("equity", "Equity: firm vs baselines", run.curves, "money"),
         _chart("drawdown", "Drawdown from peak", drawdowns, "pct", area=drawdowns[0]),
+        *risk,
     ]
     lo, hi = run.window()
     for symbol, (t, close) in sorted(run.prices.items()):
@@ -340,6 +343,39 @@ _PAD_L, _PAD_R, _PAD_T, _PAD_B = 70, 18, 14, 30
 _DASHES = {"solid": "", "dashed": ' stroke-dasharray="6 4"'}
 
 
+def _risk_chart(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The risk state at each decision time (`risk_state`): CVaR and its reference, and below
+    the chart every stretch the firm was risk-averse or halted, with the engine's reason (the
+    drawdown instead of CVaR when the trigger is off). None for a run without risk states or
+    with the trigger off that never halted."""
+    averse, halted = sum(bool(r["risk_averse"]) for r in rows), sum(bool(r["halted"]) for r in rows)
+    measured = [r for r in rows if r["cvar"] is not None]
+    if not measured and not halted:
+        return []
+    t = np.array([_utc(r["time"]) for r in measured or rows], dtype="datetime64[s]")
+    curves = [_Curve("CVaR", t, np.array([r["cvar"] for r in measured], float), "#dc2626"),
+              _Curve("reference (calmest recent CVaR)", t,
+                     np.array([_num(r["reference_cvar"]) for r in measured], float), "#475569",
+                     "dashed")] if measured else \
+        [_Curve("drawdown", t, np.array([_num(r["drawdown"]) for r in rows], float), "#dc2626")]
+    notes = []
+    for (is_averse, is_halted), group in itertools.groupby(
+            rows, key=lambda r: (bool(r["risk_averse"]), bool(r["halted"]))):
+        if not (is_averse or is_halted):
+            continue
+        span = list(group)
+        state = " and ".join(s for s, on in (("risk-averse", is_averse), ("halted", is_halted))
+                             if on)
+        when = _stamp(span[0]["time"]) + ("" if len(span) == 1 else
+                                          f" → {_stamp(span[-1]['time'])} ({len(span)} times)")
+        notes.append(f"{when}: {state}" + (f" — {span[0]['reason']}" if is_averse else
+                                           " — the drawdown limit was breached"))
+    chart = _chart("risk", f"Risk state: risk-averse at {averse} of {len(rows)} decision times"
+                   f"{f', halted at {halted}' if halted else ''}", curves, "pct")
+    chart["notes"] = notes or ["Never risk-averse nor halted."]
+    return [chart]
+
+
 def _chart(chart_id: str, title: str, curves: Sequence[_Curve], kind: str, *,
            markers: Sequence[Mapping[str, Any]] = (), area: _Curve | None = None,
            legend_extra: Sequence[tuple[str, str, str]] = ()) -> dict[str, Any]:
@@ -349,7 +385,7 @@ def _chart(chart_id: str, title: str, curves: Sequence[_Curve], kind: str, *,
 
     return {"id": chart_id, "title": title,
             "legend": [(c.name, c.color, c.dash) for c in curves] + list(legend_extra),
-            "svg": Markup(_svg(curves, kind, markers, area))}
+            "svg": Markup(_svg(curves, kind, markers, area)), "notes": []}
 
 
 def _svg(curves: Sequence[_Curve], kind: str, markers: Sequence[Mapping[str, Any]],
