@@ -18,6 +18,7 @@ class Comparison:
     outcomes: list[Outcome]
     db: str
     report: Path
+    differences: list[str]   # what differs between the runs (symbols, frequency, capital, ...)
 
 
 def compare(files: list[str], inv: Invocation, options: RunOptions | None = None,
@@ -25,7 +26,7 @@ def compare(files: list[str], inv: Invocation, options: RunOptions | None = None
             reporter: Reporter | None = None) -> Comparison:
     """Backtest every firm over `inv`'s window and write the comparison report to `out`
     (default: reports/compare-<first run>.html)."""
-    from flowkit.report import write_comparison
+    from flowkit.report import run_differences, write_comparison
     from flowkit.spec.loader import load_workflow
 
     inv.check()
@@ -39,6 +40,7 @@ def compare(files: list[str], inv: Invocation, options: RunOptions | None = None
         db = session.db_path
         outcomes.append(run_to_end(session, inv, reporter))
     target = Path(out or f"reports/compare-{outcomes[0].run_id}.html")
+    ids = [o.run_id for o in outcomes]
     with writing(target):
-        write_comparison(db, [o.run_id for o in outcomes], target)
-    return Comparison(outcomes, db, target)
+        write_comparison(db, ids, target)
+    return Comparison(outcomes, db, target, run_differences(db, ids))

@@ -141,13 +141,15 @@ def write_comparison(db: Db, run_ids: Sequence[str], out_html: Path) -> Path:
         raise ValueError("write_comparison needs at least one run id")
     with RunStore.of(db) as store:
         runs = [_load_run(store, r, None) for r in run_ids]
+    # Growth of 1: runs with different starting capital (or currency) share one axis.
     curves = [
-        _Curve(f"{r.run['workflow_name']} · {r.run['run_id']}", r.times, r.equity,
+        _Curve(f"{r.run['workflow_name']} · {r.run['run_id']}", r.times,
+               r.equity / r.equity[0] if len(r.equity) and r.equity[0] > 0 else r.equity,
                PALETTE[k % len(PALETTE)], width=1.8)
         for k, r in enumerate(runs)
     ]
     charts = [
-        _chart("equity", "Equity", curves, "money"),
+        _chart("equity", "Equity, normalised to 1.0 at the start", curves, "num"),
         _chart("drawdown", "Drawdown from peak", [c.drawdown() for c in curves], "pct"),
     ]
     table = _metrics_table([r.run["run_id"] for r in runs], [r.strategies["firm"] for r in runs],
@@ -168,11 +170,42 @@ def write_comparison(db: Db, run_ids: Sequence[str], out_html: Path) -> Path:
         title=f"Comparison of {len(runs)} runs", subtitle=", ".join(names),
         info=[("Runs", ", ".join(run_ids), ""), ("Workflows", ", ".join(names), ""),
               ("Total cost", _usd(sum(r.calls["cost"] for r in runs)), "")],
-        alerts=[f"{r.run['run_id']}: {f}" for r in runs for f in _flags(r.strategies["firm"])],
+        alerts=_differences(runs)
+        + [f"{r.run['run_id']}: {f}" for r in runs for f in _flags(r.strategies["firm"])],
         charts=charts, table=table, decisions=None)
     out_html = Path(out_html)
     out_html.write_text(page, encoding="utf-8")
     return out_html
+
+
+def run_differences(db: Db, run_ids: Sequence[str]) -> list[str]:
+    """What differs between the runs compared (symbols, frequency, capital, costs, window), one
+    sentence per difference; empty when they share all of it."""
+    with RunStore.of(db) as store:
+        return _differences([_load_run(store, r, None) for r in run_ids])
+
+
+def _differences(runs: Sequence[_Run]) -> list[str]:
+    def setting(r: _Run) -> dict[str, str]:
+        inv = (r.run["config"] or {}).get("invocation") or {}
+        market, book = r.config.get("market") or {}, r.config.get("portfolio") or {}
+        lo, hi = (r.times[0], r.times[-1]) if len(r.times) else (None, None)
+        return {
+            "symbols": ", ".join(sorted(inv.get("symbols") or market.get("symbols") or [])),
+            "decision frequency": inv.get("every") or (r.config.get("backtest") or {})
+            .get("every") or "1d",
+            "bar size": market.get("timeframe", "1d"),
+            "starting capital": f"{book.get('initial_cash', 0):,.2f} {book.get('currency', '')}"
+            .rstrip(),
+            "costs": f"fee {book.get('fee_bps')} bps, slippage {book.get('slippage_bps')} bps",
+            "fills": str(book.get("fill")),
+            "window": f"{_day(lo)} → {_day(hi)}",
+        }
+
+    settings = [setting(r) for r in runs]
+    return [f"The runs differ in {what}: " + "; ".join(
+                f"{r.run['run_id']} {s[what]}" for r, s in zip(runs, settings, strict=True))
+            for what in settings[0] if len({s[what] for s in settings}) > 1]
 
 
 # ---------------------------------------------------------------- loading
