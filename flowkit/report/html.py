@@ -43,6 +43,7 @@ import numpy as np
 
 from flowkit.backtest.metrics import (compute_metrics, flag_suspect, measured_periods_per_year,
                                       round_trips)
+from flowkit.memory import describe_beliefs
 from flowkit.store.runstore import RunStore
 
 Db: TypeAlias = "str | Path | RunStore"  # or an open DuckDB connection: see RunStore.of
@@ -266,6 +267,7 @@ class _Run:
             ("Run", r["run_id"], ""), ("Status", r["status"] or "—", r["status"] or ""),
             ("Mode", r["mode"] or "—", ""), ("Window", window, ""),
             ("Symbols", ", ".join(symbols) or "—", ""),
+            ("Beliefs", describe_beliefs((r["config"] or {}).get("beliefs")), ""),
             ("Model calls", f"{c['n']:,} ({c['cached']:,} cached)", ""),
             ("Tokens", f"{c['prompt'] + c['completion']:,} ({c['prompt']:,} prompt)", ""),
             ("Cost", _usd(c["cost"]), ""), ("Models", c["models"] or "—", ""),

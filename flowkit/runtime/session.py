@@ -109,6 +109,7 @@ class Session:
         self.log = log if log is not None else _open_log(self.db_path)
         self.invocation: dict[str, Any] | None = None  # what the command line asked; kept for replay
         self.preset_beliefs: list[dict[str, Any]] | None = None  # training episodes set these
+        self.beliefs_used: dict[str, Any] | None = None  # memory.beliefs_used, for runs.config
         self.last_memory: Any = None                              # the run's Memory, for training
         self.market = _load_market(self.spec, loaded.base_dir, self.db_path)
         from flowkit.llm.limits import Budget, Limiter
@@ -151,7 +152,8 @@ class Session:
             "mode": self.options.mode, "parent_run_id": self.options.parent_run_id,
             "status": "running", "started_at": _now(),
             "config": {"workflow": self.resolved_config(), "invocation": self.invocation,
-                       "data": {"sha256": self.market.fingerprint}},
+                       "data": {"sha256": self.market.fingerprint},
+                       "beliefs": self.beliefs_used},
             "flowkit_version": __version__})
         self.log.flush()
 
