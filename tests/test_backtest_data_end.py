@@ -5,20 +5,13 @@ it was placed at the run's last decision time."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 
-from runtime_support import SAMPLE_OHLCV, firm
+from runtime_support import ANALYST_TRADER, SAMPLE_OHLCV, backtest, firm
 
-FIRM = """\
-models:
-  default: {{model: offline}}
-agents:
-  technical: {{role: technical_analyst}}
-  trader: {{role: trader}}
-pipeline: [technical, trader]
+FIRM = ANALYST_TRADER.replace("{", "{{").replace("}", "}}") + """\
 market:
   symbols: [{symbols}]
   source: csv
@@ -29,13 +22,9 @@ portfolio: {{initial_cash: 100000, fee_bps: 10, slippage_bps: 5, fractional: {fr
 """
 
 
-def backtest(tmp_path: Path, symbols: list[str], cut: str, until: str, every: str,
-             start: str, end: str, drawdown: float):
+def cut_backtest(tmp_path: Path, symbols: list[str], cut: str, until: str, every: str,
+                 start: str, end: str, drawdown: float):
     """Run with `cut`'s data ending on `until` (the rows after it deleted)."""
-    from flowkit.app import Invocation, run_session
-    from flowkit.runtime.session import RunOptions, Session
-    from flowkit.spec.loader import load_workflow
-
     folder = tmp_path / "data" / "ohlcv"
     folder.mkdir(parents=True)
     for name in symbols:
@@ -46,13 +35,7 @@ def backtest(tmp_path: Path, symbols: list[str], cut: str, until: str, every: st
     crypto = symbols[0].endswith("USDT")
     path = firm(tmp_path, FIRM.format(symbols=", ".join(symbols), drawdown=drawdown,
                                       fractional=str(crypto).lower()))
-    session = Session(load_workflow(path, []), RunOptions(db=str(tmp_path / "x.duckdb")))
-    try:
-        out = asyncio.run(run_session(session, Invocation(start=start, end=end, every=every)))
-    finally:
-        session.close()
-    assert out.status == "completed", out.error
-    return out
+    return backtest(path, tmp_path / "x.duckdb", start, end, every)
 
 
 CASES = [
@@ -68,7 +51,7 @@ CASES = [
 @pytest.mark.parametrize(("symbols", "cut", "until", "every", "start", "end", "drawdown"), CASES)
 def test_a_symbol_whose_data_ends_is_closed_at_its_last_close(tmp_path, symbols, cut, until,
                                                               every, start, end, drawdown):
-    out = backtest(tmp_path, symbols, cut, until, every, start, end, drawdown)
+    out = cut_backtest(tmp_path, symbols, cut, until, every, start, end, drawdown)
     last_line = [ln for ln in (tmp_path / "data" / "ohlcv" / f"{cut}.csv").read_text().splitlines()
                  if ln][-1].split(",")
     assert last_line[0] == until

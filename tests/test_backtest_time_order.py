@@ -5,25 +5,18 @@ take-profits fire and the drawdown halt latches."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from runtime_support import SAMPLE_OHLCV, firm
+from runtime_support import ANALYST_TRADER, SAMPLE_OHLCV, backtest, firm
 
 STOCKS = ["NVDA", "AAPL", "MSFT"]
 COINS = ["BTC-USDT", "ETH-USDT", "MIX-USDT"]
 
-FIRM = """\
-models:
-  default: {{model: offline}}
-agents:
-  technical: {{role: technical_analyst}}
-  trader: {{role: trader}}
-pipeline: [technical, trader]
+FIRM = ANALYST_TRADER.replace("{", "{{").replace("}", "}}") + """\
 market:
   symbols: [{symbols}]
   source: csv
@@ -45,7 +38,8 @@ def mixed_coin(folder: Path) -> None:
     assert days == days_eth
     mix = np.sqrt(btc * eth)
     rows = [f"{d},{','.join(f'{v:.6f}' for v in row)}" for d, row in zip(days, mix, strict=True)]
-    (folder / "MIX-USDT.csv").write_text("date,open,high,low,close,volume\n" + "\n".join(rows) + "\n")
+    header = "date,open,high,low,close,volume\n"
+    (folder / "MIX-USDT.csv").write_text(header + "\n".join(rows) + "\n")
 
 
 @pytest.fixture(scope="module")
@@ -58,24 +52,15 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def backtest(tmp_path: Path, data: Path, symbols: list[str], every: str, start: str, end: str,
-             drawdown: float) -> dict[str, object]:
-    from flowkit.app import Invocation, run_session
-    from flowkit.runtime.session import RunOptions, Session
-    from flowkit.spec.loader import load_workflow
-
+def results(tmp_path: Path, data: Path, symbols: list[str], every: str, start: str, end: str,
+            drawdown: float) -> dict[str, object]:
+    """Orders, fills, equity and metrics of one backtest, by content."""
     crypto = symbols[0].endswith("USDT")
     name = "-".join(symbols).lower()
     # The firm sits beside its data: a workflow reads data from its own folder only.
     path = firm(data, FIRM.format(symbols=", ".join(symbols), path=data, drawdown=drawdown,
                                   fractional=str(crypto).lower()), f"{name}-{every}.yaml")
-    db = tmp_path / f"{name}-{every}.duckdb"
-    session = Session(load_workflow(path, []), RunOptions(db=str(db)))
-    try:
-        out = asyncio.run(run_session(session, Invocation(start=start, end=end, every=every)))
-    finally:
-        session.close()
-    assert out.status == "completed", out.error
+    out = backtest(path, tmp_path / f"{name}-{every}.duckdb", start, end, every)
     drop = {"run_id", "order_id", "fill_id"}  # the run id is hashed into them
     return {
         "orders": sorted(tuple(sorted((k, str(v)) for k, v in o.items() if k not in drop))
@@ -100,13 +85,13 @@ CASES = [
 @pytest.mark.parametrize(("symbols", "every", "start", "end", "drawdown"), CASES)
 def test_every_symbol_order_gives_the_same_backtest(tmp_path, data, symbols, every, start, end,
                                                     drawdown):
-    results = [backtest(tmp_path, data, list(p), every, start, end, drawdown)
-               for p in itertools.permutations(symbols)]
-    first = results[0]
+    runs = [results(tmp_path, data, list(p), every, start, end, drawdown)
+            for p in itertools.permutations(symbols)]
+    first = runs[0]
     # The case is not trivial: orders of several kinds were filled.
     reasons = {dict(o)["reason"] for o in first["orders"]}
     assert "decision" in reasons and reasons & {"stop_loss", "take_profit", "drawdown_halt"}
-    for other in results[1:]:
+    for other in runs[1:]:
         assert other["orders"] == first["orders"]
         assert other["fills"] == first["fills"]
         assert other["equity"] == first["equity"]

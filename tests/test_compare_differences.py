@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import re
 
-from runtime_support import cli, firm, rows
+from runtime_support import ANALYST_TRADER, cli, firm, rows
 
-BODY = """models: {{default: {{model: offline}}}}
-agents: {{technical: {{role: technical_analyst}}, trader: {{role: trader}}}}
-pipeline: [technical, trader]
+BODY = ANALYST_TRADER.replace("{", "{{").replace("}", "}}") + """\
 market: {{symbols: [{symbols}]}}
 portfolio: {{initial_cash: {cash}, fractional: true}}
 backtest: {{start: 2024-01-02, end: 2024-03-28, every: {every}}}
@@ -18,7 +16,8 @@ backtest: {{start: 2024-01-02, end: 2024-03-28, every: {every}}}
 
 
 def test_compare_says_what_differs_and_normalises_equity(tmp_path):
-    stocks = firm(tmp_path, BODY.format(symbols="AMZN, GOOGL", cash=250000, every="1d"), "stocks.yaml")
+    stocks = firm(tmp_path, BODY.format(symbols="AMZN, GOOGL", cash=250000, every="1d"),
+                  "stocks.yaml")
     coins = firm(tmp_path, BODY.format(symbols="BTC-USDT", cash=10000, every="1w"), "coins.yaml")
     db, out = tmp_path / "log.duckdb", tmp_path / "cmp.html"
     rc, text = cli("compare", str(stocks), str(coins), "--start", "2024-01-02", "--end",
@@ -42,7 +41,8 @@ def test_compare_says_what_differs_and_normalises_equity(tmp_path):
     # The equity chart is growth of 1: its axis reads around 1, not in money.
     equity = html[html.index('id="equity"'):html.index('id="drawdown"')]
     assert "normalised to 1.0" in equity
-    ticks = [float(t.replace(",", "")) for t in re.findall(r'text-anchor="end"[^>]*>([\d.,]+)<', equity)]
+    labels = re.findall(r'text-anchor="end"[^>]*>([\d.,]+)<', equity)
+    ticks = [float(t.replace(",", "")) for t in labels]
     assert ticks and all(0.3 < t < 3 for t in ticks)
 
 

@@ -7,19 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from runtime_support import SAMPLE_OHLCV, cli, rows
+from runtime_support import ANALYST_TRADER, SAMPLE_OHLCV, cli, rows
 
-FIRM = """\
-version: 1
-name: anywhere
-models:
-  default: {model: offline}
-agents:
-  technical: {role: technical_analyst}
-  trader: {role: trader}
-pipeline: [technical, trader]
-market: {symbols: [MSFT, ETH-USDT], source: csv, path: data}
-"""
+FIRM = "version: 1\nname: anywhere\n" + ANALYST_TRADER + \
+    "market: {symbols: [MSFT, ETH-USDT], source: csv, path: data}\n"
 
 
 @pytest.fixture

@@ -42,7 +42,8 @@ class StoredRun:
             where = spec.get("path") or f"the {spec.get('source')} source"
             raise ConfigError(f"the market data in {where} changed since run {self.run_id} ran "
                               f"(sha256 {ran[:12]}… then, {market.fingerprint[:12]}… now): it "
-                              f"cannot be {verb} on other data; restore the data or start a new run")
+                              f"cannot be {verb} on other data; restore the data or start a "
+                              f"new run")
 
     def refuse_training(self, verb: str) -> None:
         """A training episode ran with the beliefs of the episodes before it, which only
