@@ -86,6 +86,8 @@ def results(db: Path) -> dict[str, list]:
         "lessons": q("SELECT symbol, as_of, decided_at, agents, text, outcome_pct FROM lessons "
                      "WHERE run_id = ? ORDER BY ALL"),
         "metrics": q("SELECT strategy, symbol, metrics FROM metrics WHERE run_id = ? ORDER BY ALL"),
+        "risk_state": q("SELECT time, equity, drawdown, daily_return, cvar, reference_cvar, "
+                        "risk_averse, halted, reason FROM risk_state WHERE run_id = ? ORDER BY time"),
     }
 
 
@@ -102,6 +104,7 @@ def check_logged_once(db: Path) -> None:
         "risk reviews": "SELECT symbol, as_of FROM risk_reviews WHERE run_id = ? GROUP BY ALL "
                         "HAVING count(*) > 1",
         "snapshots": "SELECT time FROM portfolio WHERE run_id = ? GROUP BY 1 HAVING count(*) > 1",
+        "risk states": "SELECT time FROM risk_state WHERE run_id = ? GROUP BY 1 HAVING count(*) > 1",
         "metrics": "SELECT strategy, symbol FROM metrics WHERE run_id = ? GROUP BY ALL "
                    "HAVING count(*) > 1",
         "lessons": "SELECT symbol, decided_at FROM lessons WHERE run_id = ? GROUP BY ALL "

@@ -16,6 +16,7 @@ from flowkit.app import live, signals
 from flowkit.app.events import Reporter, RunStarted
 from flowkit.backtest.loop import Loop, Outcome
 from flowkit.errors import ConfigError, DataError, FlowkitError, Interrupted, RunAborted
+from flowkit.memory import beliefs_used, describe_beliefs
 from flowkit.runtime.session import RunOptions, Session
 
 EVERY = ("1d", "1w", "1h")
@@ -130,6 +131,7 @@ async def run_session(session: Session, inv: Invocation, reporter: Reporter | No
     loop = Loop(session, symbols, times, live.guard(session, inv, times), state,
                 on_progress=reporter.progress if reporter else None)
     session.last_memory = loop.memory
+    session.beliefs_used = beliefs_used(session, loop.memory)
     loop.outcome.warnings = honesty_warnings(session, times)
     if inv.start:
         loop.outcome.warnings += session.market.data_warnings(
@@ -150,7 +152,9 @@ async def run_session(session: Session, inv: Invocation, reporter: Reporter | No
             run_id=session.run_id, workflow=session.spec.name,
             kind="backtest" if inv.start else "decision", symbols=symbols,
             decision_times=len(times), models=sorted({p.model for p in session.spec.models.values()}),
-            warnings=list(loop.outcome.warnings), resumed_after=resumed_after))
+            warnings=list(loop.outcome.warnings), resumed_after=resumed_after,
+            beliefs=describe_beliefs(session.beliefs_used)
+            if session.beliefs_used and session.beliefs_used["enabled"] else None))
     status, error = "completed", None
     with signals.cancelling() as caught:
         try:

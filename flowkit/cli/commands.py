@@ -130,8 +130,7 @@ def compare(args: argparse.Namespace) -> int:
                          every=args.every)
     done = app.compare(args.files, inv, _options(args, symbols=args.symbols), args.set, args.out,
                        _reporter(args))
-    for o in done.outcomes:
-        present.outcome(o, inv, sys.stdout)
+    present.side_by_side(done.outcomes, done.differences, sys.stdout)
     print(f"wrote {done.report}")
     return _failed(done.outcomes)
 

@@ -25,6 +25,8 @@ class Console(Reporter):
         self.out.write(f"run {run.run_id} · {run.workflow} · {run.kind} · "
                        f"{', '.join(run.symbols)} · {run.decision_times} decision time"
                        f"{'s' if run.decision_times != 1 else ''} · models: {models}{offline}\n")
+        if run.beliefs:
+            self.out.write(f"beliefs: {run.beliefs}\n")
         for w in run.warnings:
             self.out.write(f"warning: {w}\n")
 

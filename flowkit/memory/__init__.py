@@ -139,8 +139,33 @@ def load_beliefs(session: Any) -> list[dict[str, Any]]:
     """Frozen beliefs of the latest training run of this workflow, if its window ended before
     the first decision (`flowkit train` records the window with each belief)."""
     return [{"text": b["text"], "agents": b["agents"], "condition": b["condition"],
-             "effect": b["effect"], "train_end": (b["evidence"] or {}).get("train_end")}
+             "effect": b["effect"], "train_end": (b["evidence"] or {}).get("train_end"),
+             "training_run": b["run_id"]}
             for b in session.log.reader().beliefs(session.spec.name)]
+
+
+def beliefs_used(session: Any, memory: Memory | None) -> dict[str, Any]:
+    """Which beliefs a run's agents get, for `runs.config` (key `beliefs`), the run header and
+    the report: {"enabled", "training_run" (None: none loaded, or a training's own episodes),
+    "count"}."""
+    b = session.spec.learning.beliefs if session.spec.learning else None
+    beliefs = memory.beliefs if memory is not None and b is not None and b.enabled else []
+    runs = sorted({x["training_run"] for x in beliefs if x.get("training_run")})
+    return {"enabled": bool(b is not None and b.enabled), "count": len(beliefs),
+            "training_run": runs[0] if runs else None}
+
+
+def describe_beliefs(used: dict[str, Any] | None) -> str:
+    """`beliefs_used` in words; runs logged before it was recorded say so."""
+    if used is None:
+        return "not recorded (a run logged by an older flowkit)"
+    if not used["enabled"]:
+        return "off (learning.beliefs is not enabled)"
+    if used["training_run"]:
+        return f"{used['count']} frozen beliefs of training run {used['training_run']}"
+    if used["count"]:
+        return f"{used['count']} beliefs of the previous episodes of this training"
+    return "none: no frozen beliefs of this workflow in the event log (run `flowkit train` first)"
 
 
 def check_window(beliefs: list[dict[str, Any]], first_decision: str) -> None:

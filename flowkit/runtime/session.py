@@ -109,6 +109,7 @@ class Session:
         self.log = log if log is not None else _open_log(self.db_path)
         self.invocation: dict[str, Any] | None = None  # what the command line asked; kept for replay
         self.preset_beliefs: list[dict[str, Any]] | None = None  # training episodes set these
+        self.beliefs_used: dict[str, Any] | None = None  # memory.beliefs_used, for runs.config
         self.last_memory: Any = None                              # the run's Memory, for training
         self.market = _load_market(self.spec, loaded.base_dir, self.db_path)
         from flowkit.llm.limits import Budget, Limiter
@@ -147,17 +148,25 @@ class Session:
         """Record the run (status running) before any step logs."""
         self.log.append("runs", {
             "run_id": self.run_id, "workflow_name": self.spec.name,
-            "workflow_path": str(self.loaded.path), "workflow_hash": self.loaded.sha256,
+            "workflow_path": str(self.loaded.path.resolve()), "workflow_hash": self.loaded.sha256,
             "mode": self.options.mode, "parent_run_id": self.options.parent_run_id,
             "status": "running", "started_at": _now(),
-            "config": {"workflow": self.resolved_config(), "invocation": self.invocation},
+            "config": {"workflow": self.resolved_config(), "invocation": self.invocation,
+                       "data": {"sha256": self.market.fingerprint},
+                       "beliefs": self.beliefs_used},
             "flowkit_version": __version__})
         self.log.flush()
 
     def resolved_config(self) -> dict[str, Any]:
         """The workflow as run (overrides applied). Keys live only in the environment, so the
-        spec holds none; api_key_env records the variable's name, never its value."""
-        return self.spec.model_dump(mode="json")
+        spec holds none; api_key_env records the variable's name, never its value. A relative
+        market.path is stored resolved against the workflow's folder, as the run read it, so
+        replay and resume read the same files from any folder."""
+        config = self.spec.model_dump(mode="json")
+        path = config["market"].get("path")
+        if path and not Path(path).expanduser().is_absolute():
+            config["market"]["path"] = str((self.loaded.base_dir / path).resolve())
+        return config
 
     def finish(self, status: str, error: str | None = None) -> None:
         self.log.update_run(self.run_id, status=status, finished_at=_now(), error=error)

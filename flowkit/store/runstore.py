@@ -129,6 +129,19 @@ class Snapshot(TypedDict):
     positions: Any
 
 
+class RiskStateRow(TypedDict):
+    run_id: str
+    time: datetime
+    equity: float | None
+    daily_return: float | None
+    cvar: float | None
+    reference_cvar: float | None
+    risk_averse: bool | None
+    halted: bool | None
+    drawdown: float | None
+    reason: str | None
+
+
 class MetricsRow(TypedDict):
     run_id: str
     strategy: str
@@ -334,6 +347,12 @@ class RunStore:
     def snapshots(self, run_id: str) -> list[Snapshot]:
         """The portfolio after each decision time: the equity curve."""
         return self._rows("SELECT * FROM portfolio WHERE run_id = ? ORDER BY time",
+                          [run_id])  # type: ignore[return-value]
+
+    def risk_state(self, run_id: str) -> list[RiskStateRow]:
+        """The risk engine's state at each decision time: CVaR, its reference, risk-averse or
+        not and why, the drawdown halt."""
+        return self._rows("SELECT * FROM risk_state WHERE run_id = ? ORDER BY time",
                           [run_id])  # type: ignore[return-value]
 
     def metrics(self, run_id: str) -> list[MetricsRow]:

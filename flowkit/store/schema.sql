@@ -92,8 +92,8 @@ CREATE TABLE IF NOT EXISTS orders (
     quantity     DOUBLE,         -- positive
     order_type   VARCHAR,        -- market | limit
     limit_price  DOUBLE,
-    reason       VARCHAR,        -- decision | stop_loss | take_profit | drawdown_halt | rebalance
-    status       VARCHAR,        -- submitted | filled | rejected | cancelled
+    reason       VARCHAR,        -- decision | stop_loss | take_profit | drawdown_halt | rebalance | data_end
+    status       VARCHAR,        -- submitted | filled | rejected | cancelled | expired
     broker       VARCHAR,        -- paper | ccxt:<exchange>
     submitted_at TIMESTAMP
 );

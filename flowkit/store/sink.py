@@ -39,7 +39,7 @@ from flowkit.store.runstore import RunStore
 # Rows "after" a resume point, per table: the column holding their decision time.
 DISCARD_COLUMNS = {"steps": "as_of", "model_calls": "as_of", "decisions": "as_of",
                    "risk_reviews": "as_of", "orders": "as_of", "fills": "time", "portfolio": "time",
-                   "lessons": "as_of"}
+                   "lessons": "as_of", "risk_state": "time"}
 
 
 @runtime_checkable
