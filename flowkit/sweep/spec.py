@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -76,7 +76,7 @@ class Sweep(_Strict):
     description: str = ""
     firms: list[str] = Field(min_length=1, description="Workflow files (relative to this "
                              "file), each a base variant.")
-    vary: dict[str, list[Any]] = Field(default_factory=dict, description="dotted.path: [values] "
+    vary: dict[str, Annotated[list[Any], Field(min_length=1)]] = Field(default_factory=dict, description="dotted.path: [values] "
                                        "(the paths --set takes); every combination is crossed "
                                        "with every firm.")
     symbols: list[Symbol | list[Symbol]] = Field(min_length=1, description="Each entry a cell's "
@@ -91,13 +91,6 @@ class Sweep(_Strict):
                         "training window before its test window.")
     metrics: list[Metric] = Field(default_factory=lambda: ["sharpe", "cumulative_return",  # type: ignore[valid-type]
                                                            "max_drawdown"], min_length=1)
-
-    @model_validator(mode="after")
-    def _values(self) -> "Sweep":
-        for key, values in self.vary.items():
-            if not values:
-                raise ValueError(f"vary.{key}: give at least one value")
-        return self
 
 
 @dataclass(frozen=True)
