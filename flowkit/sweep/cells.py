@@ -125,16 +125,19 @@ def run_cell(cell: Cell, folder: str) -> dict[str, Any]:
             os.replace(tmp / "cell.duckdb", db)
             record["log_bytes"] = db.stat().st_size
     except Exception as exc:  # isolate the cell: the sweep goes on and says what failed
-        record["error"] = f"{type(exc).__name__}: {exc}"
-        if not isinstance(exc, _expected_errors()):
+        if isinstance(exc, _expected_errors()):  # a user's mistake says what, not where in flowkit
+            record["error"] = str(exc)
+        else:
+            record["error"] = f"{type(exc).__name__}: {exc}"
             record["traceback"] = traceback.format_exc(limit=8)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     record["seconds"] = time.perf_counter() - started
+    text = json.dumps(_plain(record), default=str, allow_nan=False)
     part = rec.with_suffix(f".json.{os.getpid()}")
-    part.write_text(json.dumps(record, default=_json_number))
+    part.write_text(text)
     os.replace(part, rec)
-    return record
+    return json.loads(text)  # what a later run reads back: the same values, NaN as None
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
@@ -161,14 +164,22 @@ def _backtest(cell: Cell, db: str) -> dict[str, Any]:
     outcome = run_to_end(Session(loaded, options), inv)
     equity = [v for _, v in outcome.equity]
     returns = [b / a - 1.0 for a, b in zip(equity, equity[1:]) if a]
-    pick = lambda m: {k: m.get(k) for k in RECORD_FIELDS if k in m}  # noqa: E731
     return {"status": outcome.status, "error": outcome.error, "run_id": outcome.run_id,
-            "metrics": pick(outcome.metrics),
-            "buy_and_hold": pick(outcome.baselines.get("buy_and_hold", {})),
+            "metrics": _pick(outcome.metrics),
+            "buy_and_hold": _pick(outcome.baselines.get("buy_and_hold", {})),
             "returns": returns, "warnings": outcome.warnings}
 
 
-def _json_number(value: Any) -> Any:
+def _pick(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: metrics[k] for k in RECORD_FIELDS if k in metrics}
+
+
+def _plain(value: Any) -> Any:
+    """JSON has no NaN: a metric that cannot be computed is null."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    return str(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

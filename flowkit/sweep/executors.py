@@ -38,9 +38,9 @@ def local(cells: list[Cell], folder: str, workers: int | None = None,
     if address:
         raise ConfigError("--address is for --executor ray")
     n = max(1, min(workers or os.cpu_count() or 1, len(cells)))
-    # fork starts workers at once on Linux (nothing in the parent holds threads or DuckDB);
-    # spawn elsewhere.
-    context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+    # Never plain fork: the parent may hold DuckDB's or the event log's threads, and a child
+    # forked while one holds a lock deadlocks. forkserver forks from a clean process.
+    context = multiprocessing.get_context("forkserver" if sys.platform == "linux" else "spawn")
     with ProcessPoolExecutor(n, mp_context=context) as pool:
         pending = {pool.submit(run_cell, cell, folder): cell for cell in cells}
         while pending:
