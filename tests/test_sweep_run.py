@@ -38,7 +38,7 @@ firms: [{', '.join(map(str, firms))}]
 vary: {vary}
 symbols: {symbols}
 windows:
-  fixed: [{{start: 2023-01-03, end: 2023-03-31}}, {{start: 2023-04-03, end: 2023-06-30}}]
+  fixed: [{{start: 2023-01-03, end: 2023-02-10}}, {{start: 2023-02-13, end: 2023-03-24}}]
 every: {every}
 metrics: [sharpe, cumulative_return, max_drawdown]
 """)
