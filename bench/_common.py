@@ -2,9 +2,9 @@
 
 - `FakeServerProcess`: flowkit's FakeOpenAIServer in its own process, so the server's Python
   work never competes with the measured process for the GIL (a remote provider would not).
-- `call_plan` / `critical_path` / `scheduled_length`: the model calls a compiled firm makes per
-  decision, derived from its node tree (flowkit.graph.nodes), with the critical path and a
-  unit-latency schedule under the run's concurrency limit.
+- `call_plan` (flowkit.patterns.plan: the model calls a compiled firm makes per decision, from its
+  node tree, with the critical path) and `scheduled_length`, a unit-latency schedule of that
+  plan under the run's concurrency limit.
 - small statistics and machine-load helpers.
 """
 
@@ -15,9 +15,10 @@ import os
 import statistics
 import subprocess
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
+
+from flowkit.patterns.plan import Planner, call_plan  # noqa: F401  (call_plan: for the scripts)
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / "workflows" / "tradingagents.yaml"
@@ -65,114 +66,7 @@ def med(values: list[float]) -> float:
 # ---------------------------------------------------------------- the firm's call plan
 
 
-@dataclass
-class Call:
-    """One model call in a decision: which agent, and which calls must finish before it."""
-
-    id: int
-    agent: str
-    deps: tuple[int, ...]
-
-
-@dataclass
-class Plan:
-    calls: list[Call] = field(default_factory=list)
-    critical: int = 0          # longest chain of calls (unbounded concurrency)
-    width: int = 0             # most calls that can be in flight at once in one decision
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def total(self) -> int:
-        return len(self.calls)
-
-
-def call_plan(root: Any) -> Plan:
-    """The calls one decision makes, as a DAG, from the compiled node tree.
-
-    One model call per agent step (the fake server always answers valid JSON, no tool calls,
-    so no re-asks or tool rounds). Rules, mirroring flowkit.graph.nodes (keep them in step;
-    decision_latency.py checks the total against the calls the server actually received):
-      agent                  one call after everything before it
-      sequential             children in order
-      parallel join:all      children side by side; the join waits for all (any / quorum:N wait
-                             for the first N: the critical path takes the N-th shortest branch)
-      debate                 participants in turn for each round, then the judge: all in series
-      hierarchical           max_rounds x (the manager, then its workers side by side: assumed
-                             to assign every worker every round), then the manager decides
-      broadcast              per round: every member side by side
-      when:                  assumed to hold
-    """
-    from flowkit.graph import nodes as n
-
-    plan = Plan()
-
-    def add(agent: str, deps: frozenset[int]) -> frozenset[int]:
-        call = Call(len(plan.calls), agent, tuple(sorted(deps)))
-        plan.calls.append(call)
-        return frozenset({call.id})
-
-    def build(node: Any, deps: frozenset[int]) -> tuple[frozenset[int], int]:
-        """Returns (the calls that must finish before whatever comes next, critical length)."""
-        if node.when is not None:
-            plan.notes.append(f"'{node.name}' has when: {node.when!r}; counted as if it holds")
-        if isinstance(node, n.AgentNode):
-            return add(node.agent, deps), 1
-        if isinstance(node, n.SequentialNode):
-            length = 0
-            for step in node.steps:
-                deps, k = build(step, deps)
-                length += k
-            return deps, length
-        if isinstance(node, n.ParallelNode):
-            exits: frozenset[int] = frozenset()
-            lengths = []
-            for step in node.steps:
-                e, k = build(step, deps)
-                exits |= e
-                lengths.append(k)
-            if node.needed < len(node.steps):
-                plan.notes.append(f"'{node.name}' joins {node.join}: the schedule waits for all "
-                                  f"branches (an upper bound), the critical path for the first "
-                                  f"{node.needed}")
-            return exits, sorted(lengths)[node.needed - 1]
-        if isinstance(node, n.DebateNode):
-            for _ in range(node.rounds):
-                for agent in node.participants:
-                    deps = add(agent, deps)
-            return add(node.judge, deps), node.rounds * len(node.participants) + 1
-        if isinstance(node, n.HierarchicalNode):
-            length = 0
-            for _ in range(node.max_rounds):  # assign, work, report
-                deps = add(node.manager, deps)
-                length += 1
-                if node.workers:
-                    deps = frozenset().union(*(add(w, deps) for w in node.workers))
-                    length += 1
-            return add(node.manager, deps), length + 1  # the decision on the last reports
-        if isinstance(node, n.BroadcastNode):
-            for _ in range(node.rounds):
-                deps = frozenset().union(*(add(a, deps) for a in node.members))
-            return deps, node.rounds
-        raise TypeError(f"unknown node type {type(node).__name__}")
-
-    _, plan.critical = build(root, frozenset())
-    plan.width = _width(plan.calls)
-    return plan
-
-
-def _levels(calls: list[Call]) -> list[int]:
-    level: list[int] = []
-    for c in calls:  # calls are created after their dependencies
-        level.append(1 + max((level[d] for d in c.deps), default=0))
-    return level
-
-
-def _width(calls: list[Call]) -> int:
-    levels = _levels(calls)
-    return max((levels.count(v) for v in set(levels)), default=0)
-
-
-def scheduled_length(plan: Plan, copies: int, concurrency: int) -> int:
+def scheduled_length(plan: Planner, copies: int, concurrency: int) -> int:
     """Unit-latency schedule of `copies` independent decisions (concurrent symbols) with at most
     `concurrency` calls in flight, first-come first-served (asyncio.Semaphore is FIFO): how many
     latency periods the calls take. With unbounded concurrency this equals the critical path."""

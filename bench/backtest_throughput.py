@@ -17,9 +17,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from flowkit.app import Invocation, run_session
-from flowkit.runtime.session import RunOptions, Session
-from flowkit.spec.loader import load_workflow
+import flowkit
+from flowkit.app import Invocation, RunOptions, Session, run_session
 from flowkit.store import NullSink
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def one(symbols: list[str], start: str, end: str, db: str | None) -> dict[str, float]:
     t0 = time.perf_counter()
-    loaded = load_workflow(ROOT / "workflows" / "tradingagents.yaml")
+    loaded = flowkit.load(ROOT / "workflows" / "tradingagents.yaml")
     session = Session(loaded, RunOptions(db=db or ":memory:", symbols=symbols, mode="backtest"),
                       log=NullSink() if db is None else None)
     inv = Invocation(symbols=symbols, start=start, end=end)

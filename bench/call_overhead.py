@@ -6,7 +6,7 @@
     of in parallel (the compiled tree is rewritten in memory: same agents, prompts and calls),
     so no two steps overlap and every interval of wall time belongs to exactly one call.
     Wrappers record wall time and main-thread CPU time around Session.decide, each agent step
-    (nodes.run_agent: prompt render, model call, validation, step and model_call rows appended
+    (agent.run_agent: prompt render, model call, validation, step and model_call rows appended
     to the log), LiteLLMModel.complete and litellm.acompletion. Per call:
         http      time inside litellm.acompletion: litellm + OpenAI SDK + socket + server
         flowkit   (decision - http) / calls: all the rest, split into
@@ -29,7 +29,7 @@
     wall clock: decision wall - union of the acompletion intervals in flight.
 
 (b) No HTTP: the built-in offline model, same firm, --symbols decided concurrently per date over
-    --offline-start..--end, DuckDB log on. Per agent step: nodes.run_agent (render, the offline
+    --offline-start..--end, DuckDB log on. Per agent step: agent.run_agent (render, the offline
     model's own rules, validation, log rows), and the same minus OfflineModel.complete: flowkit
     alone. Offline steps never await anything, so steps do not interleave even under the
     parallel node (checked: `overlapping steps`).
@@ -62,12 +62,12 @@ from _common import (
     pct,
 )
 
-from flowkit.app import Invocation, run_session
-from flowkit.graph import nodes
+import flowkit
+from flowkit.app import Invocation, RunOptions, Session, run_session
+from flowkit.graph import agent as agent_step
+from flowkit.patterns.parallel import ParallelNode
+from flowkit.patterns.sequential import SequentialNode
 from flowkit.spec import templates
-from flowkit.graph.nodes import ParallelNode, SequentialNode
-from flowkit.runtime.session import RunOptions, Session
-from flowkit.spec.loader import load_workflow
 
 # ---------------------------------------------------------------- instrumentation
 
@@ -124,7 +124,7 @@ def instrument_globals(litellm_too: bool) -> None:
     """Module-level functions flowkit calls through attributes (so patching them is seen)."""
     if "common" not in _DONE:
         _DONE.add("common")
-        nodes.run_agent = SPANS.wrap_async("step", nodes.run_agent, tag=lambda ctx, agent, *_: agent.id)
+        agent_step.run_agent = SPANS.wrap_async("step", agent_step.run_agent, tag=lambda ctx, agent, *_: agent.id)
         templates.render = SPANS.wrap_sync("render", templates.render)
     if litellm_too:
         from flowkit.llm.litellm_model import LiteLLMModel, _litellm
@@ -413,7 +413,7 @@ def main() -> None:
     ap.add_argument("--offline-start", default="2024-02-01", help="(b) first decision date")
     ap.add_argument("--skip-http", action="store_true", help="only (b)")
     args = ap.parse_args()
-    loaded = load_workflow(WORKFLOW)
+    loaded = flowkit.load(WORKFLOW)
     print(f"framework overhead per call: {loaded.spec.name} firm")
     print(f"  {machine_line()}")
     if not args.skip_http:

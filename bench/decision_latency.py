@@ -10,7 +10,7 @@ reported on its own (litellm's import and first-call setup).
 
 Columns, per row (N symbols decided concurrently on one date):
   calls       model calls the server received per decision / what the node tree predicts
-  crit        the critical path in calls, derived from the compiled node tree (bench/_common.py
+  crit        the critical path in calls, derived from the compiled node tree (flowkit.patterns.plan
               call_plan): parallel analysts count once, a debate of P participants x R rounds
               plus judge counts P*R+1, ...; for N symbols it is still one decision's path
   sched       unit-latency schedule length for N concurrent decisions under the firm's
@@ -55,9 +55,8 @@ from _common import (
     scheduled_length,
 )
 
-from flowkit.app import Invocation, run_session
-from flowkit.runtime.session import RunOptions, Session
-from flowkit.spec.loader import load_workflow
+import flowkit
+from flowkit.app import Invocation, RunOptions, Session, run_session
 
 HTTP_SPANS: list[float] = []  # seconds inside litellm.acompletion, per call
 
@@ -131,7 +130,7 @@ def main() -> None:
     if max(counts) > len(universe):
         ap.error(f"--counts asks for {max(counts)} symbols but --symbols names {len(universe)}")
     overrides = [f"runtime.concurrency={args.concurrency}"] if args.concurrency else None
-    loaded = load_workflow(args.workflow, overrides)
+    loaded = flowkit.load(args.workflow, overrides)
     concurrency = loaded.spec.runtime.concurrency
     lat = args.latency_ms / 1000
 

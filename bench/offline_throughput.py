@@ -34,10 +34,9 @@ from typing import Any
 
 from _common import WORKFLOW, machine_line, med
 
+import flowkit
+from flowkit.app import Invocation, RunOptions, Session, run_session
 from flowkit.backtest import loop as loop_mod
-from flowkit.app import Invocation, run_session
-from flowkit.runtime.session import RunOptions, Session
-from flowkit.spec.loader import load_workflow
 from flowkit.store import NullSink
 
 LOOP_S: list[float] = []
@@ -85,7 +84,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     args = ap.parse_args()
     symbols = args.symbols.split(",")
-    loaded = load_workflow(WORKFLOW)
+    loaded = flowkit.load(WORKFLOW)
     _instrument_loop()
     print(f"offline throughput: {loaded.spec.name} firm, offline model, {len(symbols)} symbols, "
           f"{args.start}..{args.end}")

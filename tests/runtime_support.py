@@ -1,4 +1,5 @@
-"""Helpers for the runtime tests: small firms in tmp dirs, a recording ChatModel, DuckDB reads."""
+"""Helpers for the runtime tests: small firms in tmp dirs, runs, DuckDB reads (the recording
+chat models are in flowkit.testing.models)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,10 @@ from contextlib import redirect_stderr, redirect_stdout
 
 import asyncio
 import json
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flowkit.errors import ModelError
-from flowkit.llm.base import ModelRequest, ModelResponse
-from flowkit.llm.offline import OfflineModel
 from flowkit.store import open_reader
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,61 +30,6 @@ def firm(tmp_path: Path, body: str, name: str = "firm.yaml") -> Path:
     path = tmp_path / name
     path.write_text(f"version: 1\nname: test-{path.stem.replace('_', '-')}\n{body}")
     return path
-
-
-@dataclass
-class Call:
-    agent: str
-    messages: list[dict[str, Any]]
-    outputs_seen: list[str]         # agent ids in the context's `outputs` when the model answered
-    transcript_seen: list[tuple[str, int]]
-    started: float
-    finished: float
-
-
-@dataclass
-class RecordingModel:
-    """A ChatModel that answers like the offline model (or from a script), optionally after a
-    delay or with an error, and records every request it got.
-
-    delays: agent -> seconds to sleep before answering (an await, like a real HTTP call).
-    fail: agent ids whose calls raise ModelError (after the delay).
-    script: agent -> list of answers (dicts, sent as JSON) used one per call, before offline.
-    """
-
-    delays: dict[str, float] = field(default_factory=dict)
-    fail: set[str] = field(default_factory=set)
-    script: dict[str, list[Any]] = field(default_factory=dict)
-    calls: list[Call] = field(default_factory=list)
-    name: str = "recording"
-    _offline: OfflineModel = field(default_factory=OfflineModel)
-
-    async def complete(self, request: ModelRequest) -> ModelResponse:
-        started = time.monotonic()
-        await asyncio.sleep(self.delays.get(request.agent, 0.0))
-        ctx = request.context
-        call = Call(request.agent, request.messages, sorted(ctx.get("outputs", {})),
-                    [(t["agent"], t["round"]) for t in ctx.get("transcript", [])], started, 0.0)
-        self.calls.append(call)
-        call.finished = time.monotonic()
-        if request.agent in self.fail:
-            raise ModelError(f"scripted failure for {request.agent}")
-        queue = self.script.get(request.agent)
-        if queue:
-            answer = queue.pop(0)
-            content = answer(request) if callable(answer) else answer
-            text = content if isinstance(content, str) else json.dumps(content)
-            return ModelResponse(model=self.name, content=text, prompt_tokens=1,
-                                 completion_tokens=1)
-        response = await self._offline.complete(request)
-        response.model = self.name
-        return response
-
-    async def aclose(self) -> None:
-        return None
-
-    def by_agent(self, agent: str) -> list[Call]:
-        return [c for c in self.calls if c.agent == agent]
 
 
 def user_prompt(messages: list[dict[str, Any]]) -> str:

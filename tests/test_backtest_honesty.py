@@ -37,7 +37,7 @@ risk: {max_position_pct: 95, max_sector_pct: 95, min_cash_pct: 2, stop_loss_pct:
 
 
 def test_cutoff_after_the_window_start_is_flagged_without_calling_the_model(tmp_path):
-    from flowkit.app.run import Invocation, decision_times, honesty_warnings
+    from flowkit.app.running import Invocation, decision_times, honesty_warnings
     from flowkit.runtime.session import RunOptions, Session
     from flowkit.spec.loader import load_workflow
 
@@ -140,4 +140,26 @@ def test_seeds_report_mean_and_standard_error(tmp_path):
     assert float(table["final equity"][0].replace(",", "")) == pytest.approx(sum(finals) / 3, abs=0.006)
     # The offline model is deterministic: three seeds, one result, no spread.
     assert len(set(finals)) == 1
-    assert all(float(se.rstrip("%").replace(",", "")) == 0 for _, se in table.values())
+    assert all(float(se.removesuffix(" pp").rstrip("%").replace(",", "")) == 0 for _, se in table.values())
+
+
+def test_only_the_firm_is_suspected_of_look_ahead(tmp_path):
+    """Buy-and-hold NVDA in early 2024 has a Sharpe far above 3: that is the market's, not a
+    leak, so the report flags the firm's high Sharpe but never a baseline's."""
+    from flowkit.report import write_report
+
+    firm = tmp_path / "momentum.yaml"
+    firm.write_text(MOMENTUM)
+    db = tmp_path / "nvda.duckdb"
+    rc, text = cli("run", str(firm), "--start", "2024-01-02", "--end", "2024-02-29", "--db", str(db))
+    assert rc == 0, text
+    sharpe = {s: json.loads(m)["sharpe"] for s, m in rows(
+        db, "SELECT strategy, metrics FROM metrics WHERE symbol IS NULL")}
+    assert sharpe["firm"] > 3 and sharpe["buy_and_hold"] > 3
+    (run_id,), = rows(db, "SELECT run_id FROM runs")
+    html = write_report(db, run_id, tmp_path / "r.html").read_text()
+    table = html[html.index('<table class="metrics">'):]
+    flags = re.search(r"<tr><td>Flags</td>(.*?)</tr>", table, re.S).group(1)
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", flags)
+    assert "suspect" in cells[0] and "look-ahead" in cells[0]
+    assert [c for c in cells[1:] if "look-ahead" in c] == []

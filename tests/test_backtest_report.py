@@ -132,7 +132,7 @@ def check_report(html: str, backtest: dict) -> Page:
     assert table["Final equity"] == [f"{metrics[s]['final_equity']:,.2f}" for s in order]
     assert table["Total return"] == [f"{100 * metrics[s]['cumulative_return']:+.2f}%" for s in order]
     excess = metrics["firm"]["cumulative_return"] - metrics["buy_and_hold"]["cumulative_return"]
-    assert table["Excess return vs buy & hold"][0] == f"{100 * excess:+.2f}%"
+    assert table["Excess return vs buy & hold (percentage points)"][0] == f"{100 * excess:+.2f} pp"
     # Every decision has its row for the drill-down.
     assert page.decision_rows == rows(db, "SELECT count(*) FROM decisions WHERE run_id = ?", run_id)[0][0]
     return page

@@ -118,3 +118,35 @@ def test_resume_refuses_to_switch_the_model_of_a_run(srv: FakeOpenAIServer, tmp_
     assert code == 1 and err == (f"error: run {run_id} ran with openai/fake; resume cannot "
                                  f"switch it to --model offline\n")
     assert srv.requests == [] and dicts(db, "SELECT status FROM runs") == [{"status": "interrupted"}]
+
+
+@pytest.mark.parametrize("quiet", [True, False])
+def test_quiet_drops_the_progress_but_keeps_the_run_id_and_the_result(quiet: bool,
+                                                                      tmp_path: Path) -> None:
+    db = tmp_path / "log.duckdb"
+    code, out, err = cli("run", TA, "--symbol", "AMZN", "--start", "2024-02-01", "--end",
+                         "2024-02-29", "--db", db, *(["--quiet"] if quiet else []))
+    assert code == 0, err
+    [run] = dicts(db, "SELECT run_id FROM runs")
+    assert f"run {run['run_id']} logged. See it with: flowkit show {run['run_id']}" in out
+    assert "cumulative return" in out and "buy and hold" in out  # the result table
+    header = f"run {run['run_id']} · tradingagents · backtest · AMZN · 20 decision times"
+    progress = "] 20/20 dates · 20 decisions"
+    assert (header in out, progress in out) == (not quiet, not quiet)
+
+
+def test_reading_commands_do_not_load_the_runtime(tmp_path: Path) -> None:
+    """`runs`, `show` and `report` can be polled while a run writes: they stay light."""
+    import subprocess
+    import sys
+
+    db = tmp_path / "log.duckdb"
+    code, _, err = cli("run", TA, "--symbol", "AAPL", "--db", db, "--quiet")
+    assert code == 0, err
+    probe = ("import sys; from flowkit.cli import main; code = main(['runs', '--db', sys.argv[1]]); "
+             "heavy = ('numpy', 'pandas', 'litellm', 'jinja2', 'flowkit.runtime', "
+             "'flowkit.graph', 'flowkit.backtest'); "
+             "print(code, sorted(m for m in heavy if m in sys.modules), file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", probe, str(db)], capture_output=True, text=True,
+                          check=False)
+    assert done.stderr.strip().splitlines()[-1] == "0 []", done.stderr

@@ -43,6 +43,7 @@ def logged(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
                    "--db", db, "--quiet")
     assert done.returncode == 0, done.stderr
     runs = {r["mode"]: r["run_id"] for r in dicts(db, "SELECT mode, run_id FROM runs")}
+    (db.parent / "a-file").write_text("not a folder")
     return db, runs["decide"], runs["train"]
 
 
@@ -69,15 +70,22 @@ def logged(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
     (["compare", TA], "error: compare needs a window: --start and --end"),
     (["train", TA], "error: the workflow has no learning.train window"),
     (["train", FINCON, "--episodes", "0"], "error: --episodes must be at least 1"),
+    (["run", TA, "--every", "1w"], "error: --every is the decision frequency of a backtest"),
+    (["runs", "--limit", "0"], "error: --limit 0: expected at least 1"),
+    (["report", "{decision}", "--out", "{folder}/a-file/report.html"],
+     "error: cannot write {folder}/a-file: "),
+    (["compare", TA, "--start", "2024-01-02", "--end", "2024-01-03", "--out", "{folder}"],
+     "error: cannot write {folder}: "),
 ], ids=lambda v: v if isinstance(v, str) else None)
 def test_mistakes_are_one_clean_line(logged: tuple[Path, str, str], args: list[str],
                                      message: str) -> None:
     db, decision, training = logged
     before = dicts(db, "SELECT count(*) AS n FROM runs")
-    fill = {"decision": decision, "training": training}
+    fill = {"decision": decision, "training": training, "folder": db.parent}
     proc = flowkit(*[a.format(**fill) for a in args], "--db", db)
     one_line_error(proc, message.format(**fill))
-    assert dicts(db, "SELECT count(*) AS n FROM runs") == before  # nothing was started
+    if args[0] != "compare":  # compare writes its report after running the firms
+        assert dicts(db, "SELECT count(*) AS n FROM runs") == before  # nothing was started
 
 
 def test_run_aborting_errors_share_one_base_and_model_errors_carry_their_attempts() -> None:

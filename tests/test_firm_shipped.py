@@ -223,7 +223,8 @@ def test_printed_metrics_show_baselines_and_excess_return(runs, firm):
     last_equity = rows(db, "SELECT equity FROM portfolio WHERE run_id = ? ORDER BY time DESC LIMIT 1",
                        run_id)[0][0]
     assert printed[0] == pytest.approx(last_equity, abs=0.006)
-    excess = float(re.search(r"excess return vs buy-and-hold: ([+-][\d.]+)%", text).group(1))
+    excess = float(re.search(r"excess return vs buy-and-hold: ([+-][\d.]+) pp \(percentage points\)",
+                             text).group(1))
     want = 100 * (metrics["firm"]["cumulative_return"] - metrics["buy_and_hold"]["cumulative_return"])
     assert excess == pytest.approx(want, abs=0.006)
     assert f"run {run_id} logged" in text

@@ -236,7 +236,8 @@ def test_report_metrics_and_run_info(report: tuple[Path, Path], db: Path) -> Non
     assert cells("Sharpe ratio")[0] == f"{firm['sharpe']:.2f}"
     assert cells("Total return")[1] == f"{bh['cumulative_return'] * 100:+.2f}%"
     excess = firm["cumulative_return"] - bh["cumulative_return"]
-    assert cells("Excess return vs buy &amp; hold")[:2] == [f"{excess * 100:+.2f}%", "—"]
+    assert cells("Excess return vs buy &amp; hold (percentage points)")[:2] == [
+        f"{excess * 100:+.2f} pp", "—"]
     assert cells("Flags") == [CUTOFF.replace("'", "&#39;"), "—", "—", "—"]
     assert f"⚠ Firm: {CUTOFF}".replace("'", "&#39;") in html
     for label in ("Annual return (CAGR)", "Sortino ratio", "Max drawdown", "Calmar ratio",
@@ -355,7 +356,8 @@ def test_browser_renders_charts_tables_and_toggles(report: tuple[Path, Path],
         </script></body>"""))
     dom = chromium("--dump-dom", page.as_uri(), tmp=tmp_path).stdout
     assert dom.count('<path class="series"') == 10 and 'class="fill-marker buy"' in dom
-    assert "<td>Sharpe ratio</td>" in dom and "<td>Excess return vs buy &amp; hold</td>" in dom
+    assert "<td>Sharpe ratio</td>" in dom
+    assert "<td>Excess return vs buy &amp; hold (percentage points)</td>" in dom
     rows = re.findall(r'<tr class="decision open" data-action="(\w+)" aria-expanded="true"'
                       r'( hidden="")?>', dom)
     assert len(rows) == dom.count('<tr class="decision')  # all expanded

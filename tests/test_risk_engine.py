@@ -2,6 +2,7 @@ import datetime as dt
 import json
 import math
 
+import numpy as np
 import pytest
 from pydantic import BaseModel
 
@@ -206,7 +207,7 @@ def cvar_engine(scale: float = 0.5) -> RiskEngine:
                                              scale=scale)), SECTORS, set(SECTORS))
 
 
-def test_cvar_worsening_turns_the_firm_risk_averse_for_a_day():
+def test_cvar_worsening_turns_the_firm_risk_averse_while_the_tail_stays_worse():
     engine = cvar_engine()
     for equity in (100, 101, 100, 101, 100, 101):  # fills the 5-return window
         engine.update_daily(equity)
@@ -214,14 +215,17 @@ def test_cvar_worsening_turns_the_firm_risk_averse_for_a_day():
     engine.update_daily(95)  # worst return -5.9%: far worse than -0.99%
     assert engine.risk_averse
     assert engine.state.cvar == pytest.approx(95 / 101 - 1)
-    assert engine.state.previous_cvar == pytest.approx(100 / 101 - 1)
+    assert engine.state.reference_cvar == 0  # the first CVaR (one +1% return) was a gain
 
     review = engine.review(buy("AAPL", 10), book(), PRICES, T)
     assert (review.verdict, review.rule, review.approved_qty) == ("resize", "cvar", 50)
     assert review.details["rules"]["cvar"]["risk_averse"] is True
     assert engine.review(sell("AAPL", 10), book(AAPL=100), PRICES, T).verdict == "approve"
 
-    engine.update_daily(95)  # CVaR unchanged: no longer worsening
+    for _ in range(4):  # the -5.9% day is still in the window: still averse
+        engine.update_daily(95)
+        assert engine.risk_averse
+    engine.update_daily(95)  # it has left the window: the tail is calm again
     assert not engine.risk_averse
     assert engine.review(buy("AAPL", 10), book(), PRICES, T).verdict == "approve"
 
@@ -380,3 +384,49 @@ def test_cvar_is_the_mean_of_the_tail():
     assert cvar(returns, 0.95) == pytest.approx(-0.10)
     assert cvar(returns, 0.9) == pytest.approx(-0.095)
     assert math.isfinite(cvar([0.0], 0.99))
+
+
+# ------------------------------------------------------------ CVaR trigger, from the first day
+
+
+def cvar_states(curve: list[float], **spec) -> list[dict]:
+    engine = RiskEngine(RiskSpec(cvar=CvarSpec(**spec)), SECTORS, set(SECTORS))
+    out = []
+    for equity in curve:
+        engine.update_daily(equity)
+        out.append(engine.daily_state())
+    return out
+
+
+def test_cvar_trigger_is_defined_from_the_first_day():
+    states = cvar_states([100.0, 96.0, 96.5])
+    assert states[0] == {"daily_return": None, "cvar": None, "reference_cvar": None,
+                         "risk_averse": False, "halted": False, "reason": "no return yet"}
+    # The second day already has a CVaR (one return) and a reference (a flat book's 0).
+    assert states[1]["cvar"] == pytest.approx(-0.04) and states[1]["reference_cvar"] == 0
+    assert states[1]["risk_averse"] and "worse than the calmest recent CVaR" in states[1]["reason"]
+
+
+def test_a_calm_books_first_small_loss_is_not_a_regime_change():
+    """The issue's case: CVaR 0 after calm days, then a -0.24% tail."""
+    calm = [100_000.0] * 30
+    states = cvar_states(calm + [100_000 * (1 - 0.0024)])
+    assert not any(s["risk_averse"] for s in states)
+    assert "milder than the -1.00% floor" in states[-1]["reason"]
+
+
+def test_a_slow_slide_triggers_like_a_crash():
+    """The issue's other case: a drawdown of 4.4% in small steps, each barely worse than the
+    day before, turns the firm risk-averse once the tail is 25% worse than recently."""
+    rng = np.random.default_rng(7)
+    calm = list(100_000 * np.cumprod(1 + rng.normal(0.0005, 0.004, 40)))
+    slide = list(calm[-1] * np.cumprod(np.full(4, 1 - 0.0112)))  # -4.4% over four days
+    states = cvar_states(calm + slide)
+    assert not any(s["risk_averse"] for s in states[:40])
+    assert any(s["risk_averse"] for s in states[40:])
+
+
+def test_cvar_off_is_recorded():
+    engine = RiskEngine(RiskSpec(), SECTORS, set(SECTORS))
+    engine.update_daily(100.0)
+    assert engine.daily_state()["reason"] == "CVaR trigger off" and not engine.risk_averse

@@ -4,13 +4,13 @@ the prompts in model_calls) and from a recording model injected for the `default
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from pathlib import Path
 
 import pytest
 from runtime_support import (
-    RecordingModel,
     dicts,
     firm,
     model_calls,
@@ -24,6 +24,7 @@ from runtime_support import (
 from flowkit.cli import main
 from flowkit.errors import FlowkitError
 from flowkit.spec import templates
+from flowkit.testing.models import EagerModel, JitterModel, RecordingModel
 
 HEAD = """
 models:
@@ -32,6 +33,10 @@ market:
   symbols: [AAPL]
 """
 SLOW = 30.0  # a branch this slow is only ever cancelled; the test never waits for it
+# A model that never yields (the offline model, a cache hit) and one that answers concurrent
+# calls in shuffled orders: what each agent sees, and so every prompt, must be the same.
+TIMINGS = [pytest.param(EagerModel, id="never-yields"),
+           pytest.param(functools.partial(JitterModel, seed=7), id="shuffled")]
 
 
 def run(tmp_path: Path, body: str, model: RecordingModel | None = None, **kw):
@@ -127,6 +132,24 @@ def test_parallel_outputs_are_read_in_yaml_order_whatever_order_branches_finish(
     outcome, db = run(tmp_path, body, model)
     assert [c.agent for c in model.calls][:4] == ["s", "n", "f", "t"]
     assert prompts(db, outcome.run_id, "trader") == ["Seen: t f n s"]
+
+
+SEEN_PROMPT = "prompt: {inline: \"seen: {{ outputs | list | sort }}\"}"
+
+
+@pytest.mark.parametrize("make", TIMINGS)
+def test_parallel_branches_never_see_each_other_whatever_the_timing(tmp_path: Path, make) -> None:
+    body = PARALLEL.format(join="all", on_error="fail_fast")
+    for a in "tfns":
+        role = re.search(rf"  {a}: {{role: (\w+)}}", body)[1]
+        body = body.replace(f"  {a}: {{role: {role}}}", f"  {a}: {{role: {role}, {SEEN_PROMPT}}}")
+    model = make()
+    outcome, db = run(tmp_path, body, model)
+    assert outcome.status == "completed"
+    for a in "tfns":  # each branch rendered, and its model read, the state the parallel began with
+        assert prompts(db, outcome.run_id, a) == ["seen: []"]
+    assert model.seen() == {"t": [[]], "f": [[]], "n": [[]], "s": [[]],
+                            "trader": [["f", "n", "s", "t"]]}
 
 
 @pytest.mark.parametrize("join, fast", [("any", ["t"]), ("quorum:2", ["t", "f"])])
@@ -232,8 +255,10 @@ pipeline:
 """
 
 
-def test_debate_speaks_in_turn_for_exactly_its_rounds_then_the_judge_once(tmp_path: Path) -> None:
-    outcome, db = run(tmp_path, DEBATE, RecordingModel())
+@pytest.mark.parametrize("make", TIMINGS)
+def test_debate_speaks_in_turn_for_exactly_its_rounds_then_the_judge_once(tmp_path: Path,
+                                                                          make) -> None:
+    outcome, db = run(tmp_path, DEBATE, make())
     assert outcome.status == "completed"
     rows = [r for r in agent_rows(db, outcome.run_id) if r["step_id"].startswith("research/")]
     turns = [(r["agent"], r["round"]) for r in rows]
@@ -286,9 +311,11 @@ def plan(*workers: str, action: str = "HOLD", size: float = 0.0) -> dict:
             "action": action, "size_pct": size, "confidence": 0.6, "reasoning": "scripted"}
 
 
-def test_hierarchical_manager_assigns_reads_reports_and_stops_at_max_rounds(tmp_path: Path) -> None:
+@pytest.mark.parametrize("make", TIMINGS)
+def test_hierarchical_manager_assigns_reads_reports_and_stops_at_max_rounds(tmp_path: Path,
+                                                                            make) -> None:
     # A manager that never stops assigning: two assign-report rounds, then it must decide.
-    model = RecordingModel(script={"boss": [plan("w1"), plan("w2"),
+    model = make(script={"boss": [plan("w1"), plan("w2"),
                                             plan("w1", "w2", "w3", action="BUY", size=7.0)]})
     outcome, db = run(tmp_path, HIER.format(rounds=2), model)
     assert outcome.status == "completed"
@@ -425,7 +452,9 @@ ATTACKS = [
     "cycler.__init__.__globals__.os.system('touch {marker}')",
     "'{{0.__class__}}'.format(tech)",
     "tech.update(action='BUY')",
-    "'x' * 10**12 == 'y'",
+    # computed, so only evaluation sees it (the literal 'x' * 10**12 is refused at validate:
+    # tests/security/test_templates.py)
+    "'x' * (tech.confidence|int + 10**12) == 'y'",
     "1 / 0",
 ]
 

@@ -105,6 +105,12 @@ CASES = [
      "condition reads unknown name 'judg' (did you mean 'judge'?); it may read agents that"
      " ran before this step and failures, market, outputs, portfolio, risk_state and "
      "symbol"),
+    ('ref_condition_field', 36, 11,
+     "condition reads 'judge.recomendation': the output of 'judge' (research_verdict) has no "
+     "field 'recomendation' (did you mean 'recommendation'?)"),
+    ('ref_condition_outputs_field', 36, 11,
+     "condition reads 'judge.winer': the output of 'judge' (research_verdict) has no field "
+     "'winer' (did you mean 'winner'?)"),
     ('ref_condition_later_agent', 31, 11,
      "condition reads 'trader', which has not run before this step"),
     ('ref_prompt_file', 18, 41,
@@ -261,3 +267,29 @@ def test_each_fixture_is_a_small_edit_of_the_valid_firm(name: str) -> None:
     edited = (BROKEN / f"{name}.yaml").read_text().splitlines()[1:]
     changed = [d for d in difflib.ndiff(base, edited) if d[:1] in "+-"]
     assert 1 <= len(changed) <= 5, changed
+
+
+MANY = FIXTURES / "many" / "every_problem.yaml"
+EVERY_PROBLEM = [
+    (13, 16, "unknown role 'news_analsyt' (did you mean 'news_analyst'?); define it under roles: "
+             "or use a built-in role"),
+    (18, 12, "agent 'judge' uses undefined model profile 'deeep' (did you mean 'deep'?)"),
+    (19, 5, "unknown key 'modle' in agents.judge (did you mean 'model'?)"),
+    (27, 15, "pipeline[1].debate.rounds: expected an integer, got 'two'"),
+    (30, 11, "condition reads 'judge.recomendation': the output of 'judge' (research_verdict) has "
+             "no field 'recomendation' (did you mean 'recommendation'?)"),
+    (32, 11, "undefined agent 'trade' (did you mean 'trader'?)"),
+    (37, 1, "unknown key 'portfolios' (did you mean 'portfolio'?)"),
+    (42, 8, "backtest.start 2024-03-02 is after backtest.end 2024-01-28"),
+]
+
+
+def test_every_problem_is_reported_in_one_pass(capsys: pytest.CaptureFixture[str]) -> None:
+    # An unknown key in an agent does not hide its undefined model, a broken debate does not
+    # hide an undefined decision agent, an unknown top-level key hides nothing.
+    expected = [f"{MANY}:{line}:{col}: {message}" for line, col, message in EVERY_PROBLEM]
+    with pytest.raises(SpecError) as caught:
+        load_workflow(MANY, env={})
+    assert sorted(map(str, caught.value.problems)) == sorted(expected)
+    assert cli.main(["validate", str(MANY)]) == 1
+    assert capsys.readouterr().err.splitlines() == expected

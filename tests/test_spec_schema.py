@@ -139,7 +139,7 @@ def test_the_error_examples_in_the_reference_are_real_messages() -> None:
 
 
 def test_conditions_see_what_the_runtime_gives_them() -> None:
-    from flowkit.graph.nodes import condition_vars
+    from flowkit.graph.agent import condition_vars
 
     state = SimpleNamespace(outputs={"trader": {}}, symbol="AAPL", market=None, portfolio=None,
                             risk_state=None, failures={})

@@ -4,6 +4,7 @@ the null sink (which accepts everything and keeps nothing)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -214,3 +215,40 @@ def test_memory_sink_rows_are_queryable_as_stored():
     assert step["output"] == '{"a":1}'  # as the file holds it: JSON text
     step["seq"] = 42  # a copy: the sink is not changed through it
     assert sink.rows("steps")[0]["seq"] == 0
+
+
+@pytest.mark.parametrize("make", [MemorySink, NullSink], ids=["memory", "null"])
+def test_a_backtest_runs_on_any_sink_with_the_same_result(tmp_path, make):
+    """The runtime needs nothing beyond the protocol: a weekly crypto backtest on a memory or
+    null sink ends exactly as on the DuckDB file, and the memory sink holds the same rows."""
+    from flowkit.app import Invocation, run_to_end
+    from flowkit.runtime.session import RunOptions, Session
+    from flowkit.spec.loader import load_workflow
+
+    loaded = load_workflow(Path(__file__).resolve().parents[1] / "workflows" / "fincon.yaml")
+    inv = Invocation(symbols=["ETH-USDT"], start="2024-02-05", end="2024-04-29", every="1w")
+
+    def run(log):
+        session = Session(loaded, RunOptions(db=str(tmp_path / "log.duckdb"), symbols=["ETH-USDT"],
+                                             mode="backtest"), log=log)
+        try:
+            return session, run_to_end(session, inv)
+        finally:
+            session.close()
+
+    file_session, on_file = run(None)
+    sink = make()
+    other_session, on_sink = run(sink)
+    assert on_file.status == on_sink.status == "completed"
+    assert on_sink.equity == on_file.equity and len(on_file.equity) >= 12
+    assert [(d.symbol, d.action, d.size_pct) for d in on_sink.decisions] == \
+        [(d.symbol, d.action, d.size_pct) for d in on_file.decisions]
+    if isinstance(sink, MemorySink):
+        file_rows = RunStore.open(file_session.db_path)
+        mem_rows = sink.reader()
+        for read in ("decisions", "fills", "snapshots", "risk_reviews"):
+            strip = lambda rows: [{k: v for k, v in r.items() if not k.endswith("_id")}  # noqa: E731
+                                  for r in rows]  # ids hash the run id
+            expected = strip(getattr(file_rows, read)(file_session.run_id))
+            assert expected and strip(getattr(mem_rows, read)(other_session.run_id)) == expected, read
+        assert mem_rows.run(other_session.run_id)["status"] == "completed"

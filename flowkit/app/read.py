@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from flowkit.errors import ConfigError
-from flowkit.runtime.session import existing_db
 from flowkit.store.runstore import RunStore, RunSummary
+
+
+def existing_db(option: str | None) -> str:
+    """The event log a reading command opens (--db, then FLOWKIT_DB, then ./flowkit.duckdb);
+    it must exist already."""
+    path = option or os.environ.get("FLOWKIT_DB") or "flowkit.duckdb"
+    if not os.path.exists(path):
+        raise ConfigError(f"no event log at {path} (use --db PATH or FLOWKIT_DB)")
+    return path
 
 
 def list_runs(db: str | None = None, limit: int = 20) -> list[RunSummary]:
     """The latest runs first."""
+    if limit < 1:
+        raise ConfigError(f"--limit {limit}: expected at least 1")
     return RunStore.open(existing_db(db)).runs(limit)
 
 
@@ -70,7 +83,22 @@ def report(run_id: str, db: str | None = None, out: str | Path | None = None) ->
     store = RunStore.open(existing_db(db))
     store.run(run_id)  # a run that is not there is the user's mistake, said plainly
     html = Path(out or f"reports/{run_id}.html")
-    html.parent.mkdir(parents=True, exist_ok=True)
     png = html.with_suffix(".png")
-    write_report(store, run_id, html, png=png)
+    with writing(html, png):
+        write_report(store, run_id, html, png=png)
     return html, png
+
+
+@contextmanager
+def writing(*paths: Path) -> Iterator[None]:
+    """Create the folders of files the user asked for; failing to write one of them is the
+    user's to fix (a read-only folder, a name that is a folder), so it is said plainly."""
+    try:
+        for path in paths:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        yield
+    except OSError as exc:
+        ours = {str(p) for path in paths for p in (path, *path.parents)}
+        if exc.filename is not None and str(exc.filename) not in ours:
+            raise
+        raise ConfigError(f"cannot write {exc.filename or paths[0]}: {exc.strerror or exc}") from None

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flowkit.app.run import Invocation
+from flowkit.app.running import Invocation
 from flowkit.errors import ConfigError
 
 

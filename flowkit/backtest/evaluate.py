@@ -8,27 +8,34 @@ from typing import Any
 import numpy as np
 
 from flowkit.backtest.baselines import excess_return, run_baselines
-from flowkit.backtest.metrics import compute_metrics, flag_suspect, round_trips
+from flowkit.backtest.metrics import (compute_metrics, flag_suspect, measured_periods_per_year,
+                                      round_trips)
 
 
-def periods_per_year(session: Any, symbols: list[str], times: list[Any] | None = None) -> int:
-    """backtest.periods_per_year, else the market's convention (252 stock sessions, 365 crypto
-    days, x7 / x24 hourly). A firm mixing calendars (a stock and a coin) decides at the union
-    of their bar closes, so its equity curve has neither convention's spacing: then the rate is
-    measured from the decision times themselves (periods per 365.25 days)."""
+def periods_per_year(session: Any, symbols: list[str], every: str,
+                     times: list[Any]) -> tuple[int, str]:
+    """What annualises the equity curve, which is marked once per decision time, and why:
+    backtest.periods_per_year when declared, else the decision calendar (52 weekly; 252 stock
+    sessions or 365 crypto days daily; hourly, that times the bars of a session), never the bar
+    frequency. A firm mixing calendars (a stock and a coin) decides at the union of their
+    decision times, so its curve has neither spacing: then the rate is measured from the
+    decision times themselves (periods per 365.25 days)."""
     bt = session.spec.backtest
     if bt is not None and bt.periods_per_year:
-        return bt.periods_per_year
-    conventions = {session.market.periods_per_year(s) for s in symbols}
-    if len(conventions) == 1 or times is None or len(times) < 3:
-        return max(conventions)
-    span = (np.datetime64(times[-1], "s") - np.datetime64(times[0], "s")) / np.timedelta64(1, "D")
-    return max(1, round((len(times) - 1) * 365.25 / span)) if span > 0 else max(conventions)
+        return bt.periods_per_year, "declared by backtest.periods_per_year"
+    calendars = {session.market.decisions_per_year(s, every) for s in symbols}
+    if len(calendars) == 1:
+        return calendars.pop()
+    measured = measured_periods_per_year(times)
+    if measured is None:
+        ppy, why = max(calendars)
+        return ppy, why + " (too few decisions to measure the symbols' mixed calendars)"
+    return measured, "measured from the decision times: the symbols' calendars differ"
 
 
-def evaluate(session: Any, loop: Any, outcome: Any) -> None:
+def evaluate(session: Any, loop: Any, outcome: Any, every: str) -> None:
     spec = session.spec
-    ppy = periods_per_year(session, loop.symbols, loop.times)
+    ppy, basis = periods_per_year(session, loop.symbols, every, loop.times)
     rf = spec.backtest.risk_free_rate if spec.backtest else 0.0
     equity = [e for _, e in outcome.equity]
     exposure = [r.get("gross_exposure", 0.0) for r in loop.snapshots]
@@ -43,7 +50,7 @@ def evaluate(session: Any, loop: Any, outcome: Any) -> None:
     calls, cost = totals.calls, totals.cost_usd
     tokens = totals.prompt_tokens + totals.completion_tokens
     per = max(n_decisions, 1)
-    firm.update({"decisions": n_decisions, "model_calls": calls,
+    firm.update({"annualisation": basis, "decisions": n_decisions, "model_calls": calls,
                  "model_calls_per_decision": calls / per, "tokens_per_decision": tokens / per,
                  "cost_usd": cost, "cost_per_decision_usd": cost / per})
     times = [np.datetime64(t.rstrip("Z"), "s") for t, _ in outcome.equity]

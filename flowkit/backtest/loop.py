@@ -185,6 +185,9 @@ class Loop:
             engine.update_daily(portfolio.equity(prices))
             self.submit(engine.halt_orders(portfolio, prices, _ts(t))
                         or engine.trim_orders(portfolio, prices, _ts(t)))
+            self.log.append("risk_state", {
+                "run_id": self.session.run_id, "time": _ts(t), "equity": portfolio.equity(prices),
+                "drawdown": portfolio.drawdown(prices), **engine.daily_state()})
             active = [s for s in self.symbols if self._has_bar_closing_at(s, t)]
             decisions = await _all_or_none([self.decide(s, t, prices) for s in active])
             for d in sorted(decisions, key=lambda d: d.symbol):
@@ -272,7 +275,14 @@ class Loop:
         proposal = {"symbol": d.symbol, "action": d.action, "size_pct": d.size_pct,
                     "stop_loss": d.stop_loss, "take_profit": d.take_profit,
                     "confidence": d.confidence}
-        review = self.trading.engine.review(proposal, self.trading.portfolio, prices, _ts(t))
+        portfolio = self.trading.portfolio
+        review = self.trading.engine.review(proposal, portfolio, prices, _ts(t))
+        # The weight of equity the position has once the approved order fills at the decision
+        # price (before costs): what the firm ends up targeting after the rule engine.
+        price, equity = prices.get(d.symbol), portfolio.equity(prices)
+        weight = (portfolio.qty(d.symbol) + review.approved_qty) * price / equity \
+            if price and equity > 0 else None
+        self.log.append("decisions", {"run_id": self.session.run_id, **d.row(weight)})
         row = review.model_dump(exclude={"order"})
         self.log.append("risk_reviews", {"run_id": self.session.run_id, **row})
         self.outcome.decisions.append(d)

@@ -4,7 +4,9 @@ Every return-based metric matches empyrical-reloaded 0.7.1 on the same return se
 check each to 1e-9); the empyrical call is named in brackets.
 
 - **returns**: simple period returns of the equity curve, ``r_t = E_t / E_{t-1} - 1``;
-  ``N = len(equity) - 1`` periods (``periods``). ``P = periods_per_year``.
+  ``N = len(equity) - 1`` periods (``periods``). ``P = periods_per_year`` (returned too): the
+  curve's sampling rate, i.e. decisions per year (`flowkit.backtest.evaluate.periods_per_year`:
+  52 weekly, 252 stock sessions or 365 crypto days daily), never the bar frequency.
 - **risk-free rate per period**: ``rf = (1 + risk_free_rate) ** (1 / P) - 1`` (annual rate
   compounded down to one period).
 - ``cumulative_return``: ``E_N / E_0 - 1``.
@@ -71,7 +73,7 @@ def compute_metrics(
     n = max(len(e) - 1, 0)
     ppy = float(periods_per_year)
     rf = (1.0 + risk_free_rate) ** (1.0 / ppy) - 1.0
-    out: dict[str, float] = {"periods": n}
+    out: dict[str, float] = {"periods": n, "periods_per_year": periods_per_year}
 
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         r = e[1:] / e[:-1] - 1.0
@@ -96,6 +98,15 @@ def compute_metrics(
     out.update(_trade_stats(trades))
     out["final_equity"] = float(e[-1]) if len(e) else _NAN
     return {k: _finite(v) for k, v in out.items()}
+
+
+def measured_periods_per_year(times: Sequence[Any]) -> int | None:
+    """Periods per 365.25 days between the first and last of `times` (ascending instants), for
+    a curve with no single calendar; None with fewer than 3 points or no time between them."""
+    if len(times) < 3:
+        return None
+    span = (np.datetime64(times[-1], "s") - np.datetime64(times[0], "s")) / np.timedelta64(1, "D")
+    return max(1, round((len(times) - 1) * 365.25 / span)) if span > 0 else None
 
 
 def round_trips(fills: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -138,17 +149,19 @@ def round_trips(fills: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return closed
 
 
-def flag_suspect(metrics: Mapping[str, float]) -> list[str]:
-    """Warnings about results too good or too thin to trust (empty when none apply)."""
+def flag_suspect(metrics: Mapping[str, float], *, baseline: bool = False) -> list[str]:
+    """Warnings about results too good or too thin to trust (empty when none apply). A
+    `baseline` is flowkit's own rule on past bars, which cannot look ahead: only the thin-data
+    flag applies to it (a high Sharpe there is the market's, e.g. buy-and-hold in a rally)."""
     flags = []
     sharpe = metrics.get("sharpe", _NAN)
-    if sharpe > SUSPECT_SHARPE:
+    if sharpe > SUSPECT_SHARPE and not baseline:
         flags.append(f"Sharpe {sharpe:.2f} > {SUSPECT_SHARPE:g} is suspect: check for look-ahead, "
                      "costs left out or a window too short to mean anything")
     periods = metrics.get("periods", _NAN)
     if periods < MIN_RELIABLE_PERIODS:
         flags.append(f"only {periods:g} periods: annualised figures are unreliable")
-    if metrics.get("win_rate", _NAN) == 1.0 and metrics.get("num_trades", 0) >= 5:
+    if metrics.get("win_rate", _NAN) == 1.0 and metrics.get("num_trades", 0) >= 5 and not baseline:
         flags.append(f"all {metrics['num_trades']:g} closed trades won: check fill timing")
     return flags
 

@@ -79,7 +79,6 @@ def run(args: argparse.Namespace) -> int:
 
     inv = app.Invocation(symbols=args.symbols or None, date=args.date, start=args.start,
                          end=args.end, every=args.every, seeds=args.seeds, live=args.live)
-    inv.check()
     loaded = load_workflow(args.file, args.set)
     outcomes = app.run(loaded, _options(args, symbols=args.symbols), inv, _reporter(args))
     for o in outcomes:

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from flowkit.app.events import Episode, Reporter, RunStarted
-from flowkit.backtest.loop import Progress
+from flowkit.app import Episode, Progress, Reporter, RunStarted
 
 _BAR = 28
 

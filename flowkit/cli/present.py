@@ -20,6 +20,8 @@ def _fmt(value: Any, kind: str) -> str:
         return "n/a"
     if kind == "pct":  # a return: signed
         return f"{100 * value:+.2f}%"
+    if kind == "pp":  # a difference of two returns: percentage points
+        return f"{100 * value:+.2f} pp"
     if kind == "share":
         return f"{100 * value:.2f}%"
     if kind == "int":
@@ -71,7 +73,9 @@ def metrics(o: Any, out: TextIO) -> None:
     rows = [[label, *[_fmt(c.get(key), kind) for c in cols]] for key, label, kind in _ROWS]
     out.write("\n" + table(["metric", *[n.replace("_", " ") for n in names]], rows) + "\n")
     m = o.metrics
-    out.write(f"\nexcess return vs buy-and-hold: {100 * m['excess_return_vs_buy_and_hold']:+.2f}% · "
+    out.write(f"\nannualised with {m['periods_per_year']} periods a year ({m['annualisation']})\n")
+    out.write(f"excess return vs buy-and-hold: "
+              f"{_fmt(m['excess_return_vs_buy_and_hold'], 'pp')} (percentage points) · "
               f"{m['decisions']} decisions · {m['model_calls_per_decision']:.1f} model calls, "
               f"{m['tokens_per_decision']:.0f} tokens, ${m['cost_per_decision_usd']:.5f} per decision\n")
     for w in o.warnings:
@@ -86,7 +90,7 @@ def seeds(outcomes: list[Any], out: TextIO) -> None:
     if len(done) < 2:
         return
     rows = []
-    headline = [*_ROWS[:7], ("excess_return_vs_buy_and_hold", "excess return vs buy-and-hold", "pct"),
+    headline = [*_ROWS[:7], ("excess_return_vs_buy_and_hold", "excess return vs buy-and-hold", "pp"),
                 ("final_equity", "final equity", "money")]
     for key, label, kind in headline:
         values = [o.metrics[key] for o in done if not math.isnan(o.metrics.get(key, math.nan))]

@@ -8,14 +8,15 @@ import itertools
 import json
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Callable
 
 from flowkit.errors import FlowkitError, ModelError, RunAborted, StepError
-from flowkit.spec import templates
-from flowkit.graph.state import DecisionState, Scope
 from flowkit.llm.base import ChatModel, ModelRequest, ModelResponse
+from flowkit.patterns.node import now
+from flowkit.patterns.state import DecisionState, Scope
 from flowkit.roles.outputs import OutputInvalid
+from flowkit.spec import templates
 
 
 @dataclass
@@ -72,9 +73,19 @@ class RunContext:
         self.record("steps", {"seq": next(self.seq), "step_id": step_id, "symbol": state.symbol,
                               "as_of": state.as_of, **fields})
 
+    async def call(self, agent: str, state: DecisionState, scope: Scope) -> dict[str, Any]:
+        """Run one agent step (what a pattern does with each of its agents); its typed output."""
+        return await run_agent(self, self.agents[agent], state, scope)
 
-def now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    def holds(self, condition: str, state: DecisionState) -> bool:
+        return templates.holds(condition, condition_vars(state))
+
+
+def condition_vars(state: DecisionState) -> dict[str, Any]:
+    """`when:` sees earlier agents by id (e.g. `trader.action`) plus the shared state."""
+    return {**state.outputs, "outputs": state.outputs, "symbol": state.symbol,
+            "market": state.market, "portfolio": state.portfolio,
+            "risk_state": state.risk_state, "failures": state.failures}
 
 
 def variables(agent: CompiledAgent, state: DecisionState, scope: Scope) -> dict[str, Any]:

@@ -8,14 +8,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from flowkit import patterns
 from flowkit.errors import FlowkitError
-from flowkit.spec import templates
 from flowkit.graph.agent import CompiledAgent
-from flowkit.graph.nodes import (AgentNode, BroadcastNode, DebateNode, HierarchicalNode, Node,
-                                 ParallelNode, SequentialNode)
 from flowkit.llm.base import ChatModel
+from flowkit.patterns.node import Node
+from flowkit.patterns.sequential import SequentialNode
 from flowkit.roles.registry import BUILTIN_ROLES, DECISION_KINDS
 from flowkit.spec import models as m
+from flowkit.spec import templates
 
 
 @dataclass
@@ -47,30 +48,8 @@ def _last_decider(root: Node, agents: dict[str, CompiledAgent]) -> str:
 
 
 def _node(step: Any, index: int) -> Node:
-    if isinstance(step, str):
-        return AgentNode(name=step, agent=step)
-    name = step.id or f"{index}"
-    if isinstance(step, m.AgentStep):
-        return AgentNode(name=step.id or step.agent, when=step.when, agent=step.agent)
-    if isinstance(step, m.SequentialStep):
-        return SequentialNode(name=step.id or f"sequential{index}", when=step.when,
-                              steps=tuple(_node(s, i) for i, s in enumerate(step.sequential)))
-    if isinstance(step, m.ParallelStep):
-        b = step.parallel
-        return ParallelNode(name=step.id or f"parallel{index}", when=step.when,
-                            steps=tuple(_node(s, i) for i, s in enumerate(b.steps)),
-                            join=b.join, on_error=b.on_error)
-    if isinstance(step, m.DebateStep):
-        b = step.debate
-        return DebateNode(name=step.id or f"debate{index}", when=step.when,
-                          participants=tuple(b.participants), rounds=b.rounds, judge=b.judge)
-    if isinstance(step, m.HierarchicalStep):
-        b = step.hierarchical
-        return HierarchicalNode(name=step.id or f"hierarchical{index}", when=step.when,
-                                manager=b.manager, workers=tuple(b.workers), max_rounds=b.max_rounds)
-    b = step.broadcast
-    return BroadcastNode(name=name if step.id else f"broadcast{index}", when=step.when,
-                         members=tuple(b.agents), rounds=b.rounds)
+    pattern = patterns.of(step)
+    return pattern.compile(step, pattern.name(step, index), _node)
 
 
 def _agent(aid: str, a: m.AgentSpec, spec: m.Workflow, base_dir: Path,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from flowkit import patterns
 from flowkit.roles.registry import BUILTIN_ROLES, DECISION_KINDS
 from flowkit.spec import models as m
 
@@ -17,6 +18,9 @@ INPUT, RISK, BROKER = "io_input", "io_risk", "io_broker"
 
 @dataclass
 class _Graph:
+    """The graph under construction; each pattern draws its steps on it (patterns.base.Canvas)."""
+
+    spec: m.Workflow
     nodes: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> (shape, label lines)
     groups: list[tuple[str, str, list[str]]] = field(default_factory=list)  # (id, label, members)
     edges: list[tuple[str, str, str]] = field(default_factory=list)  # (src, dst, label)
@@ -30,13 +34,39 @@ class _Graph:
     def link(self, sources: list[str], targets: list[str], label: str = "") -> None:
         self.edges += [(s, t, label) for s in sources for t in targets]
 
+    def agent(self, aid: str, shape: str = "agent") -> str:
+        agent = self.spec.agents[aid]
+        stance = f" ({agent.stance})" if agent.stance else ""
+        self.nodes[_aid(aid)] = (shape, f"{aid}\n{agent.role}{stance}")
+        self.order.append(aid)
+        return _aid(aid)
+
+    def node(self, prefix: str, shape: str, label: str) -> str:
+        nid = self.fresh(prefix)
+        self.nodes[nid] = (shape, label)
+        return nid
+
+    def step(self, step: Any, members: list[str]) -> tuple[list[str], list[str]]:
+        """Draw a step; return (entry nodes, exit nodes). `members` collects the group's nodes.
+        Inner groups are appended before the group around them."""
+        drawn = patterns.of(step).render(self, step)
+        when = None if isinstance(step, str) else step.when
+        if drawn.label is not None:
+            gid = f"g_{step.id}" if step.id else self.fresh("g_step")
+            self.groups.append((gid, drawn.label + (f" when {when}" if when else ""),
+                                drawn.members))
+        elif when:
+            self.groups.append((self.fresh("g_when"), f"when {when}", drawn.members))
+        members += drawn.members
+        return drawn.entries, drawn.exits
+
 
 def build(spec: m.Workflow) -> _Graph:
-    g = _Graph()
+    g = _Graph(spec)
     g.nodes[INPUT] = ("io", f"market data as of t\n{', '.join(spec.market.symbols)}")
     exits = [INPUT]
     for step in spec.pipeline:
-        entries, step_exits = _step(g, spec, step, [])
+        entries, step_exits = g.step(step, [])
         g.link(exits, entries)
         exits = step_exits
     g.nodes[RISK] = ("io", "risk engine (rules)\napprove / resize / reject")
@@ -61,84 +91,6 @@ def _decider(spec: m.Workflow, order: list[str]) -> str:
 
 def _aid(agent: str) -> str:
     return f"a_{agent}"
-
-
-def _agent(g: _Graph, spec: m.Workflow, aid: str, shape: str = "agent") -> str:
-    agent = spec.agents[aid]
-    stance = f" ({agent.stance})" if agent.stance else ""
-    g.nodes[_aid(aid)] = (shape, f"{aid}\n{agent.role}{stance}")
-    g.order.append(aid)
-    return _aid(aid)
-
-
-def _rounds(n: int) -> str:
-    return f"{n} round{'s' if n != 1 else ''}"
-
-
-def _step(g: _Graph, spec: m.Workflow, step: Any, members: list[str]) -> tuple[list[str], list[str]]:
-    """Add a step; return (entry nodes, exit nodes). `members` collects the group's nodes."""
-    if isinstance(step, str):
-        node = _agent(g, spec, step)
-        members.append(node)
-        return [node], [node]
-    cond = f" when {step.when}" if step.when else ""
-    if isinstance(step, m.AgentStep):
-        node = _agent(g, spec, step.agent)
-        members.append(node)
-        if step.when:
-            g.groups.append((g.fresh("g_when"), f"when {step.when}", [node]))
-        return [node], [node]
-    inner: list[str] = []
-    entries: list[str] = []
-    exits: list[str] = []
-    gid = f"g_{step.id}" if step.id else g.fresh("g_step")
-    if isinstance(step, m.SequentialStep):
-        label = f"sequential{cond}"
-        for child in step.sequential:
-            c_in, c_out = _step(g, spec, child, inner)
-            g.link(exits, c_in)
-            entries, exits = entries or c_in, c_out
-    elif isinstance(step, m.ParallelStep):
-        par = step.parallel
-        label = f"parallel join={par.join} on_error={par.on_error}{cond}"
-        for child in par.steps:
-            c_in, c_out = _step(g, spec, child, inner)
-            entries, exits = entries + c_in, exits + c_out
-    elif isinstance(step, m.DebateStep):
-        debate = step.debate
-        label = f"debate, {_rounds(debate.rounds)}{cond}"
-        entries = [_agent(g, spec, p) for p in debate.participants]
-        inner += entries
-        # Speaking order: each participant answers the one before; two speakers need one edge.
-        turns = list(zip(entries, entries[1:] + entries[:1], strict=True))
-        for a, b in turns[:1] if len(entries) == 2 else turns:
-            g.edges.append((a, b, "argues"))
-        judge = _agent(g, spec, debate.judge, "judge")
-        g.link(entries, [judge], "transcript")
-        inner.append(judge)
-        exits = [judge]
-    elif isinstance(step, m.HierarchicalStep):
-        hier = step.hierarchical
-        label = f"hierarchical, at most {_rounds(hier.max_rounds)}{cond}"
-        manager = _agent(g, spec, hier.manager, "manager")
-        workers = [_agent(g, spec, w) for w in hier.workers]
-        g.link([manager], workers, "assigns")
-        g.link(workers, [manager], "reports")
-        inner += [manager, *workers]
-        entries, exits = [manager], [manager]
-    else:
-        cast = step.broadcast
-        label = f"broadcast, {_rounds(cast.rounds)}{cond}"
-        board = g.fresh("io_board")
-        g.nodes[board] = ("board", "shared blackboard")
-        posters = [_agent(g, spec, a) for a in cast.agents]
-        g.link(posters, [board], "posts")
-        g.link([board], posters, "reads")
-        inner += [board, *posters]
-        entries, exits = posters, posters
-    g.groups.append((gid, label, inner))
-    members += inner
-    return entries, exits
 
 
 def _nest(g: _Graph) -> list[tuple[str, str, list[Any]]]:

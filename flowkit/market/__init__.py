@@ -25,6 +25,14 @@ visible at t.
   `price.bars`). Indicators and price changes are computed causally over the full past once per
   symbol and read at the decision's bar, so they never depend on later bars nor on the lookback.
 
+Data checks. A CSV file is read whole at load: blank lines are skipped; a file that is not
+UTF-8, a short or truncated row, an unreadable value, a non-positive price, a bar whose high is
+below its low, open or close (or low above them), or bars out of order fail with file:line,
+wherever they are in the file. `MarketData.data_warnings(symbols, start, end)` names what a run
+on a window should know: the window cut to the data (and a symbol whose data ends inside the
+run, valued at its last close from then on), missing bars, and split-like jumps (> 50% in one
+bar); a backtest prints them in its header and stores them with the firm's metrics.
+
 `decision_times(symbol, start, end, every)` gives the close time of the bar ending each period
 whose session date is in [start, end]: every bar (1h, hourly data only), the last bar of each
 session (1d) or of each ISO week (1w: Friday, or Thursday before Good Friday; Sunday for crypto).

@@ -19,8 +19,9 @@ class DataSource(ABC):
 
     Contract: `load(symbols, timeframe)` returns one RawSymbol per symbol asked for, whose
     `label`s are strictly increasing bar dates (`1d`) or UTC bar open times (`1h`), with
-    finite positive prices; a symbol or timeframe the source does not have is a DataError
-    naming it. It must not fetch beyond what it is asked for: the clock rules, not the source,
+    finite positive prices and consistent bars (low <= open, close <= high; checked at load,
+    named by `RawSymbol.where`: file:line when `lines` is set); a symbol or timeframe the
+    source does not have is a DataError naming it. It must not fetch beyond what it is asked for: the clock rules, not the source,
     keep the future out of sight."""
 
     # Every symbol trades round the clock (a crypto venue): daily bars close at 00:00 UTC.

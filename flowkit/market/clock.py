@@ -38,6 +38,24 @@ def periods_per_year(crypto: bool, timeframe: str) -> int:
     return 252 if timeframe == "1d" else 252 * 7
 
 
+STOCK_SESSIONS, CRYPTO_DAYS, WEEKS = 252, 365, 52
+
+
+def decisions_per_year(crypto: bool, every: str, bars_per_session: int) -> tuple[int, str]:
+    """Decision periods per year, and why: what annualises an equity curve marked once per
+    decision. It follows the decision calendar, not the bars: 52 weekly; 252 stock sessions or
+    365 crypto days daily; hourly, that times the bars of a session (24 for crypto)."""
+    days, market = (CRYPTO_DAYS, "crypto trades every day") if crypto else \
+        (STOCK_SESSIONS, "stock sessions")
+    if every == "1w":
+        return WEEKS, "weekly decisions"
+    if every == "1d":
+        return days, f"daily decisions, {market}"
+    if every == "1h":
+        return days * bars_per_session, f"hourly decisions, {bars_per_session} bars a session x {days}"
+    raise DataError(f"unknown decision frequency {every!r}; expected 1d, 1w or 1h")
+
+
 @cache
 def _ny_offset(day: int) -> int:
     """UTC offset of New York, in seconds, on day `day` (days since 1970-01-01) at the close."""

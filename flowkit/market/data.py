@@ -58,6 +58,20 @@ class MarketData:
         """Bars per year: 252 (stocks, daily), 365 (crypto, daily), x7 / x24 hourly."""
         return self._get(symbol).periods_per_year
 
+    def decisions_per_year(self, symbol: str, every: str) -> tuple[int, str]:
+        """Decision periods per year of `symbol`'s calendar at frequency `every`, and why
+        (`clock.decisions_per_year`): what annualises an equity curve marked at each decision."""
+        d = self._get(symbol)
+        return clock.decisions_per_year(d.crypto, every, d.bars_per_session)
+
+    def data_warnings(self, symbols: Iterable[str], start: dt.date, end: dt.date) -> list[str]:
+        """What a researcher must know about the data of a window [start, end] (session dates)
+        before trusting a result on it: `data_warnings` below, for each of `symbols`."""
+        data = [self._get(s) for s in symbols]
+        lo, hi = np.datetime64(start, "D"), np.datetime64(end, "D")
+        last = min(hi, max(d.session[-1] for d in data))  # where the run's last decision falls
+        return [w for d in data for w in data_warnings(d, lo, hi, last)]
+
     def latest_time(self, symbol: str) -> np.datetime64:
         return self._get(symbol).bars.close_time[-1]
 
@@ -86,6 +100,66 @@ class MarketData:
         if len(self._views) > _MEMO_SIZE:
             self._views.popitem(last=False)
         return view
+
+
+JUMP = 0.5  # a close-to-close move larger than this in one bar looks like an unadjusted split
+_SHOWN = 3  # examples named per warning
+
+
+def data_warnings(d: SymbolData, lo: np.datetime64, hi: np.datetime64,
+                  last: np.datetime64) -> list[str]:
+    """Problems of one symbol's bars inside the window of session dates [lo, hi], whose last
+    decision falls on session `last` (the end of the data of the longest symbol, or hi):
+
+    - the window cut to the data: the data starts after lo, or ends before hi;
+    - the data ends before `last`, so inside the run: from its last bar on, the symbol is
+      valued at its last close and its stops and take-profits cannot fire;
+    - missing bars: for crypto any missing day or hour; for stocks two or more weekdays in a row
+      without a bar (one missing weekday may be an exchange holiday, which is not checked);
+    - a split-like jump: a close more than JUMP (50%) away from the previous close, while flowkit
+      has no corporate-action data to tell a split from a move (use split-adjusted prices)."""
+    name, session, close = d.bars.symbol, d.session, d.bars.close
+    out = []
+    if session[0] > lo:
+        out.append(f"{name}: the data starts on {session[0]}, after the window starts ({lo}): "
+                   "the window is cut to the data")
+    if session[-1] < last:
+        out.append(f"{name}: the data ends on {session[-1]}, inside the run (to {last}): from "
+                   "then on it is valued at its last close and its stops cannot fire")
+    elif session[-1] < hi:
+        out.append(f"{name}: the data ends on {session[-1]}, before the window ends ({hi}): "
+                   "the window is cut to the data")
+    inside = np.flatnonzero((session >= lo) & (session <= hi))
+    pairs = inside[inside > 0]
+    pairs = pairs[session[pairs - 1] >= lo]  # bar i and the bar before it, both in the window
+    if d.crypto:
+        step = clock.DAY if d.bars.timeframe == "1d" else clock.HOUR
+        missing = (d.bars.time[pairs] - d.bars.time[pairs - 1]) // step - 1
+        unit = "day" if d.bars.timeframe == "1d" else "hour"
+    else:
+        missing = np.busday_count(session[pairs - 1] + 1, session[pairs])
+        missing = np.where(missing >= 2, missing, 0)
+        unit = "weekday"  # a stock exchange closed for days (e.g. 2012-10-29/30) gaps too
+    gaps = pairs[missing > 0]
+    if len(gaps):
+        shown = ", ".join(f"{missing[missing > 0][k]} {unit}(s) before {_label(d, i)}"
+                          for k, i in enumerate(gaps[:_SHOWN]))
+        out.append(f"{name}: {len(gaps)} gap(s) in the data inside the window ({shown}"
+                   f"{', ...' if len(gaps) > _SHOWN else ''})")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        move = close[pairs] / close[pairs - 1] - 1
+    jumps = pairs[np.abs(move) > JUMP]
+    if len(jumps):
+        shown = ", ".join(f"{100 * (close[i] / close[i - 1] - 1):+.0f}% at {_label(d, i)}"
+                          for i in jumps[:_SHOWN])
+        out.append(f"{name}: {len(jumps)} close-to-close move(s) above {JUMP:.0%} in one bar "
+                   f"({shown}{', ...' if len(jumps) > _SHOWN else ''}): a split or a bad print? "
+                   "flowkit has no corporate-action data; use split-adjusted prices")
+    return out
+
+
+def _label(d: SymbolData, i: int) -> str:
+    return d.labels(int(i), int(i) + 1)[0]
 
 
 def load_market(spec: MarketSpec, *, base_dir: Path | None = None, cache_db: str | None = None,

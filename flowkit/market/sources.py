@@ -5,8 +5,10 @@ fundamentals/<SYM>_earnings.csv. Parsed with the csv module and numpy: no pandas
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,6 +28,13 @@ class RawSymbol:
     ohlcv: np.ndarray    # (n, 5) float64
     news: list[dict[str, str]] = field(default_factory=list)
     earnings: list[dict[str, str]] = field(default_factory=list)
+    lines: np.ndarray | None = None  # the file line of each bar (a CSV source), for messages
+
+    def where(self, k: int) -> str:
+        """Where bar `k` comes from: file:line for a file, else the origin and the bar's time."""
+        if self.lines is not None:
+            return f"{self.origin}:{self.lines[k]} (bar {self.label[k]})"
+        return f"{self.origin}: bar {self.label[k]}"
 
 
 def utc_text(value: str) -> str:
@@ -33,35 +42,93 @@ def utc_text(value: str) -> str:
     return value.strip().replace(" ", "T").removesuffix("Z").removesuffix("+00:00")
 
 
+def _records(path: Path) -> tuple[list[str], np.ndarray, list[list[str]]]:
+    """The header (lower-cased), then the file line and the fields of every record after it,
+    each row checked against the header (`_fit`). Blank lines carry nothing and are skipped
+    wherever they are; a file that is not UTF-8 is refused at the line of its first bad byte."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x}); save the "
+                        "file as UTF-8") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        rows = list(reader)
+    except csv.Error as e:
+        raise DataError(f"{path}:{reader.line_num}: unreadable CSV ({e})") from None
+    if text.count("\n") + (not text.endswith("\n")) == len(rows):
+        lines = np.arange(1, len(rows) + 1)  # one record a line: the usual case, read at C speed
+    else:  # a quoted field spans lines: ask the reader where each record ends
+        reader = csv.reader(io.StringIO(text, newline=""))
+        lines = np.array([reader.line_num for _ in reader], dtype=np.int64)
+    keep = [k for k, r in enumerate(rows) if r and (len(r) > 1 or r[0].strip())]  # [] is blank
+    if not keep:
+        raise DataError(f"{path}: empty file (no header)")
+    header = [h.strip().lower() for h in rows[keep[0]]]
+    rows, lines = [rows[k] for k in keep[1:]], lines[keep[1:]]
+    if any(len(r) != len(header) for r in rows):
+        rows = [_fit(path, header, line, r) for line, r in zip(lines.tolist(), rows, strict=True)]
+    return header, lines, rows
+
+
+def _fit(path: Path, header: list[str], line: int, fields: list[str]) -> list[str]:
+    """`fields` checked against the header: a short row (e.g. a truncated last line) is an
+    error; extra fields are allowed only when empty (a trailing comma)."""
+    if len(fields) < len(header):
+        raise DataError(f"{path}:{line}: {len(fields)} field(s) where the header has "
+                        f"{len(header)} ({','.join(header)}): a short or truncated row")
+    if any(f.strip() for f in fields[len(header):]):
+        raise DataError(f"{path}:{line}: {len(fields)} fields where the header has {len(header)}")
+    return fields[:len(header)]
+
+
 def _read(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8-sig") as f:
-        reader = csv.reader(f)
-        header = [h.strip().lower() for h in next(reader, [])]
-        return [dict(zip(header, row)) for row in reader]
+    header, _, rows = _records(path)
+    return [dict(zip(header, row, strict=True)) for row in rows]
 
 
-def read_ohlcv(path: Path, timeframe: str) -> tuple[np.ndarray, np.ndarray]:
-    with path.open(newline="", encoding="utf-8-sig") as f:
-        rows = list(csv.reader(f))
-    if len(rows) < 2:
+def read_ohlcv(path: Path, timeframe: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(label, (n, 5) OHLCV values, file line of each bar) of an OHLCV CSV file."""
+    header, lines, rows = _records(path)
+    if not rows:
         raise DataError(f"{path}: no bars")
-    header = [h.strip().lower() for h in rows[0]]
     time_col = "timestamp" if "timestamp" in header else "date"
     missing = [c for c in (time_col, *OHLCV) if c not in header]
     if missing:
         raise DataError(f"{path}: missing column(s) {', '.join(missing)}; expected "
                         f"{'timestamp' if timeframe == '1h' else 'date'},{','.join(OHLCV)}")
-    columns = list(zip(*rows[1:]))
+    columns = list(zip(*rows, strict=True))
+    stamps = columns[header.index(time_col)]
+    if timeframe == "1d":
+        stamps, unit = tuple(s.strip()[:10] for s in stamps), "datetime64[D]"
+    else:
+        stamps, unit = tuple(utc_text(s) for s in stamps), "datetime64[s]"
+    label = _parse(path, lines, time_col, stamps, unit)
+    values = np.column_stack([_parse(path, lines, c, columns[header.index(c)], np.float64)
+                              for c in OHLCV])
+    return label.astype("datetime64[s]"), values, lines
+
+
+def _parse(path: Path, lines: np.ndarray, name: str, cells: tuple[str, ...], dtype: Any) -> np.ndarray:
+    """One column as `dtype`; if a cell is unreadable, the first such cell with its file:line."""
     try:
-        values = np.array([columns[header.index(c)] for c in OHLCV], dtype=np.float64).T
-        stamps = columns[header.index(time_col)]
-        if timeframe == "1d":
-            label = np.array([s.strip()[:10] for s in stamps], dtype="datetime64[D]")
-        else:
-            label = np.array([utc_text(s) for s in stamps], dtype="datetime64[s]")
-    except ValueError as e:
-        raise DataError(f"{path}: unreadable value ({e})") from None
-    return label.astype("datetime64[s]"), values
+        out = np.array(cells, dtype=dtype)
+    except ValueError:
+        out = None
+    if out is None or (out.dtype.kind == "M" and np.isnat(out).any()):
+        k = next(k for k, cell in enumerate(cells) if not _readable(cell, dtype))
+        raise DataError(f"{path}:{lines[k]}: unreadable {name} {cells[k]!r}")
+    return out
+
+
+def _readable(cell: str, dtype: Any) -> bool:
+    try:
+        value = np.array([cell], dtype=dtype)
+    except ValueError:
+        return False
+    return not (value.dtype.kind == "M" and np.isnat(value[0]))  # numpy reads "" as NaT
 
 
 def read_folder(folder: Path, symbol: str, timeframe: str) -> RawSymbol:
@@ -70,11 +137,11 @@ def read_folder(folder: Path, symbol: str, timeframe: str) -> RawSymbol:
         have = sorted(p.stem for p in (folder / "ohlcv").glob("*.csv"))
         raise DataError(f"no {timeframe} bars for {symbol}: {path} does not exist "
                         f"(found: {', '.join(have) or 'nothing'})")
-    label, ohlcv = read_ohlcv(path, timeframe)
+    label, ohlcv, lines = read_ohlcv(path, timeframe)
     news, earnings = folder / "news" / f"{symbol}.csv", folder / "fundamentals" / f"{symbol}_earnings.csv"
     return RawSymbol(str(path), label, ohlcv,
                      _read(news) if news.is_file() else [],
-                     _read(earnings) if earnings.is_file() else [])
+                     _read(earnings) if earnings.is_file() else [], lines)
 
 
 class SampleSource(DataSource):

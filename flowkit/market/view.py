@@ -86,6 +86,7 @@ class SymbolData:
         time, close_time, session = clock.stamp(raw.label, timeframe, crypto, raw.origin)
         self.bars = Bars(symbol, timeframe, time, close_time, *(raw.ohlcv[:, k].copy() for k in range(5)))
         self.session = session
+        self.crypto = crypto
         self.periods_per_year = clock.periods_per_year(crypto, timeframe)
         self._ohlcv = raw.ohlcv  # row-major copy: recent bars and history are row slices
         try:
@@ -93,6 +94,11 @@ class SymbolData:
             self.earnings = _earnings(raw.earnings, session, close_time) if raw.earnings else None
         except ValueError as e:
             raise DataError(f"{symbol}: unreadable date in news or earnings ({e})") from None
+
+    @cached_property
+    def bars_per_session(self) -> int:
+        """The usual number of bars in a session: 1 daily, the median count hourly."""
+        return max(1, round(float(np.median(np.unique(self.session, return_counts=True)[1]))))
 
     @cached_property
     def derived(self) -> np.ndarray:
@@ -113,15 +119,24 @@ class SymbolData:
 
 
 def _check(raw: RawSymbol) -> None:
+    """Every bar, inside the window or not, is a real bar: finite, positive prices, a range that
+    holds its open and close, increasing times. The first bad one is named with its file:line."""
     ohlcv, label = raw.ohlcv, raw.label
     bad = ~np.isfinite(ohlcv).all(axis=1) | (ohlcv[:, :4] <= 0).any(axis=1) | (ohlcv[:, 4] < 0)
     if bad.any():
         k = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{raw.origin}: bar {label[k]} has a missing, non-positive or negative "
-                        f"value {ohlcv[k].tolist()}")
+        raise DataError(f"{raw.where(k)}: a missing, non-positive or negative value "
+                        f"{ohlcv[k].tolist()}")
+    o, h, low, c = ohlcv[:, 0], ohlcv[:, 1], ohlcv[:, 2], ohlcv[:, 3]
+    bad = (h < low) | (h < np.maximum(o, c)) | (low > np.minimum(o, c))
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{raw.where(k)}: inconsistent bar: open {o[k]:g}, high {h[k]:g}, low "
+                        f"{low[k]:g}, close {c[k]:g} (high must be >= open, close and low; low "
+                        "<= open and close)")
     if len(label) > 1 and not (np.diff(label) > np.timedelta64(0, "s")).all():
         k = int(np.flatnonzero(np.diff(label) <= np.timedelta64(0, "s"))[0])
-        raise DataError(f"{raw.origin}: bars out of order or duplicated at {label[k + 1]}")
+        raise DataError(f"{raw.where(k + 1)}: bars out of order or duplicated")
 
 
 class AsOfView:

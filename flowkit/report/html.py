@@ -12,9 +12,10 @@ What a report reads
 - ``metrics`` rows with ``symbol`` NULL, one per strategy:
 
   - ``firm``: the firm's `compute_metrics` dict, optionally with ``"warnings": [str, ...]``
-    (shown instead of `flag_suspect`'s). When the row is missing (a run that stopped early)
-    the report computes it from ``portfolio`` and ``fills``, with ``backtest.periods_per_year``
-    (default 252) and ``backtest.risk_free_rate`` from ``runs.config``.
+    (shown instead of `flag_suspect`'s) and ``"annualisation"``, why ``periods_per_year`` is
+    what it is. When the row is missing (a run that stopped early) the report computes it from
+    ``portfolio`` and ``fills``, with ``backtest.periods_per_year`` (default: measured from the
+    snapshot times) and ``backtest.risk_free_rate`` from ``runs.config``.
   - ``buy_and_hold``, ``sma_crossover``, ``macd`` (any other name is shown too): the metrics
     plus ``"equity": [[iso_time, value], ...]``, the baseline's curve at the decision times
     (`BaselineResult.to_json`).
@@ -39,7 +40,8 @@ from typing import Any, TypeAlias
 
 import numpy as np
 
-from flowkit.backtest.metrics import compute_metrics, flag_suspect, round_trips
+from flowkit.backtest.metrics import (compute_metrics, flag_suspect, measured_periods_per_year,
+                                      round_trips)
 from flowkit.store.runstore import RunStore
 
 Db: TypeAlias = "str | Path | RunStore"  # or an open DuckDB connection: see RunStore.of
@@ -54,7 +56,8 @@ PALETTE = ("#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2", "#d
 BUY, SELL = "#16a34a", "#dc2626"
 _STRATEGY_ORDER = ("firm", "buy_and_hold", "sma_crossover", "macd")
 
-# (key, label, format); formats: pct, spct (signed, coloured), ratio, int, money
+# (key, label, format); formats: pct, spct (signed, coloured), spp (the same, in percentage
+# points: a difference of two returns), ratio, int, money
 METRIC_ROWS = (
     ("cumulative_return", "Total return", "spct"),
     ("annual_return", "Annual return (CAGR)", "spct"),
@@ -72,6 +75,7 @@ METRIC_ROWS = (
     ("exposure", "Average gross exposure", "pct"),
     ("final_equity", "Final equity", "money"),
     ("periods", "Periods", "int"),
+    ("periods_per_year", "Periods per year (annualisation)", "int"),
 )
 _CONVENTIONS = ("Simple returns per decision period; annual return is geometric (CAGR); Sharpe "
                 "and Sortino use the per-period risk-free rate and the sample std (ddof=1); max "
@@ -108,10 +112,12 @@ def write_report(db: Db, run_id: str, out_html: Path, *, png: Path | None = None
             legend_extra=[("buy fill", BUY, "solid"), ("sell fill", SELL, "solid")]))
     names = list(run.strategies)
     table = _metrics_table([LABELS.get(n, n) for n in names], list(run.strategies.values()),
-                           [run.strategies.get("buy_and_hold")] * len(names), lead=True)
+                           [run.strategies.get("buy_and_hold")] * len(names), lead=True,
+                           baseline=[n != "firm" for n in names])
     computed = ("Firm metrics computed by the report from the portfolio table (no 'firm' row in "
                 "metrics). ")
-    table["note"] = (computed if run.firm_computed else "") + _CONVENTIONS
+    table["note"] = (computed if run.firm_computed else "") + _annualisation(run.strategies["firm"]) \
+        + _CONVENTIONS
     error = [f"Run error: {run.run['error']}"] if run.run.get("error") else []
     page = _render(
         title=f"{run.run['workflow_name']} — run {run_id}",
@@ -142,13 +148,17 @@ def write_comparison(db: Db, run_ids: Sequence[str], out_html: Path) -> Path:
         _chart("drawdown", "Drawdown from peak", [c.drawdown() for c in curves], "pct"),
     ]
     table = _metrics_table([r.run["run_id"] for r in runs], [r.strategies["firm"] for r in runs],
-                           [r.strategies.get("buy_and_hold") for r in runs], lead=False)
+                           [r.strategies.get("buy_and_hold") for r in runs], lead=False,
+                           baseline=[False] * len(runs))
     infos = [{k: v for k, v, _ in r.info()} for r in runs]
     header = [("Workflow", [r.run["workflow_name"] for r in runs]),
               *((k, [i[k] for i in infos])
                 for k in ("Mode", "Status", "Window", "Model calls", "Tokens", "Cost"))]
     table["rows"] = [(k, [(v, "num") for v in vs]) for k, vs in header] + table["rows"]
-    table["note"] = ("Excess return is each run's total return minus its own buy-and-hold. "
+    table["note"] = ("Excess return is each run's total return minus its own buy-and-hold, in "
+                     "percentage points. " + "".join(
+                         f"{r.run['run_id']}: {a}" for r in runs
+                         if (a := _annualisation(r.strategies["firm"])))
                      + _CONVENTIONS)
     names = sorted({r.run["workflow_name"] for r in runs})
     page = _render(
@@ -234,6 +244,7 @@ class _Run:
 def _load_run(store: RunStore, run_id: str, prices: PriceSeries | None) -> _Run:
     run = dict(store.run(run_id))
     config = run["config"]
+    config = config.get("workflow", config)  # runs.config is {"workflow": ..., "invocation": ...}
     snaps = store.snapshots(run_id)
     times = np.array([s["time"] for s in snaps], dtype="datetime64[s]")
     equity = np.array([_num(s["equity"]) for s in snaps], dtype=float)
@@ -253,10 +264,13 @@ def _load_run(store: RunStore, run_id: str, prices: PriceSeries | None) -> _Run:
     if firm_computed:
         bt = config.get("backtest") or {}
         stored["firm"] = compute_metrics(
-            equity, periods_per_year=bt.get("periods_per_year") or 252,
+            equity, periods_per_year=bt.get("periods_per_year") or measured_periods_per_year(times)
+            or 252,
             risk_free_rate=bt.get("risk_free_rate") or 0.0, trades=round_trips(fills),
             exposure=[_num(s["gross_exposure"]) for s in snaps],
             turnover_notional=sum(f["quantity"] * f["price"] for f in fills))
+        stored["firm"]["annualisation"] = "declared by backtest.periods_per_year" \
+            if bt.get("periods_per_year") else "measured from the snapshot times"
     rank = {name: k for k, name in enumerate(_STRATEGY_ORDER)}
     strategies = {k: stored[k] for k in sorted(stored, key=lambda k: (rank.get(k, 99), k))}
     totals = store.call_totals(run_id)
@@ -468,38 +482,50 @@ def _time_ticks(x0: float, x1: float, most: int = 8) -> list[tuple[float, str]]:
 
 
 def _metrics_table(columns: Sequence[str], metrics: Sequence[Mapping[str, Any]],
-                   bh: Sequence[Mapping[str, Any] | None], *, lead: bool) -> dict[str, Any]:
-    """Metric rows, then excess return over each column's buy-and-hold `bh`, then flags."""
+                   bh: Sequence[Mapping[str, Any] | None], *, lead: bool,
+                   baseline: Sequence[bool]) -> dict[str, Any]:
+    """Metric rows, then excess return over each column's buy-and-hold `bh`, then flags (a
+    `baseline` column gets no look-ahead flag: flowkit's own rules cannot look ahead)."""
     rows = [(label, [_cell(m.get(key), kind) for m in metrics])
             for key, label, kind in METRIC_ROWS]
     if any(b is not None for b in bh):
-        rows.append(("Excess return vs buy & hold", [
-            _cell(_num(m.get("cumulative_return")) - _num(b.get("cumulative_return")), "spct")
+        rows.append(("Excess return vs buy & hold (percentage points)", [
+            _cell(_num(m.get("cumulative_return")) - _num(b.get("cumulative_return")), "spp")
             if b is not None and m is not b else ("—", "num")
             for m, b in zip(metrics, bh, strict=True)]))
-    flags = ["; ".join(_flags(m)) for m in metrics]
+    flags = ["; ".join(_flags(m, baseline=b)) for m, b in zip(metrics, baseline, strict=True)]
     rows.append(("Flags", [(f, "flags") if f else ("—", "num muted") for f in flags]))
     return {"columns": list(columns), "rows": rows, "lead": lead, "note": ""}
 
 
-def _flags(metrics: Mapping[str, Any]) -> list[str]:
+def _flags(metrics: Mapping[str, Any], *, baseline: bool = False) -> list[str]:
     """The warnings stored with the metrics (the run's own, e.g. a model cutoff), else the
     suspect flags of the numbers themselves."""
     stored = metrics.get("warnings")
-    return [str(w) for w in stored] if isinstance(stored, list) else flag_suspect(metrics)
+    return [str(w) for w in stored] if isinstance(stored, list) \
+        else flag_suspect(metrics, baseline=baseline)
+
+
+def _annualisation(firm: Mapping[str, Any]) -> str:
+    """Which periods per year annualise the figures, and why (all columns share the firm's)."""
+    ppy, why = _num(firm.get("periods_per_year")), firm.get("annualisation")
+    if not math.isfinite(ppy):
+        return ""
+    return f"Annualised with {ppy:g} periods a year" + (f" ({why}). " if why else ". ")
 
 
 def _cell(value: Any, kind: str) -> tuple[str, str]:
     v = _num(value)
     sign = " pos" if v > 0 else " neg" if v < 0 else ""  # NaN compares False: no colour
-    return _fmt(v, kind), "num" + (sign if kind == "spct" else "")
+    return _fmt(v, kind), "num" + (sign if kind in ("spct", "spp") else "")
 
 
 def _fmt(value: Any, kind: str) -> str:
     v = _num(value)
     if not math.isfinite(v):
         return "—"
-    return {"pct": f"{v * 100:.2f}%", "spct": f"{v * 100:+.2f}%", "ratio": f"{v:.2f}",
+    return {"pct": f"{v * 100:.2f}%", "spct": f"{v * 100:+.2f}%", "spp": f"{v * 100:+.2f} pp",
+            "ratio": f"{v:.2f}",
             "int": f"{v:,.0f}", "money": f"{v:,.2f}"}[kind]
 
 

@@ -7,10 +7,16 @@ Conventions:
   so the cash floor keeps headroom for both; `clip_to_limits` re-checks at the actual fill.
 - Drawdown halt: once equity falls max_drawdown_pct below the peak (tracked by the portfolio at
   snapshots), the halt latches for the rest of the run: only reductions pass.
-- CVaR trigger: daily returns (P&L / previous equity) feed a trailing window; once the window is
-  full, CVaR is the mean of the worst ceil(n * (1 - confidence)) returns. When it is worse than
-  the previous day's by more than trigger_drop_pct of its size, the firm is risk-averse until
-  the next update: new exposure is multiplied by `scale`.
+- CVaR trigger, evaluated at every decision time t from the first (`update_daily`):
+  r_t = E_t / E_{t-1} - 1 are the returns of the equity marked at each decision; W_t holds the
+  last `window` of them. CVaR_t = mean of the worst ceil(n * (1 - confidence)) of W_t's n
+  returns, defined as soon as n >= 1. The reference R_t is the calmest (largest) CVaR of the
+  previous `window` decision times, capped at 0 (a flat book's; 0 when there is none). The firm is
+  risk-averse at t iff CVaR_t <= -min_loss_pct / 100 and CVaR_t < R_t - |R_t| *
+  trigger_drop_pct / 100: a tail materially worse than recently, so a slow slide triggers as
+  surely as a crash, while a calm book's first small loss does not. While risk-averse, new
+  exposure is multiplied by `scale`. Each evaluation's numbers and reason are `daily_state()`
+  (the backtest logs them in the `risk_state` table).
 - Stops: set when a fill opens or adds to a position, relative to the new average cost. Checked
   on each later bar: a gap through a level fills at the open; otherwise a stop fills at its level.
   When one bar reaches both levels, the stop is assumed hit first (conservative), unless the bar
@@ -61,7 +67,9 @@ class RiskState(BaseModel):
     last_equity: float | None = None
     returns: list[float] = Field(default_factory=list)
     cvar: float | None = None
-    previous_cvar: float | None = None
+    cvars: list[float] = Field(default_factory=list)  # CVaR at the previous `window` updates
+    reference_cvar: float | None = None
+    reason: str = "no decision time yet"
     stops: dict[str, StopLevels] = Field(default_factory=dict)
     hints: dict[str, Proposal] = Field(default_factory=dict)  # last approved proposal per symbol
 
@@ -117,21 +125,43 @@ class RiskEngine:
     # ------------------------------------------------------------ daily inputs
 
     def update_daily(self, equity: float) -> None:
-        """Feed the day's closing equity; recomputes CVaR and the risk-averse flag."""
+        """Feed the equity marked at this decision time; recomputes CVaR, its reference and the
+        risk-averse flag (the formula is in the module docstring)."""
         if not math.isfinite(equity):
             raise ValueError(f"equity must be finite, got {equity!r}")
         st, cfg = self._state, self.spec.cvar
         if cfg is None or not cfg.enabled:
+            st.reason = "CVaR trigger off"
             return
         if st.last_equity is not None and st.last_equity > 0:
             st.returns = (st.returns + [equity / st.last_equity - 1.0])[-cfg.window:]
         st.last_equity = equity
         st.risk_averse = False
-        if len(st.returns) == cfg.window:
-            st.previous_cvar, st.cvar = st.cvar, cvar(st.returns, cfg.confidence)
-            prev = st.previous_cvar
-            st.risk_averse = (prev is not None
-                              and st.cvar < prev - abs(prev) * cfg.trigger_drop_pct / 100)
+        if not st.returns:
+            st.reason = "no return yet"
+            return
+        if st.cvar is not None:
+            st.cvars = (st.cvars + [st.cvar])[-cfg.window:]
+        st.cvar = cvar(st.returns, cfg.confidence)
+        ref = st.reference_cvar = min(0.0, max(st.cvars, default=0.0))
+        floor, bar = -cfg.min_loss_pct / 100, ref - abs(ref) * cfg.trigger_drop_pct / 100
+        if st.cvar > floor:
+            st.reason = f"CVaR {st.cvar:.2%} is milder than the {floor:.2%} floor"
+        elif st.cvar >= bar:
+            st.reason = (f"CVaR {st.cvar:.2%} is within {cfg.trigger_drop_pct:g}% of the "
+                         f"calmest recent CVaR {ref:.2%}")
+        else:
+            st.risk_averse = True
+            st.reason = (f"CVaR {st.cvar:.2%} is worse than the calmest recent CVaR {ref:.2%} by "
+                         f"more than {cfg.trigger_drop_pct:g}%: new exposure x{cfg.scale:g}")
+
+    def daily_state(self) -> dict[str, Any]:
+        """The risk state after the last `update_daily` (a `risk_state` row, without run_id,
+        time, equity and drawdown)."""
+        st = self._state
+        return {"daily_return": st.returns[-1] if st.returns else None, "cvar": st.cvar,
+                "reference_cvar": st.reference_cvar, "risk_averse": st.risk_averse,
+                "halted": st.halted, "reason": st.reason}
 
     def _check_drawdown(self, portfolio: Portfolio, prices: Mapping[str, float]) -> float:
         """Current drawdown (fraction, <= 0); latches the halt once the limit is breached."""
@@ -220,7 +250,7 @@ class RiskEngine:
                                  "halted": self.halted},
             "cvar": {"enabled": bool(spec.cvar and spec.cvar.enabled),
                      "risk_averse": self.risk_averse, "cvar": self._state.cvar,
-                     "previous_cvar": self._state.previous_cvar,
+                     "reference_cvar": self._state.reference_cvar,
                      "scale": spec.cvar.scale if spec.cvar else None},
             "cash_available": {"limit": 0.0, "before": before.cash, "after": after.cash},
         }

@@ -17,8 +17,8 @@ from flowkit._version import __version__
 from flowkit.errors import ConfigError, FlowkitError, StepError
 from flowkit.graph.agent import RunContext
 from flowkit.graph.compiler import Firm, compile_firm
-from flowkit.graph.state import DecisionState, Scope
 from flowkit.llm.base import ChatModel
+from flowkit.patterns.state import DecisionState, Scope
 from flowkit.spec import models as m
 from flowkit.spec.loader import LoadedWorkflow
 
@@ -53,9 +53,11 @@ class Decision:
     reasoning: str
     state: DecisionState | None = field(default=None, repr=False)
 
-    def row(self) -> dict[str, Any]:
+    def row(self, target_weight: float | None = None) -> dict[str, Any]:
+        """The `decisions` row (without run_id); `target_weight` comes from the risk review."""
         return {"symbol": self.symbol, "as_of": self.as_of, "agent": self.agent,
-                "action": self.action, "size_pct": self.size_pct, "confidence": self.confidence,
+                "action": self.action, "size_pct": self.size_pct, "target_weight": target_weight,
+                "confidence": self.confidence,
                 "entry": self.entry, "stop_loss": self.stop_loss, "take_profit": self.take_profit,
                 "reasoning": self.reasoning}
 
@@ -67,15 +69,6 @@ def new_run_id() -> str:
 def resolve_db(loaded: LoadedWorkflow, option: str | None) -> str:
     """--db, then FLOWKIT_DB, then log.db (relative to the current directory)."""
     return option or os.environ.get("FLOWKIT_DB") or loaded.spec.log.db
-
-
-def existing_db(option: str | None) -> str:
-    """The event log a reading command opens (--db, then FLOWKIT_DB, then ./flowkit.duckdb);
-    it must exist already."""
-    path = option or os.environ.get("FLOWKIT_DB") or "flowkit.duckdb"
-    if not os.path.exists(path):
-        raise ConfigError(f"no event log at {path} (use --db PATH or FLOWKIT_DB)")
-    return path
 
 
 def apply_overrides(spec: m.Workflow, options: RunOptions) -> m.Workflow:
@@ -182,9 +175,8 @@ class Session:
                               lessons=lessons or {}, view=view)
         for step in self.firm.root.steps:  # top-level stages, each reported as it finishes
             await step.run(self.ctx, state, Scope())
-        decision = self._decision(state)
-        self.log.append("decisions", {"run_id": self.run_id, **decision.row()})
-        return decision
+        # The caller logs the `decisions` row once the risk engine has reviewed it.
+        return self._decision(state)
 
     def _decision(self, state: DecisionState) -> Decision:
         agent = self.firm.decision_agent

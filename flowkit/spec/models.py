@@ -1,69 +1,18 @@
 """pydantic models of a firm file. Structural only: references and topology are checked in
 `semantics.py`. `schemas/workflow.schema.json` is generated from these models
-(`python -m flowkit.spec.schema --write`) and a test keeps the two in agreement."""
+(`python -m flowkit.spec.schema --write`) and a test keeps the two in agreement. Each pipeline
+step's model belongs to its pattern (`flowkit.patterns`)."""
 
 from __future__ import annotations
 
-import datetime as dt
-import re
-from typing import Annotated, Any, Literal, Union
+from typing import Any, Literal, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
+from pydantic import Field
 
-ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
-JOIN_PATTERN = r"^(all|any|quorum:[1-9][0-9]*)$"
-SYMBOL_PATTERN = r"^[A-Z0-9][A-Z0-9.\-/]*$"
-NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$"
-ENV_NAME_PATTERN = r"^[A-Z_][A-Z0-9_]*$"
-EXCHANGE_PATTERN = r"^[a-z0-9_]+$"
-
-# What each pattern means, for error messages (a regex is not an explanation).
-PATTERN_NAMES = {
-    ID_PATTERN: "an id: letters, digits and _, not starting with a digit",
-    JOIN_PATTERN: "all, any or quorum:N with N >= 1",
-    SYMBOL_PATTERN: "an upper-case symbol such as AAPL, BRK.B or BTC-USDT",
-    NAME_PATTERN: "a name of letters, digits, _ . and - (no spaces)",
-    ENV_NAME_PATTERN: "an environment variable name such as OPENAI_API_KEY",
-    EXCHANGE_PATTERN: "a lower-case ccxt exchange id such as binance",
-}
-
-
-# pydantic's lax mode reads "5" as 5, 1 as True and 1704153600 as a date; JSON Schema does
-# not. These validators keep the models exactly as strict as the generated schema, so a file
-# the schema accepts is never rejected later (and the reverse), without changing the schema.
-def _number(value: Any) -> Any:
-    if isinstance(value, (bool, str)):
-        raise ValueError("expected a number")
-    return value
-
-
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
-
-
-def _date(value: Any) -> Any:
-    if value is None or isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-        return value  # None is then accepted or rejected by the annotated type
-    if isinstance(value, str) and _DATE.fullmatch(value):
-        return value
-    raise ValueError("expected a date YYYY-MM-DD")
-
-
-Int = Annotated[int, BeforeValidator(_number)]
-Float = Annotated[float, BeforeValidator(_number)]
-Bool = StrictBool
-Date = Annotated[dt.date, BeforeValidator(_date)]
-Version = Annotated[Literal[1], BeforeValidator(_number)]
-# Optional forms wrap the union: constraints on `Annotated[...] | None` would be lost.
-OptInt = Annotated[int | None, BeforeValidator(_number)]
-OptFloat = Annotated[float | None, BeforeValidator(_number)]
-OptDate = Annotated[dt.date | None, BeforeValidator(_date)]
-Id = Annotated[str, Field(pattern=ID_PATTERN)]  # agent ids, profile and role names
-Symbol = Annotated[str, Field(pattern=SYMBOL_PATTERN)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+from flowkit.fields import (ENV_NAME_PATTERN, EXCHANGE_PATTERN, ID_PATTERN, NAME_PATTERN,
+                                 SYMBOL_PATTERN, Bool, Date, Float, Id, Int, OptDate, OptFloat,
+                                 OptInt, Strict, Symbol, Version)
+from flowkit.patterns import step_union
 
 # ---------------------------------------------------------------- models
 
@@ -149,74 +98,8 @@ class AgentSpec(Strict):
 
 # ---------------------------------------------------------------- pipeline steps
 
-
-class StepBase(Strict):
-    id: str | None = Field(None, pattern=ID_PATTERN, description="Name of the step in logs and graphs.")
-    when: str | None = Field(None, min_length=1, description="Condition (jinja2 expression over "
-                             "earlier outputs, e.g. `trader.action != 'HOLD'`); the step is "
-                             "skipped when false.")
-
-
-class AgentStep(StepBase):
-    agent: str = Field(pattern=ID_PATTERN, description="Agent id to run.")
-
-
-class SequentialStep(StepBase):
-    sequential: list["Step"] = Field(min_length=1, description="Steps run one after another; each "
-                                     "sees the outputs of those before it.")
-
-
-class ParallelBody(Strict):
-    steps: list["Step"] = Field(min_length=1, description="Steps run concurrently.")
-    join: str = Field("all", pattern=JOIN_PATTERN, description="all: wait for every branch; any: "
-                      "the first success; quorum:N: the first N successes.")
-    on_error: Literal["fail_fast", "continue"] = Field("fail_fast", description="fail_fast cancels "
-                                                      "the rest on the first failure; continue "
-                                                      "records the failure and goes on.")
-
-
-class ParallelStep(StepBase):
-    parallel: ParallelBody = Field(description="Run steps concurrently and join them.")
-
-
-class HierarchicalBody(Strict):
-    manager: str = Field(pattern=ID_PATTERN, description="Agent of kind manager that assigns tasks "
-                         "and decides.")
-    workers: list[Id] = Field(min_length=1, description="Agent ids the manager may assign.")
-    max_rounds: Int = Field(ge=1, le=10, description="Assign-report rounds before the manager must "
-                            "decide.")
-
-
-class HierarchicalStep(StepBase):
-    hierarchical: HierarchicalBody = Field(description="A manager assigns workers, reads their reports, decides.")
-
-
-class DebateBody(Strict):
-    participants: list[Id] = Field(min_length=2, description="Agent ids that speak in turn.")
-    rounds: Int = Field(ge=1, le=10, description="Exact number of rounds; each participant speaks "
-                        "once per round.")
-    judge: str = Field(pattern=ID_PATTERN, description="Agent of kind judge or decider that rules on "
-                       "the transcript.")
-
-
-class DebateStep(StepBase):
-    debate: DebateBody = Field(description="Participants argue in turn for fixed rounds; a judge rules.")
-
-
-class BroadcastBody(Strict):
-    agents: list[Id] = Field(min_length=2, description="Agent ids sharing one blackboard.")
-    rounds: Int = Field(ge=1, le=10, description="Rounds; in each every agent posts concurrently, "
-                        "seeing all earlier rounds.")
-
-
-class BroadcastStep(StepBase):
-    broadcast: BroadcastBody = Field(description="Agents post to one shared blackboard each round.")
-
-
-Step = Union[
-    Id, AgentStep, SequentialStep, ParallelStep, HierarchicalStep, DebateStep, BroadcastStep
-]
-PATTERN_KEYS = ("agent", "sequential", "parallel", "hierarchical", "debate", "broadcast")
+# One model per pattern, in registry order (flowkit.patterns): an agent id or a step mapping.
+Step = step_union()
 
 
 # ---------------------------------------------------------------- market, risk, portfolio
@@ -243,10 +126,15 @@ class MarketSpec(Strict):
 
 class CvarSpec(Strict):
     enabled: Bool = Field(True, description="Turn the CVaR trigger on or off.")
-    window: Int = Field(20, ge=5, le=500, description="Trailing daily P&L observations.")
+    window: Int = Field(20, ge=5, le=500, description="Trailing returns (one per decision time) "
+                        "in the CVaR, and how many earlier CVaRs its reference looks back.")
     confidence: Float = Field(0.95, gt=0.5, lt=1, description="CVaR confidence level.")
     trigger_drop_pct: Float = Field(25, gt=0, le=1000, description="Relative worsening of CVaR "
-                                    "versus the previous day that turns the firm risk-averse.")
+                                    "versus the calmest CVaR of the previous `window` decision "
+                                    "times that turns the firm risk-averse.")
+    min_loss_pct: Float = Field(1.0, ge=0, le=100, description="CVaR milder than this loss (% of "
+                                "equity per decision period) never triggers: a calm book's "
+                                "first small loss is not a change of regime.")
     scale: Float = Field(0.5, ge=0, le=1, description="Multiplier on new exposure while risk-averse "
                          "(0 blocks new buys).")
 
@@ -293,8 +181,10 @@ class BacktestSpec(Strict):
     every: Literal["1d", "1w", "1h"] = Field("1d", description="Decision frequency.")
     risk_free_rate: Float = Field(0.0, ge=-0.1, le=1, description="Annual risk-free rate for "
                                   "Sharpe/Sortino.")
-    periods_per_year: OptInt = Field(None, ge=1, le=10_000, description="Annualisation; default "
-                                         "252 for stocks, 365 for crypto daily.")
+    periods_per_year: OptInt = Field(None, ge=1, le=10_000, description="Annualisation of the "
+                                     "equity curve, marked once per decision; default from the "
+                                     "decision calendar: 52 weekly, 252 (stocks) or 365 (crypto) "
+                                     "daily, times the bars of a session hourly.")
 
 
 class TrainSpec(Strict):
@@ -375,6 +265,3 @@ class Workflow(Strict):
     log: LogSpec = Field(default_factory=LogSpec, description="Where the DuckDB event log goes.")
     runtime: RuntimeSpec = Field(default_factory=RuntimeSpec, description="Concurrency, cache, budgets, re-asks.")
 
-
-for _m in (SequentialStep, ParallelBody, ParallelStep, Workflow):
-    _m.model_rebuild()

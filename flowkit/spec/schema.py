@@ -60,6 +60,12 @@ def _tidy(node: Any) -> None:
 
 @cache
 def load() -> dict[str, Any]:
+    """The checked-in schema; generated instead when a pattern from another package extends
+    the language (the checked-in file describes the built-in patterns only)."""
+    from flowkit.patterns import BUILTIN, pattern_keys
+
+    if pattern_keys() != BUILTIN:
+        return generate()
     return json.loads((asset_dir("schemas") / "workflow.schema.json").read_text())
 
 
@@ -97,7 +103,19 @@ def check(doc: Located, validator: Any = None) -> tuple[list[FlowkitError], list
     errors = list(validator.iter_errors(doc.data))
     problems = [p for e in errors for p in _explain(e, doc, validator)]
     unique = {(p.location, p.message): p for p in problems}  # one per branch/sub-check
-    return list(unique.values()), [tuple(e.absolute_path) for e in errors]
+    return list(unique.values()), [p for e in errors for p in _broken(e)]
+
+
+def _broken(error: Any) -> list[Path_]:
+    """Where a violation is: an unknown or missing key is that key, not its whole mapping,
+    so the semantic checks still read the mapping's other keys."""
+    path = tuple(error.absolute_path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = error.schema.get("properties", {})
+        return [path + (k,) for k in error.instance if k not in known]
+    if error.validator == "required" and isinstance(error.instance, dict):
+        return [path + (k,) for k in error.validator_value if k not in error.instance]
+    return [path]
 
 
 def _explain(error: Any, doc: Located, validator: Any) -> list[FlowkitError]:
@@ -179,7 +197,7 @@ def _explain_union(error: Any, doc: Located, validator: Any) -> list[FlowkitErro
 
 
 def _form(pattern: str) -> str:
-    from flowkit.spec.models import PATTERN_NAMES
+    from flowkit.fields import PATTERN_NAMES
 
     return PATTERN_NAMES.get(pattern, f"of the form {pattern}")
 
@@ -209,35 +227,39 @@ def _quoted(instance: Any, types: list[str]) -> bool:
 
 
 def _is_step_union(schema: dict[str, Any]) -> bool:
-    refs = [b.get("$ref", "") for b in schema.get("anyOf", [])]
-    return any(r.endswith("/DebateStep") for r in refs)
+    from flowkit.patterns import patterns
+
+    refs = {b.get("$ref", "") for b in schema.get("anyOf", [])}
+    return all(f"#/$defs/{p.step_model.__name__}" in refs for p in patterns())
 
 
 def _explain_step(error: Any, doc: Located, validator: Any, path: tuple) -> list[FlowkitError]:
     """A pipeline step failed every branch: pick the branch its pattern key names."""
-    from flowkit.spec.models import ID_PATTERN, PATTERN_KEYS
+    from flowkit.patterns import get, pattern_keys
+    from flowkit.fields import ID_PATTERN
 
+    keys_known = pattern_keys()
     step = error.instance
     where = dotted(path)
-    needs = f"a step is an agent id or a mapping with one of {', '.join(PATTERN_KEYS)}"
+    needs = f"a step is an agent id or a mapping with one of {', '.join(keys_known)}"
     if isinstance(step, str):
         return [FlowkitError(f"{where}: {describe(step)} is not {_form(ID_PATTERN)}",
                              doc.at(path))]
     if not isinstance(step, dict):
         return [FlowkitError(f"{where}: {needs}; got {describe(step)}", doc.at(path))]
-    keys = [k for k in PATTERN_KEYS if k in step]
+    keys = [k for k in keys_known if k in step]
     if len(keys) > 1:
         return [FlowkitError(f"{where}: a step has exactly one pattern key, found "
                              f"{' and '.join(keys)}", doc.at(path + (keys[1],), key=True))]
     if not keys:
         others = [k for k in step if k not in ("id", "when")]
         if others:
-            message = _unknown_key(others[0], list(PATTERN_KEYS), path)
+            message = _unknown_key(others[0], list(keys_known), path)
             if "did you mean" not in message:
                 message += f"; {needs}"
             return [FlowkitError(message, doc.at(path + (others[0],), key=True))]
         return [FlowkitError(f"{where}: {needs}", doc.at(path))]
-    name = {"agent": "AgentStep"}.get(keys[0], keys[0].capitalize() + "Step")
+    name = get(keys[0]).step_model.__name__
     sub = validator.evolve(schema={"$ref": f"#/$defs/{name}", "$defs": load()["$defs"]})
     problems = []
     for sub_error in sub.iter_errors(step):

@@ -13,17 +13,12 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
+from flowkit import patterns
 from flowkit.errors import FlowkitError, PluginError
-from flowkit.roles.registry import (
-    BUILTIN_ROLES,
-    DECISION_KINDS,
-    JUDGE_KINDS,
-    MANAGER_KINDS,
-    OUTPUT_NAMES,
-)
+from flowkit.patterns.base import Slot
+from flowkit.roles.registry import BUILTIN_ROLES, DECISION_KINDS, OUTPUT_NAMES
 from flowkit.secrets import key_shape
 from flowkit.spec.messages import and_list, closest, suggest
-from flowkit.spec.models import PATTERN_KEYS
 from flowkit.spec.yamlsrc import Located, Path_
 
 ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -31,15 +26,11 @@ ENV_FIELDS = (("models", "*", "model"), ("models", "*", "api_base"), ("market", 
               ("log", "db"))
 # Extra folders (os.pathsep-separated) prompt and data paths may point into.
 ALLOW_PATHS_ENV = "FLOWKIT_ALLOW_PATHS"
-# What a `when:` condition sees besides earlier agents (flowkit.graph.nodes.condition_vars).
+# What a `when:` condition sees besides earlier agents (flowkit.graph.agent.condition_vars).
 CONDITION_NAMES = frozenset({"outputs", "symbol", "market", "portfolio", "risk_state", "failures"})
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 RESEARCH_SIDES = ("bull", "bear")
 
-Slot = tuple[str, frozenset[str], str]  # (slot name, allowed role kinds, what to say)
-_JUDGE: Slot = ("judge", JUDGE_KINDS, "a role of kind judge or decider (research_manager, "
-                "portfolio_manager)")
-_MANAGER: Slot = ("manager", MANAGER_KINDS, "a role of kind manager (manager)")
 
 
 def check_strings(doc: Located) -> list[FlowkitError]:
@@ -125,6 +116,7 @@ class _Checker:
         self.agents = _section(self.data, "agents")
         self.placed: dict[str, Path_] = {}   # agent id -> where it runs in the pipeline
         self.before: dict[str, frozenset[str]] = {}  # agent id -> agents finished before it
+        self.misfits: set[str] = set()  # agents placed in a slot their role cannot fill
         self.roots = readable_roots(base_dir, prompt_dir, environ)
         self.limits = _template_limits(self.data)
 
@@ -132,6 +124,12 @@ class _Checker:
         """Whether the schema found nothing at, inside or above `path`."""
         n = len(path)
         return not any(b[:n] == path or path[:len(b)] == b for b in self.broken)
+
+    def intact(self, path: Path_) -> bool:
+        """Whether the schema found nothing at or above `path`: the mapping there is read, and
+        each check of a key in it skips what the schema said (the loader keeps one message
+        per spot), so one defect in an agent does not hide another."""
+        return not any(path[:len(b)] == b for b in self.broken)
 
     def fail(self, message: str, path: Path_, *, key: bool = False) -> None:
         self.problems.append(FlowkitError(message, self.doc.at(path, key=key)))
@@ -180,7 +178,7 @@ class _Checker:
 
     def check_roles(self) -> None:
         for name, spec in (self.roles or {}).items():
-            if not isinstance(spec, dict) or not self.clean(("roles", name)):
+            if not isinstance(spec, dict) or not self.intact(("roles", name)):
                 continue
             if name not in BUILTIN_ROLES:
                 missing = [k for k in ("kind", "prompt", "output") if spec.get(k) is None]
@@ -251,7 +249,7 @@ class _Checker:
 
     def check_agents(self) -> None:
         for aid, spec in (self.agents or {}).items():
-            if not isinstance(spec, dict) or not self.clean(("agents", aid)):
+            if not isinstance(spec, dict) or not self.intact(("agents", aid)):
                 continue
             model = spec.get("model", "default")
             if isinstance(model, str) and self.models is not None and model not in self.models:
@@ -286,40 +284,15 @@ class _Checker:
     def walk(self, step: Any, path: Path_, done: frozenset[str]) -> frozenset[str]:
         """Check one step; return the agents finished once it is done."""
         if isinstance(step, str):
-            return self.place(step, path, done)
+            return patterns.get("agent").check(self, step, path, done)
         if not isinstance(step, dict):
             return frozenset()
         if isinstance(step.get("when"), str):
             self.check_condition(step["when"], path + ("when",), done)
-        kinds = [k for k in PATTERN_KEYS if k in step]
+        kinds = [k for k in patterns.pattern_keys() if k in step]
         if len(kinds) != 1:
             return frozenset()  # the schema says which key is missing or extra
-        kind = kinds[0]
-        body, bpath = step[kind], path + (kind,)
-        if kind == "agent":
-            return self.place(body, bpath, done)
-        if kind == "sequential":
-            return self.walk_sequence(body, bpath, done) - done if isinstance(body, list) else frozenset()
-        body = _mapping(body)
-        if kind == "parallel":
-            return self.walk_parallel(body, bpath, done)
-        if kind == "debate":
-            parts = self.place_all(body.get("participants"), bpath + ("participants",), done)
-            return parts | self.place(body.get("judge"), bpath + ("judge",), done | parts, _JUDGE)
-        if kind == "hierarchical":
-            manager = self.place(body.get("manager"), bpath + ("manager",), done, _MANAGER)
-            return manager | self.place_all(body.get("workers"), bpath + ("workers",), done | manager)
-        return self.place_all(body.get("agents"), bpath + ("agents",), done)
-
-    def walk_parallel(self, body: dict[str, Any], path: Path_, done: frozenset[str]) -> frozenset[str]:
-        steps: list[Any] = body["steps"] if isinstance(body.get("steps"), list) else []
-        out = frozenset().union(*(self.walk(s, path + ("steps", i), done) for i, s in enumerate(steps)))
-        join = body.get("join")
-        if isinstance(join, str) and re.fullmatch(r"quorum:[0-9]+", join) and steps:
-            if int(join[7:]) > len(steps):
-                self.fail(f"{join} waits for more branches than the {len(steps)} listed",
-                          path + ("join",))
-        return out
+        return patterns.get(kinds[0]).check(self, step[kinds[0]], path + (kinds[0],), done)
 
     def place_all(self, ids: Any, path: Path_, done: frozenset[str]) -> frozenset[str]:
         return frozenset().union(*(self.place(aid, path + (i,), done) for i, aid in _strs(ids)))
@@ -340,6 +313,7 @@ class _Checker:
         self.before[aid] = done
         kind = self.agent_kind(aid)
         if slot and kind is not None and kind not in slot[1]:
+            self.misfits.add(aid)  # its output is not what the slot's readers expect either
             role = self.agents[aid]["role"]
             self.fail(f"agent '{aid}' (role {role}, kind {kind}) cannot be the {slot[0]}; the "
                       f"{slot[0]} must be {slot[2]}", path)
@@ -374,6 +348,29 @@ class _Checker:
                           f"{suggest(name, list(done) + sorted(CONDITION_NAMES))}; it may read "
                           f"agents that ran before this step and {and_list(sorted(CONDITION_NAMES))}",
                           path)
+        for agent, name in _field_reads(tree, done - self.misfits):
+            fields, output = self.output_fields(agent)
+            if fields is not None and name not in fields and name not in _MAPPING_METHODS \
+                    and not name.startswith("_"):
+                self.fail(f"condition reads '{agent}.{name}': the output of '{agent}' ({output}) "
+                          f"has no field '{name}'{suggest(name, fields)}", path)
+
+    def output_fields(self, aid: str) -> tuple[list[str] | None, str]:
+        """The fields of an agent's output and what the output is called; None when the
+        schema does not list them all (an inline schema open to more properties)."""
+        spec = _mapping((self.agents or {}).get(aid))
+        role = spec.get("role")
+        info = BUILTIN_ROLES.get(role) if isinstance(role, str) else None
+        output = (spec.get("output") or _mapping((self.roles or {}).get(role)).get("output")
+                  or (info.output if info else None))
+        if isinstance(output, str) and output in OUTPUT_NAMES:
+            from flowkit.roles.outputs import OUTPUTS  # only when a condition reads a field
+
+            return list(OUTPUTS[output].model_fields), output
+        if (isinstance(output, dict) and isinstance(output.get("properties"), dict)
+                and output.get("additionalProperties", False) is False):
+            return [str(k) for k in output["properties"]], "inline schema"
+        return None, ""
 
     def check_inputs(self) -> None:
         agents = self.agents or {}
@@ -397,14 +394,15 @@ class _Checker:
 
     def check_decision(self) -> None:
         decision = self.data.get("decision")
+        if isinstance(decision, str) and decision not in (self.agents or {}):
+            self.fail(f"undefined agent '{decision}'{suggest(decision, self.agents or {})}",
+                      ("decision",))
+            return
         if not self.clean(("pipeline",)):
             return  # which agents run is unknown
         deciders = [a for a in self.placed if self.agent_kind(a) in DECISION_KINDS]
         if isinstance(decision, str):
-            if decision not in (self.agents or {}):
-                self.fail(f"undefined agent '{decision}'{suggest(decision, self.agents or {})}",
-                          ("decision",))
-            elif decision not in self.placed:
+            if decision not in self.placed:
                 self.fail(f"decision agent '{decision}' is not in the pipeline", ("decision",))
             elif decision not in deciders and self.agent_kind(decision) is not None:
                 self.fail(f"agent '{decision}' (kind {self.agent_kind(decision)}) cannot make the "
@@ -533,6 +531,34 @@ class _Checker:
         portfolio = _mapping(self.data.get("portfolio"))
         if portfolio.get("broker") == "ccxt" and not portfolio.get("exchange"):
             self.fail("portfolio.broker ccxt needs portfolio.exchange", ("portfolio", "broker"))
+
+
+# Not fields: a mapping's own methods and private names (the sandbox refuses those at run time).
+_MAPPING_METHODS = frozenset(dir(dict))
+
+
+def _field_reads(tree: Any, done: frozenset[str]) -> list[tuple[str, str]]:
+    """(agent, field) of every `agent.field`, `agent['field']` and `outputs.agent.field` a
+    condition reads, for agents that ran before it."""
+    from jinja2 import nodes
+
+    def key(node: Any) -> str | None:
+        if isinstance(node, nodes.Getattr):
+            return node.attr
+        if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const) \
+                and isinstance(node.arg.value, str):
+            return node.arg.value
+        return None
+
+    def agent(node: Any) -> str | None:
+        if isinstance(node, nodes.Name):
+            return node.name
+        if key(node) is not None and isinstance(node.node, nodes.Name) and node.node.name == "outputs":
+            return key(node)
+        return None
+
+    reads = [(agent(n.node), key(n)) for n in tree.find_all((nodes.Getattr, nodes.Getitem))]
+    return sorted({(a, k) for a, k in reads if a in done and k is not None})
 
 
 def _template_limits(data: dict[str, Any]) -> Any:

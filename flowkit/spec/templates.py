@@ -50,7 +50,6 @@ def _tojson(value: Any, indent: int | None = None) -> str:
     return json.dumps(value, indent=indent, default=str, ensure_ascii=False, separators=separators)
 
 
-
 # Third-party text must not open or close the fenced blocks prompts put it in (<news>...),
 # nor start a line of its own that reads like the prompt's structure.
 _FENCE = str.maketrans({"<": "‹", ">": "›", "\n": " ", "\r": " ", "\t": " ", "\u2028": " ",
@@ -110,7 +109,7 @@ def _current() -> _Budget:
 def _counted(iterable: Any) -> Iterator[Any]:
     """Every `{% for %}` iterates through this (see _Sandbox._parse): loops are counted."""
     budget = _current()
-    for i, item in enumerate(iterable):
+    for item in iterable:
         budget.iterations -= 1
         if budget.iterations < 0:
             raise SecurityError(f"loops ran more than {budget.limits.iterations:,} iterations "
@@ -153,9 +152,12 @@ def _sized(name: str, estimate: Callable[..., int]) -> Callable[..., Any]:
     @functools.wraps(inner)
     def bounded(*args: Any, **kwargs: Any) -> Any:
         # pass_environment/pass_eval_context filters get that object first: skip it
-        value_args = args[1:] if getattr(inner, "jinja_pass_arg", None) else args
-        _current().check_size(estimate(*value_args, **kwargs), f"the output of |{name}")
-        return inner(*args, **kwargs)
+        skip = 1 if getattr(inner, "jinja_pass_arg", None) else 0
+        value, *rest = args[skip:]
+        if isinstance(value, Iterator):  # a generator (|map...): iterate it once, for both
+            value = list(value)
+        _current().check_size(estimate(value, *rest, **kwargs), f"the output of |{name}")
+        return inner(*args[:skip], value, *rest, **kwargs)
 
     return bounded
 
@@ -175,14 +177,18 @@ _ESTIMATES: dict[str, Callable[..., int]] = {
     "join": lambda value, d="", attribute=None: _join_size(value, d),
     "batch": lambda value, linecount, fill_with=None: max(_size(value), int(linecount)),
     "slice": lambda value, slices, fill_with=None: max(_size(value), int(slices)),
-    "format": lambda value, *args, **kwargs: (_check_percent_format(str(value)), len(str(value)))[1],
+    "format": lambda value, *args, **kwargs: _format_size(str(value)),
     "truncate": lambda s, length=255, *a, **k: len(str(s)),
 }
 
 
+def _format_size(fmt: str) -> int:
+    _check_percent_format(fmt)  # the widths are what can grow; the rest is about len(fmt)
+    return len(fmt)
+
+
 def _join_size(value: Any, d: Any) -> int:
-    items = list(value) if not isinstance(value, (str, list, tuple)) else value
-    return sum(len(str(v)) for v in items) + len(str(d)) * max(0, len(items) - 1)
+    return sum(len(str(v)) for v in value) + len(str(d)) * max(0, len(value) - 1)
 
 
 def _lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:  # noqa: A002

@@ -207,11 +207,13 @@ class CallTotals:
 
 class RunStore:
     """Typed reads of an event log (see the module docstring). Build one with `open(path)`, `of`
-    (a path, a store or an open connection) or an EventSink's `reader()`."""
+    (a path, a store or an open connection) or an EventSink's `reader()`; use each from one
+    thread at a time (a `with` block's attachment belongs to the store)."""
 
     def __init__(self, connect: Connect, where: str, *, before: Callable[[], None] | None = None):
         self._connect = connect
         self._before = before       # e.g. flush the sink this store reads
+        self._block: AbstractContextManager[duckdb.DuckDBPyConnection] | None = None
         self._con: duckdb.DuckDBPyConnection | None = None
         self._depth = 0
         self.where = where          # what the messages call the log: its path
@@ -254,9 +256,9 @@ class RunStore:
 
     def __exit__(self, *exc: Any) -> None:
         self._depth -= 1
-        if self._depth == 0:
-            self._con = None
-            self._block.__exit__(*exc)
+        if self._depth == 0 and self._block is not None:
+            block, self._block, self._con = self._block, None, None
+            block.__exit__(*exc)
 
     # ---- runs -----------------------------------------------------------------------------
 

@@ -64,7 +64,7 @@ CREATE TABLE IF NOT EXISTS decisions (
     agent         VARCHAR,       -- the agent whose output is the firm's decision
     action        VARCHAR,       -- BUY | SELL | HOLD
     size_pct      DOUBLE,        -- requested size, % of equity
-    target_weight DOUBLE,        -- signed target weight after the decision (fraction of equity)
+    target_weight DOUBLE,        -- signed weight of equity once the approved order fills (decision price)
     confidence    DOUBLE,        -- 0..1
     entry         DOUBLE,
     stop_loss     DOUBLE,
@@ -141,6 +141,20 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     as_of      TIMESTAMP,        -- last decision time fully done
     state      JSON,             -- portfolio/broker/risk state to resume from
     created_at TIMESTAMP
+);
+
+-- The risk engine's state at each decision time, after the day's equity (see flowkit/risk/engine.py).
+CREATE TABLE IF NOT EXISTS risk_state (
+    run_id         VARCHAR,
+    time           TIMESTAMP,    -- the decision time
+    equity         DOUBLE,
+    daily_return   DOUBLE,       -- equity return since the previous decision time (NULL first)
+    cvar           DOUBLE,       -- CVaR of the trailing returns (negative = loss; NULL before any)
+    reference_cvar DOUBLE,       -- the calmest CVaR of the previous `window` decision times
+    risk_averse    BOOLEAN,      -- the CVaR trigger is on: new exposure x cvar.scale
+    halted         BOOLEAN,      -- the drawdown halt has latched
+    drawdown       DOUBLE,       -- fraction below the peak equity (<= 0)
+    reason         VARCHAR       -- why risk_averse is what it is
 );
 
 CREATE TABLE IF NOT EXISTS metrics (

@@ -19,7 +19,8 @@ The contract (tests/test_store_sinks.py runs it against every sink):
 - `discard_after(run_id, as_of)`: deletes the run's rows later than `as_of` (per table, the
   column in DISCARD_COLUMNS); returns how many. Resume uses it.
 - `cache_get(key)` / `cache_put(key, model, payload)`: the model response cache.
-- `reader()`: a RunStore over what the sink holds; every read sees all rows appended before it.
+- `reader()`: a RunStore over what the sink holds; each read (or `with` block of reads) sees
+  every row appended before it.
 - `close()`: flushes and releases the sink; idempotent.
 """
 

@@ -151,7 +151,8 @@ def test_ordinary_templates_still_render() -> None:
     source = ("{% for n in news %}{{ loop.index }}. {{ n|fence }} {{ '%5.1f'|format(2.25) }} "
               "{{ '{:>4}'.format('a') }}{% endfor %}{{ 'ab'|center(6) }}|{{ 'a\\nb'|indent(2) }}"
               "{% set ns = namespace(t='') %}{% for i in range(3) %}{% set ns.t = ns.t ~ i %}"
-              "{% endfor %}{{ ns.t }} {{ 2 ** 10 }} {{ [1, 2]|tojson(indent=2)|length }}")
+              "{% endfor %}{{ ns.t }} {{ 2 ** 10 }} {{ [1, 2]|tojson(indent=2)|length }} "
+              "{{ range(3)|map('string')|join(',') }} {{ news|map('center', 3)|join }}")
     text = templates.render(templates.environment().from_string(source),
                             {"news": ["a", "b"]}, "a")
-    assert text == ("1. a   2.2    a2. b   2.2    a  ab  |a\n  b012 1024 12")
+    assert text == ("1. a   2.2    a2. b   2.2    a  ab  |a\n  b012 1024 12 0,1,2  a  b ")

@@ -25,6 +25,25 @@ class DecisionState:
     skipped: list[str] = field(default_factory=list)        # step paths whose `when:` was false
     cancelled: list[str] = field(default_factory=list)      # agents stopped by a parallel join
 
+    def branch(self) -> "DecisionState":
+        """A concurrent child's own state: it reads what this state holds now, and its writes
+        stay its own until `merge`, so no branch sees a sibling's output, however the models
+        interleave (a model that never yields would otherwise leak its answer to the next)."""
+        return replace(self, outputs=dict(self.outputs), failures=dict(self.failures),
+                       transcripts=dict(self.transcripts), skipped=list(self.skipped),
+                       cancelled=list(self.cancelled))
+
+    def merge(self, branches: list["DecisionState"]) -> None:
+        """Fold the writes of branches taken from this state back in, in the order given (the
+        YAML order, never the finishing order: prompts and cache keys must not depend on it)."""
+        lengths = {"skipped": len(self.skipped), "cancelled": len(self.cancelled)}
+        for b in branches:
+            for mine, theirs in ((self.outputs, b.outputs), (self.failures, b.failures),
+                                 (self.transcripts, b.transcripts)):
+                mine.update((k, v) for k, v in theirs.items() if mine.get(k) is not v)
+            self.skipped.extend(b.skipped[lengths["skipped"]:])
+            self.cancelled.extend(b.cancelled[lengths["cancelled"]:])
+
 
 @dataclass(frozen=True)
 class Scope:

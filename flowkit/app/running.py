@@ -42,6 +42,9 @@ class Invocation:
                 _day(flag, value)
         if self.start and self.end and _day("--start", self.start) > _day("--end", self.end):
             raise ConfigError(f"--start {self.start} is after --end {self.end}")
+        if self.every is not None and not self.start:
+            raise ConfigError("--every is the decision frequency of a backtest: use it with "
+                              "--start/--end")
         if self.every is not None and self.every not in EVERY:
             raise ConfigError(f"--every {self.every!r}: expected one of {', '.join(EVERY)}")
         if self.seeds < 1:
@@ -61,13 +64,18 @@ def _day(flag: str, value: str) -> date:
         raise ConfigError(f"bad {flag}: {exc} (expected YYYY-MM-DD)") from None
 
 
+def decision_every(session: Session, inv: Invocation) -> str:
+    """A backtest's decision frequency: --every, else backtest.every, else daily."""
+    return inv.every or (session.spec.backtest.every if session.spec.backtest else "1d")
+
+
 def decision_times(session: Session, symbols: list[str], inv: Invocation) -> list[np.datetime64]:
     market = session.market
     if inv.start:
         start, end = _day("--start", inv.start), _day("--end", inv.end or inv.start)
         if start > end:
             raise ConfigError(f"--start {start} is after --end {end}")
-        every = inv.every or (session.spec.backtest.every if session.spec.backtest else "1d")
+        every = decision_every(session, inv)
         times = sorted({t for s in symbols for t in market.decision_times(s, start, end, every)})
         if not times:
             raise DataError(f"no bars for {', '.join(symbols)} between {start} and {end}")
@@ -121,6 +129,9 @@ async def run_session(session: Session, inv: Invocation, reporter: Reporter | No
                 on_progress=reporter.progress if reporter else None)
     session.last_memory = loop.memory
     loop.outcome.warnings = honesty_warnings(session, times)
+    if inv.start:
+        loop.outcome.warnings += session.market.data_warnings(
+            symbols, _day("--start", inv.start), _day("--end", inv.end or inv.start))
     start_seq, resumed_after = 0, None
     if resume is None:
         session.start()
@@ -157,7 +168,7 @@ async def run_session(session: Session, inv: Invocation, reporter: Reporter | No
     if inv.start and outcome.equity:
         from flowkit.backtest.evaluate import evaluate
 
-        evaluate(session, loop, outcome)
+        evaluate(session, loop, outcome, decision_every(session, inv))
     session.finish(status, error)
     return outcome
 

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from flowkit.app.events import Episode, Reporter
-from flowkit.app.run import Invocation, run_session
+from flowkit.app.running import Invocation, run_session
 from flowkit.errors import ConfigError, FlowkitError
 from flowkit.memory.beliefs import distil, reinforce
 from flowkit.runtime.session import RunOptions, Session

@@ -9,11 +9,12 @@ from datetime import datetime
 import numpy as np
 
 from flowkit.app.events import Reporter
-from flowkit.app.run import Invocation, run_session, run_to_end
+from flowkit.app.read import existing_db
+from flowkit.app.running import Invocation, run_session, run_to_end
 from flowkit.app.stored import load_run
 from flowkit.backtest.loop import Outcome
 from flowkit.errors import ConfigError
-from flowkit.runtime.session import RunOptions, Session, existing_db
+from flowkit.runtime.session import RunOptions, Session
 
 
 @dataclass

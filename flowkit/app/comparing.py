@@ -6,7 +6,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from flowkit.app.events import Reporter
-from flowkit.app.run import Invocation, run_to_end
+from flowkit.app.read import writing
+from flowkit.app.running import Invocation, run_to_end
 from flowkit.backtest.loop import Outcome
 from flowkit.errors import ConfigError
 from flowkit.runtime.session import RunOptions, Session
@@ -38,6 +39,6 @@ def compare(files: list[str], inv: Invocation, options: RunOptions | None = None
         db = session.db_path
         outcomes.append(run_to_end(session, inv, reporter))
     target = Path(out or f"reports/compare-{outcomes[0].run_id}.html")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    write_comparison(db, [o.run_id for o in outcomes], target)
+    with writing(target):
+        write_comparison(db, [o.run_id for o in outcomes], target)
     return Comparison(outcomes, db, target)
