@@ -47,6 +47,19 @@ def timed(path: Path, folder: Path, **kw: object) -> tuple[float, dict[str, dict
     return wall, {r["cell"]["id"]: r for r in result.records}
 
 
+def differences(ref: dict[str, dict], got: dict[str, dict]) -> list[str]:
+    """Cells whose metrics differ between two executors, with the metrics that differ."""
+    out = []
+    for k, r in ref.items():
+        keys = [m for m in r["metrics"] if r["metrics"][m] != got[k]["metrics"].get(m)]
+        if keys or r["returns"] != got[k]["returns"]:
+            c = r["cell"]
+            out.append(f"  {c['variant']} {'+'.join(c['symbols'])} {c['start']} seed {c['seed']}: "
+                       + ", ".join(f"{m} {r['metrics'][m]} vs {got[k]['metrics'].get(m)}"
+                                   for m in keys))
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workers", type=int, default=2)
@@ -60,15 +73,15 @@ def main() -> int:
         serial, ref = timed(path, Path(tmp) / "serial", executor_name="serial")
         print(f"{len(ref)} cells · serial: {serial:.1f} s ({serial / len(ref):.2f} s a cell)")
         pool, got = timed(path, Path(tmp) / "pool", workers=args.workers)
-        same = all(got[k]["metrics"] == ref[k]["metrics"] for k in ref)
+        diff = differences(ref, got)
         print(f"local pool ({args.workers} workers): {pool:.1f} s = {pool / serial:.2f}x serial "
-              f"· per-cell metrics identical: {same}")
+              f"· per-cell metrics identical: {not diff}", *diff, sep="\n")
         if args.ray:
             ray_wall, on_ray = timed(path, Path(tmp) / "ray", executor_name="ray",
                                      workers=args.workers)
-            same = all(on_ray[k]["metrics"] == ref[k]["metrics"] for k in ref)
+            diff = differences(ref, on_ray)
             print(f"ray (local, {args.workers} CPUs): {ray_wall:.1f} s = {ray_wall / pool:.2f}x "
-                  f"the pool · per-cell metrics identical: {same}")
+                  f"the pool · per-cell metrics identical: {not diff}", *diff, sep="\n")
         sizes = [r["log_bytes"] for r in ref.values()]
         print(f"log size per cell: median {statistics.median(sizes) / 1024:.0f} KiB, "
               f"max {max(sizes) / 1024:.0f} KiB")

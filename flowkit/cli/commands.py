@@ -231,7 +231,8 @@ def _print_outcome(moment: Any, out: TextIO) -> None:
 def sweep(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from flowkit.sweep.compare import compare, render
+    from flowkit.cli.present import table
+    from flowkit.sweep.compare import compare, tables
     from flowkit.sweep.report import write_report
     from flowkit.sweep.run import run_sweep
     from flowkit.sweep.spec import load_sweep
@@ -252,8 +253,12 @@ def sweep(args: argparse.Namespace) -> int:
     result = run_sweep(args.file, executor_name=args.executor, workers=args.workers,
                        address=args.address, on_cell=None if args.quiet else progress)
     comparison = compare(result.records, result.sweep.spec.metrics)
-    sys.stdout.write(f"\n{result.ran} cells run, {result.reused} already done · "
-                     f"{result.folder}/cells/<cell>.duckdb per cell\n\n" + render(comparison))
+    print(f"\n{result.ran} cells run, {result.reused} already done · "
+          f"{result.folder}/cells/<cell>.duckdb per cell")
+    for title, header, rows in tables(comparison):
+        print(f"\n{title}\n{table(header, rows)}")
+    for warning in comparison.warnings:
+        print(f"warning: {warning}")
     out = write_report(result.sweep, comparison,
                        Path(args.out or result.folder / "report.html"))
     print(f"\nreport: {out}")

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from flowkit._version import __version__
+from flowkit.errors import FlowkitError
 from flowkit.sweep.spec import METRICS, LoadedSweep, Variant, Window
 
 RECORD_FIELDS = (*METRICS, "model_calls", "cost_usd", "decisions")
@@ -125,7 +126,7 @@ def run_cell(cell: Cell, folder: str) -> dict[str, Any]:
             os.replace(tmp / "cell.duckdb", db)
             record["log_bytes"] = db.stat().st_size
     except Exception as exc:  # isolate the cell: the sweep goes on and says what failed
-        if isinstance(exc, _expected_errors()):  # a user's mistake says what, not where in flowkit
+        if isinstance(exc, FlowkitError):  # a user's mistake says what, not where in flowkit
             record["error"] = str(exc)
         else:
             record["error"] = f"{type(exc).__name__}: {exc}"
@@ -138,12 +139,6 @@ def run_cell(cell: Cell, folder: str) -> dict[str, Any]:
     part.write_text(text)
     os.replace(part, rec)
     return json.loads(text)  # what a later run reads back: the same values, NaN as None
-
-
-def _expected_errors() -> tuple[type[BaseException], ...]:
-    from flowkit.errors import FlowkitError
-
-    return (FlowkitError,)
 
 
 def _backtest(cell: Cell, db: str) -> dict[str, Any]:

@@ -108,32 +108,27 @@ def cell_text(e: Estimate, metric: str) -> str:
     return f"{_num(e.mean, pct)}{se} [{_num(e.low, pct)}, {_num(e.high, pct)}]{star}"
 
 
-def table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
-    line = lambda cols: "  ".join(str(c).ljust(w) for c, w in zip(cols, widths)).rstrip()  # noqa: E731
-    return "\n".join([line(headers), line(["─" * w for w in widths]), *map(line, rows)])
+Table = tuple[str, list[str], list[list[str]]]   # title, header, rows
 
 
-def render(c: Comparison) -> str:
-    """The comparison as terminal tables: metrics, paired differences, cost and the DSR."""
-    parts = []
+def tables(c: Comparison) -> list[Table]:
+    """The comparison as the terminal shows it: metrics, paired differences, cost and the DSR."""
     rows = [[v.name, str(v.cells - v.failed), *(cell_text(v.metrics[m], m) for m in c.metrics)]
             for v in c.variants]
     rows.append([BUY_AND_HOLD, str(max((e.n for e in c.buy_and_hold.values()), default=0)),
                  *(cell_text(c.buy_and_hold[m], m) for m in c.metrics)])
-    parts.append("mean ± std. error [95% bootstrap CI] across cells\n"
-                 + table(["variant", "cells", *c.metrics], rows))
+    out = [("mean ± std. error [95% bootstrap CI] across cells", ["variant", "cells", *c.metrics],
+            rows)]
     rows = [[f"{v.name} − {BUY_AND_HOLD}", *(cell_text(v.vs_buy_and_hold[m], m) for m in c.metrics)]
             for v in c.variants]
     rows += [[f"{a} − {b}", *(cell_text(d[m], m) for m in c.metrics)] for a, b, d in c.pairs]
-    parts.append("paired differences on the same cells (* = the 95% CI excludes zero)\n"
-                 + table(["difference", *c.metrics], rows))
+    out.append(("paired differences on the same cells (* = the 95% CI excludes zero)",
+                ["difference", *c.metrics], rows))
     rows = [[v.name, f"{v.model_calls:.0f}", f"{v.model_calls / max(v.decisions, 1):.1f}",
              f"${v.cost_usd:.4f}",
              "–" if v.sharpe_test is None or v.sharpe_test.deflated != v.sharpe_test.deflated
              else f"{v.sharpe_test.deflated:.3f}"] for v in c.variants]
-    parts.append(f"cost, and the deflated Sharpe ratio over {len(c.variants)} variants tried "
-                 f"(P[true Sharpe > 0])\n"
-                 + table(["variant", "model calls", "calls/decision", "cost", "deflated SR"], rows))
-    parts += [f"warning: {w}" for w in c.warnings]
-    return "\n\n".join(parts) + "\n"
+    out.append((f"cost, and the deflated Sharpe ratio over {len(c.variants)} variants tried "
+                f"(P[true Sharpe > 0])",
+                ["variant", "model calls", "calls/decision", "cost", "deflated SR"], rows))
+    return out

@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from flowkit.sweep.compare import BUY_AND_HOLD, Comparison, cell_text
+from flowkit.sweep.compare import Comparison, tables
 from flowkit.sweep.spec import LoadedSweep
 
 PALETTE = ("#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#65a30d")
@@ -89,24 +89,10 @@ def write_report(sweep: LoadedSweep, c: Comparison, out: Path) -> Path:
 
     from flowkit._version import __version__
 
-    rows = [{"name": v.name, "cells": v.cells - v.failed, "failed": v.failed,
-             "cols": [cell_text(v.metrics[m], m) for m in c.metrics]} for v in c.variants]
-    rows.append({"name": BUY_AND_HOLD, "cells": max((e.n for e in c.buy_and_hold.values()),
-                                                   default=0), "failed": 0,
-                 "cols": [cell_text(c.buy_and_hold[m], m) for m in c.metrics]})
-    diffs = [{"name": f"{v.name} − {BUY_AND_HOLD}",
-              "cols": [(cell_text(v.vs_buy_and_hold[m], m), v.vs_buy_and_hold[m].excludes_zero)
-                         for m in c.metrics]} for v in c.variants]
-    diffs += [{"name": f"{a} − {b}", "cols": [(cell_text(d[m], m), d[m].excludes_zero)
-                                                for m in c.metrics]} for a, b, d in c.pairs]
-    costs = [{"name": v.name, "calls": f"{v.model_calls:.0f}",
-              "per": f"{v.model_calls / max(v.decisions, 1):.1f}", "cost": f"${v.cost_usd:.4f}",
-              "dsr": "–" if not v.sharpe_test or v.sharpe_test.deflated != v.sharpe_test.deflated
-              else f"{v.sharpe_test.deflated:.3f}"} for v in c.variants]
     template = Path(__file__).with_name("report.html.j2").read_text(encoding="utf-8")
     html = jinja2.Environment(autoescape=True).from_string(template).render(
-        sweep=sweep.spec, version=__version__, metrics=c.metrics, rows=rows, diffs=diffs,
-        costs=costs, checks=checklist(sweep, c), warnings=c.warnings,
+        sweep=sweep.spec, version=__version__, tables=tables(c), variants=len(c.variants),
+        checks=checklist(sweep, c), warnings=c.warnings,
         plots=[Markup(_plot(c, m)) for m in c.metrics],
         windows=[w.label for w in sweep.windows], symbols=sweep.symbol_sets)
     out.parent.mkdir(parents=True, exist_ok=True)
