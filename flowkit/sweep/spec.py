@@ -147,8 +147,9 @@ def windows(spec: Windows) -> list[Window]:
         test_end = _add_months(test_start, wf.test_months) - dt.timedelta(days=1)
         if test_end > wf.end:
             return out
-        train = (wf.start if k == 0 or wf.train_months == 0 else
-                 _add_months(test_start, -wf.train_months), test_start - dt.timedelta(days=1))
+        # Month arithmetic clamps days (Feb 29 + 24 - 24 months is Feb 28): never before start.
+        train = (max(wf.start, _add_months(test_start, -wf.train_months)),
+                 test_start - dt.timedelta(days=1))
         out.append(Window(test_start, test_end, train if wf.train_months else None))
         k += 1
 
@@ -164,8 +165,7 @@ def variants(spec: Sweep, base: Path) -> list[Variant]:
     for index, (file, stem) in enumerate(zip(spec.firms, stems)):
         for combo in combos:
             sets = tuple(f"{k}={_yaml_text(v)}" for k, v in zip(spec.vary, combo))
-            label = " ".join(f"{k}={_yaml_text(v)}" for k, v in zip(spec.vary, combo))
-            out.append(Variant(f"{stem} {label}".strip(), base / file, sets, index))
+            out.append(Variant(" ".join((stem, *sets)), base / file, sets, index))
     return out
 
 
