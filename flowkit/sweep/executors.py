@@ -41,7 +41,8 @@ def local(cells: list[Cell], folder: str, workers: int | None = None,
     # Never plain fork: the parent may hold DuckDB's or the event log's threads, and a child
     # forked while one holds a lock deadlocks. forkserver forks from a clean process.
     context = multiprocessing.get_context("forkserver" if sys.platform == "linux" else "spawn")
-    with ProcessPoolExecutor(n, mp_context=context) as pool:
+    pool = ProcessPoolExecutor(n, mp_context=context)
+    try:
         pending = {pool.submit(run_cell, cell, folder): cell for cell in cells}
         while pending:
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -51,6 +52,10 @@ def local(cells: list[Cell], folder: str, workers: int | None = None,
                     yield future.result()
                 except BrokenProcessPool:  # a worker died (killed, out of memory)
                     yield _lost(cell, "the worker process died")
+    finally:
+        # Ctrl-C or an error: drop the queued cells instead of running them all first; a
+        # cell cut short leaves only its temporary folder, and the next run redoes it.
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def ray(cells: list[Cell], folder: str, workers: int | None = None,

@@ -4,6 +4,7 @@ progress and ETA after each, and write the summary (every planned cell's record)
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,8 @@ def run_sweep(path: str | Path, *, executor_name: str = "local", workers: int | 
     sweep = load_sweep(path)
     out = Path(folder or Path("sweeps") / sweep.spec.sweep)
     (out / "cells").mkdir(parents=True, exist_ok=True)
+    for stale in (out / "cells").glob(".*"):  # cells a killed sweep left half-built
+        shutil.rmtree(stale, ignore_errors=True)
     cells = plan(sweep)
     records = {c.id: r for c in cells if (r := done(out, c)) is not None}
     todo = [c for c in cells if c.id not in records]
