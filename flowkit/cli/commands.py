@@ -229,3 +229,44 @@ def _print_outcome(moment: Any, out: TextIO) -> None:
         rule = f" by {r['rule']}" if r["rule"] else ""
         out.write(f"  ⇒ risk engine: {r['verdict']}{rule} (requested {r['requested_qty']:g}, "
                   f"approved {r['approved_qty']:g})\n")
+
+
+def sweep(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from flowkit.cli.present import table
+    from flowkit.sweep.compare import compare, tables
+    from flowkit.sweep.report import write_report
+    from flowkit.sweep.run import run_sweep
+    from flowkit.sweep.spec import load_sweep
+
+    if args.check:
+        s = load_sweep(args.file)
+        print(f"{args.file}: ok — {len(s.variants)} variants × {len(s.symbol_sets)} symbol sets "
+              f"× {len(s.windows)} windows × {s.spec.seeds} seeds")
+        return 0
+
+    def progress(p: Any) -> None:
+        cell, r = p.record["cell"], p.record
+        error = f": {r['error']}" if r["status"] != "completed" else ""
+        print(f"[{p.done}/{p.total}] {cell['variant']} · {'+'.join(cell['symbols'])} · "
+              f"{cell['start']}..{cell['end']} · seed {cell['seed']} · {r['status']}{error} "
+              f"({r['seconds']:.1f}s) · ETA {p.eta_s:.0f}s", flush=True)
+
+    result = run_sweep(args.file, executor_name=args.executor, workers=args.workers,
+                       address=args.address, on_cell=None if args.quiet else progress)
+    comparison = compare(result.records, result.sweep.spec.metrics)
+    print(f"\n{result.ran} cells run, {result.reused} already done · "
+          f"{result.folder}/cells/<cell>.duckdb per cell")
+    for title, header, rows in tables(comparison):
+        print(f"\n{title}\n{table(header, rows)}")
+    for warning in comparison.warnings:
+        print(f"warning: {warning}")
+    out = write_report(result.sweep, comparison,
+                       Path(args.out or result.folder / "report.html"))
+    print(f"\nreport: {out}")
+    for r in result.failed:
+        print(f"error: cell {r['cell']['id']} ({r['cell']['variant']}, "
+              f"{'+'.join(r['cell']['symbols'])}, {r['cell']['start']}..{r['cell']['end']}) "
+              f"{r['status']}: {r['error']}", file=sys.stderr)
+    return 1 if result.failed else 0
