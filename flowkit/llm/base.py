@@ -45,6 +45,7 @@ class Attempt:
     response: str | None = None
     error: str | None = None
     cached: bool = False
+    structured_output: str | None = None  # how the typed output was asked for (structured.MODES)
 
 
 @dataclass

@@ -93,6 +93,12 @@ class ModelProfile(Strict):
     knowledge_cutoff: OptDate = Field(None, description="Last date the model may have seen "
                                              "in training; backtests before it are flagged.")
     rpm: OptInt = Field(None, ge=1, le=100_000, description="Rate limit: requests per minute.")
+    structured_output: Literal["auto", "json_schema", "json_object", "tools", "prompt"] = Field(
+        "auto", description="How a typed output is asked for: json_schema (OpenAI, vLLM, Ollama), "
+        "json_object with the schema (llama.cpp), tools (a forced function call), prompt (the "
+        "schema in the system message only). auto picks from what litellm knows of the model "
+        "and, on an endpoint that rejects a mode, steps down to the next one for the rest of "
+        "the run.")
 
 
 # ---------------------------------------------------------------- roles and agents
