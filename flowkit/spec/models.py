@@ -356,6 +356,13 @@ class RuntimeSpec(Strict):
     output_attempts: Int = Field(3, ge=1, le=10, description="Tries to get output that validates "
                                  "(re-asked with the validation error).")
     seed: Int = Field(0, ge=0, description="Seed passed to models that accept one.")
+    on_invalid: Literal["hold", "fail"] = Field("hold", description="When an agent gets no "
+                                                "usable answer (after retries, fallbacks, "
+                                                "repairs and re-asks): hold logs the decision "
+                                                "as HOLD with status invalid and the reason; "
+                                                "fail stops the run.")
+    max_invalid_share: Float = Field(0.05, ge=0, le=1, description="Share of a run's decisions "
+                                     "that may be invalid before the run fails.")
     templates: TemplateLimits = Field(default_factory=TemplateLimits, description="Bounds on "
                                       "rendering prompts and conditions.")
 
