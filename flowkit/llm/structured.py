@@ -11,7 +11,8 @@ Modes, strongest first:
 
 `auto` starts from what litellm knows about the model (json_schema if it supports response
 schemas, an OpenAI-compatible `api_base` is assumed to, else json_object). When an endpoint
-rejects a mode (HTTP 400/422 naming response_format, json_schema, schema or tools), the call
+rejects a mode (HTTP 400/422 naming response_format, json_schema, schema or tools, or
+llama-cpp-python's HTTP 500 validation error on response_format), the call
 steps down to the next mode once and the endpoint keeps that mode for the rest of the run."""
 
 from __future__ import annotations
@@ -26,9 +27,15 @@ _REJECTION = re.compile(r"response_format|json_schema|json_object|schema|tool", 
 
 
 def rejects_mode(exc: BaseException, mode: str) -> bool:
-    """Did the endpoint refuse the request because of how the output was asked for?"""
+    """Did the endpoint refuse the request because of how the output was asked for?
+    llama-cpp-python's server answers a request it cannot validate with HTTP 500 naming the
+    field (`'loc': ('body', 'response_format', 'type')`), others with 400 or 422."""
     status = getattr(exc, "status_code", None)
-    return mode != "prompt" and status in (400, 422) and bool(_REJECTION.search(str(exc)))
+    if mode == "prompt":
+        return False
+    if status in (400, 422):
+        return bool(_REJECTION.search(str(exc)))
+    return status == 500 and "validation error" in str(exc) and "response_format" in str(exc)
 
 
 def next_mode(mode: str) -> str | None:

@@ -93,6 +93,9 @@ class ModelProfile(Strict):
     knowledge_cutoff: OptDate = Field(None, description="Last date the model may have seen "
                                              "in training; backtests before it are flagged.")
     rpm: OptInt = Field(None, ge=1, le=100_000, description="Rate limit: requests per minute.")
+    model_path: str | None = Field(None, description="`model: local`: path to a GGUF file "
+                                   "served by llama-cpp-python on a loopback port (`local/smollm2` "
+                                   "needs none: its file ships in the `local` extra).")
     structured_output: Literal["auto", "json_schema", "json_object", "tools", "prompt"] = Field(
         "auto", description="How a typed output is asked for: json_schema (OpenAI, vLLM, Ollama), "
         "json_object with the schema (llama.cpp), tools (a forced function call), prompt (the "

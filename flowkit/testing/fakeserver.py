@@ -275,15 +275,16 @@ Behaviour = (Answer | CallTools | RateLimited | Fail | Hang | Malformed | Violat
 
 
 class _Rejected:
-    """What llama-cpp-python's server (FastAPI) answers to a response_format it does not take."""
+    """What llama-cpp-python's server answers to a response_format it does not take: HTTP 500
+    carrying the request validation error."""
 
     delay = 0.0
 
     def reply(self, req: FakeRequest) -> _Reply:
-        return 422, {}, {"detail": [{
-            "type": "literal_error", "loc": ["body", "response_format", "type"],
-            "msg": "Input should be 'text' or 'json_object'",
-            "input": req.mode}]}
+        detail = {"type": "literal_error", "loc": ("body", "response_format", "type"),
+                  "msg": "Input should be 'text' or 'json_object'", "input": req.mode}
+        return 500, {}, _error(f"1 validation error: {detail}\n  File \"llama_cpp/server/app.py\""
+                               f", line 376, in create_chat_completion", "internal_server_error")
 
 
 def _error(message: str, code: str) -> dict[str, Any]:
@@ -407,8 +408,8 @@ class FakeOpenAIServer:
     """Serves /v1/chat/completions (and /chat/completions) on 127.0.0.1:<ephemeral port>."""
 
     def __init__(self, latency_ms: float = 0.0, rejects: tuple[str, ...] = ()):
-        """`rejects`: structured-output modes the endpoint refuses with HTTP 422, as
-        llama-cpp-python's server refuses `json_schema`."""
+        """`rejects`: structured-output modes the endpoint refuses as llama-cpp-python's
+        server refuses `json_schema` (HTTP 500 with the request's validation error)."""
         self.latency_ms = latency_ms
         self.rejects = rejects
         self.port = 0
