@@ -158,8 +158,10 @@ class LiteLLMModel:
                 if profile.structured_output != "auto" or fallback is None \
                         or not structured.rejects_mode(exc, mode):
                     raise
-                self.modes[endpoint] = fallback
                 attempts[-1].error = f"{attempts[-1].error} [{mode} refused: using {fallback}]"
+                if self.modes.get(endpoint) == fallback:
+                    continue  # a concurrent call learnt it already and said so
+                self.modes[endpoint] = fallback
                 log.warning("%s at %s refused structured output %s; using %s for this run",
                             profile.model, profile.api_base or "its provider", mode, fallback)
 
