@@ -295,3 +295,39 @@ def test_only_usable_answers_are_served_from_the_cache_and_replay_reproduces_fai
             "market_analyst", "news_analyst", "bull", "bear", "research_manager"))]
     statuses = sorted(r["status"] for r in dicts(db, "SELECT status FROM decisions"))
     assert statuses == ["invalid", "invalid", "ok"]
+
+
+# ---------------------------------------------------------------- a seeded fault storm
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rate", [0.1, 0.4])
+def test_a_fault_storm_never_sinks_the_backtest_and_replays_identically(
+        capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rate: float) -> None:
+    from flowkit.testing.fakeserver import FaultStorm
+
+    monkeypatch.setattr(LiteLLMModel, "_delay", lambda self, exc, failures: 0.001)
+    db = tmp_path / "log.duckdb"
+    end = "2025-10-08"
+    with FakeOpenAIServer() as srv:
+        storm = FaultStorm(rate, seed=11)
+        srv.default(storm)
+        code, _, err = run_ta(capsys, srv, db, "--symbol", "AAPL", "--symbol", "BTC-USDT",
+                              "--start", "2025-09-10", "--end", end, "--cache", "read_write",
+                              "--set", "runtime.max_invalid_share=1")
+        assert code == 0, err
+        sent = len(srv.requests)
+    [run] = dicts(db, "SELECT * FROM runs")
+    assert run["status"] == "completed"
+    decisions = dicts(db, "SELECT * FROM decisions")
+    assert len({d["as_of"] for d in decisions}) >= 20 and {d["symbol"] for d in decisions} == {
+        "AAPL", "BTC-USDT"}
+    for d in decisions:  # held or valid, never garbage
+        assert d["status"] in ("ok", "invalid") and d["action"] in ("BUY", "SELL", "HOLD")
+        assert 0 <= d["confidence"] <= 1 and 0 <= d["size_pct"] <= 100
+    assert any(name != "Answer" for name in storm.drawn)
+    calls = dicts(db, "SELECT * FROM model_calls WHERE NOT cached")
+    assert len(calls) == sent  # every attempt has its row
+    assert all("\n" not in (c["error"] or "") for c in calls)
+    code, _, err = flowkit(capsys, "replay", run["run_id"], "--db", db)
+    assert code == 0, err  # replay compares its decisions with the original's
