@@ -124,6 +124,7 @@ class Loop:
                  live: bool = False, state: dict[str, Any] | None = None,
                  on_progress: Callable[[Progress], None] | None = None):
         self.session, self.symbols, self.times = session, symbols, times
+        session.planned_decisions = len(symbols) * len(times)  # bounds the invalid share
         self.on_progress = on_progress
         self.log = session.log
         self.trading = Trading(session, symbols, live, state["trading"] if state else None)

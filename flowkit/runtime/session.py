@@ -14,7 +14,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from flowkit._version import __version__
-from flowkit.errors import ConfigError, FlowkitError, StepError
+from flowkit.errors import ConfigError, FlowkitError, OutputNeverValid, RunAborted, StepError
 from flowkit.graph.agent import RunContext
 from flowkit.graph.compiler import Firm, compile_firm
 from flowkit.llm.base import ChatModel
@@ -52,6 +52,7 @@ class Decision:
     take_profit: float | None
     reasoning: str
     state: DecisionState | None = field(default=None, repr=False)
+    status: str = "ok"                # ok | invalid (held: a model gave no usable answer)
 
     def row(self, target_weight: float | None = None) -> dict[str, Any]:
         """The `decisions` row (without run_id); `target_weight` comes from the risk review."""
@@ -59,7 +60,7 @@ class Decision:
                 "action": self.action, "size_pct": self.size_pct, "target_weight": target_weight,
                 "confidence": self.confidence,
                 "entry": self.entry, "stop_loss": self.stop_loss, "take_profit": self.take_profit,
-                "reasoning": self.reasoning}
+                "reasoning": self.reasoning, "status": self.status}
 
 
 def new_run_id() -> str:
@@ -122,6 +123,9 @@ class Session:
                               f"{', '.join(self.spec.models)}")
         self.models = self._models(models or {})
         self.firm: Firm = compile_firm(self.spec, loaded.base_dir, self.models)
+        self.decided = 0                       # decisions so far, and how many were invalid
+        self.invalid = 0
+        self.planned_decisions: int | None = None  # the loop sets it: the run's whole count
         self.ctx = RunContext(run_id=self.run_id, agents=self.firm.agents, log=self.log,
                               budget=Budget(rt.max_cost_usd, rt.max_tokens),
                               output_attempts=rt.output_attempts,
@@ -182,10 +186,34 @@ class Session:
                               portfolio=portfolio or {}, risk=self.spec.risk.model_dump(mode="json"),
                               risk_state=risk_state or {}, beliefs=beliefs or {},
                               lessons=lessons or {}, view=view)
-        for step in self.firm.root.steps:  # top-level stages, each reported as it finishes
-            await step.run(self.ctx, state, Scope())
+        try:
+            for step in self.firm.root.steps:  # top-level stages, each reported as it finishes
+                await step.run(self.ctx, state, Scope())
+            decision = self._decision(state)
+        except (StepError, OutputNeverValid) as exc:
+            # held only when a model failed it; a template or data error is the user's to fix
+            if id(state) not in self.ctx.never_valid or self.spec.runtime.on_invalid == "fail":
+                raise
+            decision = Decision(state.symbol, state.as_of, self.firm.decision_agent, "HOLD", 0.0,
+                                0.0, None, None, None, f"invalid: {exc}", state,
+                                status="invalid")
+        finally:
+            self.ctx.never_valid.pop(id(state), None)
+        self._count(decision)  # past the invalid share the run stops: no decision is logged
         # The caller logs the `decisions` row once the risk engine has reviewed it.
-        return self._decision(state)
+        return decision
+
+    def _count(self, decision: Decision) -> None:
+        """A run fails once its invalid decisions pass `max_invalid_share` of all it will make
+        (of those made so far when the total is not known)."""
+        self.decided += 1
+        self.invalid += decision.status == "invalid"
+        share = self.spec.runtime.max_invalid_share
+        total = max(self.planned_decisions or 0, self.decided)
+        if decision.status == "invalid" and self.invalid > share * total:
+            raise RunAborted(f"{self.invalid} of {total} decisions invalid, more than "
+                             f"runtime.max_invalid_share {share:.0%}; last: {decision.symbol} "
+                             f"{decision.as_of}: {decision.reasoning.removeprefix('invalid: ')}")
 
     def _decision(self, state: DecisionState) -> Decision:
         agent = self.firm.decision_agent
@@ -193,8 +221,10 @@ class Session:
         if out is None:
             why = state.failures.get(agent) or ("skipped by its condition" if any(
                 p.endswith(agent) for p in state.skipped) else "did not run")
+            invalid = id(state) in self.ctx.never_valid and agent in state.failures
             return Decision(state.symbol, state.as_of, agent, "HOLD", 0.0, 0.0, None, None, None,
-                            f"no decision: {agent} {why}", state)
+                            f"{'invalid' if invalid else 'no decision'}: {agent} {why}", state,
+                            status="invalid" if invalid else "ok")
         action = str(out.get("action", "HOLD")).upper()
         if action not in ("BUY", "SELL", "HOLD"):
             raise StepError(f"decision agent '{agent}' answered action {action!r}")

@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS steps (
     status      VARCHAR,         -- ok | failed | skipped | cancelled
     input       JSON,            -- what the step saw (rendered prompt or child summary)
     output      JSON,            -- the validated typed output
-    error       VARCHAR
+    error       VARCHAR,
+    repairs     JSON             -- repairs made to the answer before it validated (list of text)
 );
 
 CREATE TABLE IF NOT EXISTS model_calls (
@@ -69,7 +70,8 @@ CREATE TABLE IF NOT EXISTS decisions (
     entry         DOUBLE,
     stop_loss     DOUBLE,
     take_profit   DOUBLE,
-    reasoning     VARCHAR
+    reasoning     VARCHAR,
+    status        VARCHAR        -- ok | invalid (held: no usable model answer; why in reasoning)
 );
 
 CREATE TABLE IF NOT EXISTS risk_reviews (
