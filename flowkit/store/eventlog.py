@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from flowkit.errors import StoreError
 from flowkit import secrets
 from flowkit.store._db import Busy, attached, cursor, ensure_schema, unique_name
+from flowkit.store._prompts import PromptParts
 from flowkit.store._redact import macro_sql
 from flowkit.store._rows import Row, RowChecker, register_rows
 from flowkit.store._values import to_json
@@ -100,6 +101,7 @@ class EventLog:
         self.max_buffer_rows = max_buffer_rows
         self.lock_timeout = lock_timeout
         self._rows = RowChecker()
+        self._prompts = PromptParts(self._add_part)
         self._convert = self._rows.convert
         self._columns = self._rows.columns
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
@@ -129,7 +131,11 @@ class EventLog:
     # ---- writing ---------------------------------------------------------------------------
 
     def append(self, table: str, row: Row) -> None:
-        """Buffer one row; it is committed by the next flush. Bad tables/columns/values raise here."""
+        """Buffer one row; it is committed by the next flush. Bad tables/columns/values raise here.
+        A model call's messages are stored content-addressed (see _prompts)."""
+        if table == "model_calls" and "request" in row:
+            with self._lock:  # its new parts must be buffered before (so committed with) the row
+                row = {**row, "request": self._prompts.lean(row["request"])}
         clean = self._convert(table, row)
         with self._lock:
             if self._closing:
@@ -138,6 +144,13 @@ class EventLog:
             self._pending += 1
             if self._pending == self.max_buffer_rows:
                 self._cond.notify()
+
+    def _add_part(self, key: str, text: str) -> None:
+        """A prompt line new to this log (called under the lock, from append)."""
+        if self._closing:
+            raise StoreError(f"the event log {self.path} is closed")
+        self._tail["prompt_parts"].append(self._convert("prompt_parts", {"part_id": key, "text": text}))
+        self._pending += 1
 
     def flush(self) -> None:
         """Block until every row appended before this call is committed."""
@@ -293,8 +306,11 @@ class EventLog:
                 for segment in segments:
                     for table, rows in segment.rows.items():
                         columns = self._register(con, table, rows)
-                        con.execute(f'INSERT INTO "{table}" BY NAME '
-                                    f'{select_sql(self._columns[table], columns, _FRAME, self._redact)}')
+                        select = select_sql(self._columns[table], columns, _FRAME, self._redact)
+                        if table == "prompt_parts":  # another session may have stored a line
+                            select = (f"SELECT DISTINCT * FROM ({select}) WHERE part_id NOT IN "
+                                      f"(SELECT part_id FROM prompt_parts)")
+                        con.execute(f'INSERT INTO "{table}" BY NAME {select}')
                     op = segment.op
                     if op is not None and op.run is not None and not op.done.is_set():
                         op.result = op.run(con)  # (done already = its caller gave up on it)

@@ -344,7 +344,7 @@ class RunStore:
     # ---- models and learning -----------------------------------------------------------------
 
     def model_calls(self, run_id: str) -> list[ModelCall]:
-        return self._rows("SELECT * FROM model_calls WHERE run_id = ? ORDER BY started_at, call_id",
+        return self._rows("SELECT * FROM model_calls_full WHERE run_id = ? ORDER BY started_at, call_id",
                           [run_id])  # type: ignore[return-value]
 
     def call_totals(self, run_id: str) -> CallTotals:

@@ -45,7 +45,7 @@ CREATE TABLE IF NOT EXISTS model_calls (
     agent             VARCHAR,
     model             VARCHAR,   -- the model id that answered (after fallbacks)
     attempt           INTEGER,   -- 1-based attempt number within the step (retries, re-asks, fallbacks)
-    request           JSON,      -- messages sent (and tool/response_format summary)
+    request           JSON,      -- messages sent (content as prompt_parts ids; model_calls_full rebuilds it)
     response          VARCHAR,   -- raw text (or tool calls JSON) returned
     prompt_tokens     INTEGER,
     completion_tokens INTEGER,
@@ -55,6 +55,12 @@ CREATE TABLE IF NOT EXISTS model_calls (
     cache_key         VARCHAR,
     error             VARCHAR,
     started_at        TIMESTAMP
+);
+
+-- Content-addressed lines of prompts, shared by every call and run in the file (no run_id).
+CREATE TABLE IF NOT EXISTS prompt_parts (
+    part_id VARCHAR,             -- 16 hex digits of blake2b(text)
+    text    VARCHAR              -- one line of a message, with its line end
 );
 
 CREATE TABLE IF NOT EXISTS decisions (
