@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -63,6 +64,9 @@ class Progress:
 
 
 CHECKPOINT_SECONDS = 1.0
+# FLOWKIT_CHECKPOINT_EVERY=N: a checkpoint every N decision times instead of every second, so
+# the kill/resume tests' kill points do not depend on the machine's speed.
+CHECKPOINT_EVERY = int(os.environ.get("FLOWKIT_CHECKPOINT_EVERY") or 0)
 
 
 def _iso(t: Any) -> str:
@@ -199,7 +203,9 @@ class Loop:
             # A checkpoint commits everything so far (one DuckDB transaction, ~0.1 s): taken at
             # most every CHECKPOINT_SECONDS and at the end. Resume redoes the dates after the last
             # one, which are deterministic, so results do not depend on where the run was killed.
-            if seq == len(self.times) - 1 or time.perf_counter() - self.last_checkpoint >= CHECKPOINT_SECONDS:
+            if seq == len(self.times) - 1 or (
+                    (seq + 1) % CHECKPOINT_EVERY == 0 if CHECKPOINT_EVERY
+                    else time.perf_counter() - self.last_checkpoint >= CHECKPOINT_SECONDS):
                 self.checkpoint(seq, t)
                 self.last_checkpoint = time.perf_counter()
             self.progress(seq + 1)

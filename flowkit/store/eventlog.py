@@ -44,6 +44,9 @@ _RETRY_MIN = 0.002                     # writer's first retry delay after a fail
 _RETRY_MAX_BUSY = 0.05                 # ... while another process holds the file (it will let go)
 _RETRY_MAX_BROKEN = 2.0                # ... when writing fails otherwise (disk full, table dropped)
 _FRAME = "flowkit_rows"                # name the batch frame is registered under while inserting
+# Test hook: the process dies (os._exit, like kill -9) once its Nth checkpoint is committed, so
+# kill/resume tests choose their kill point by count, never by timing.
+KILL_AFTER_CHECKPOINTS = "FLOWKIT_TEST_KILL_AFTER_CHECKPOINTS"
 
 T = TypeVar("T")
 
@@ -102,6 +105,7 @@ class EventLog:
         self.lock_timeout = lock_timeout
         self._rows = RowChecker()
         self._prompts = PromptParts(self._add_part)
+        self._kill_after = int(os.environ.get(KILL_AFTER_CHECKPOINTS) or 0)
         self._convert = self._rows.convert
         self._columns = self._rows.columns
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
@@ -144,6 +148,11 @@ class EventLog:
             self._pending += 1
             if self._pending == self.max_buffer_rows:
                 self._cond.notify()
+        if self._kill_after and table == "checkpoints":
+            self._kill_after -= 1
+            if not self._kill_after:
+                self.flush()
+                os._exit(137)
 
     def _add_part(self, key: str, text: str) -> None:
         """A prompt line new to this log (called under the lock, from append)."""
