@@ -98,7 +98,7 @@ def results(db: Path) -> dict[str, list]:
                        "WHERE run_id = ? ORDER BY time"),
         "steps": q("SELECT symbol, as_of, step_id, status, output FROM steps WHERE run_id = ? "
                    "ORDER BY ALL"),
-        "model_calls": q("SELECT count(*) FROM model_calls WHERE run_id = ?"),
+        "model_calls": q("SELECT count(*) FROM model_calls WHERE run_id = ? AND superseded IS NOT TRUE"),
         "lessons": q("SELECT symbol, as_of, decided_at, agents, text, outcome_pct FROM lessons "
                      "WHERE run_id = ? ORDER BY ALL"),
         "metrics": q("SELECT strategy, symbol, metrics FROM metrics WHERE run_id = ? ORDER BY ALL"),
@@ -122,7 +122,7 @@ def check_logged_once(db: Path) -> None:
                    "HAVING count(*) > 1",
         "lessons": "SELECT symbol, decided_at FROM lessons WHERE run_id = ? GROUP BY ALL "
                    "HAVING count(*) > 1",
-        "model calls": "SELECT call_id, as_of, symbol FROM model_calls WHERE run_id = ? GROUP BY ALL "
+        "model calls": "SELECT call_id, as_of, symbol FROM model_calls WHERE run_id = ? AND superseded IS NOT TRUE GROUP BY ALL "
                        "HAVING count(*) > 1",
     }.items():
         assert rows(db, sql, run_id) == [], f"{what} logged twice"

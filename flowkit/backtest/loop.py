@@ -136,6 +136,7 @@ class Loop:
             {s: max(0, self.bars[s].index_asof(times[0])) for s in symbols}
         self.outcome = Outcome(session.run_id, "running")
         self.snapshots: list[dict[str, Any]] = []
+        self.logged_fills: set[str] = set()  # on resume: fills the log kept (see preload)
         self.memory = _memory(session)
         if self.memory is not None and state and state.get("memory"):
             self.memory.from_state(state["memory"])
@@ -165,10 +166,13 @@ class Loop:
         - An order is logged once it settles, under its decision time, which may be at or
           before the checkpoint even when it settled after it: such rows survive the discard.
           The redone dates settle them identically, so they count as logged already.
+        - Likewise a fill is logged under the time its bar opened, which may be at the checkpoint
+          though it executed after it: redone, it is not logged again.
         - Step numbers continue after the last one kept."""
         run_id = self.session.run_id
         with self.log.reader() as store:
             snapshots, orders = store.snapshots(run_id), store.orders(run_id)
+            self.logged_fills = {f["fill_id"] for f in store.fills(run_id)}
             last_seq = store.last_step_seq(run_id)
         for snap in snapshots:
             self.outcome.equity.append((_iso(np.datetime64(snap["time"], "s")), snap["equity"]))
@@ -311,7 +315,8 @@ class Loop:
     def record_fills(self, fills: list[Any]) -> None:
         for fill in fills:
             row = {"run_id": self.session.run_id, **fill.model_dump()}
-            self.log.append("fills", row)
+            if row["fill_id"] not in self.logged_fills:
+                self.log.append("fills", row)
             self.outcome.fills.append(row)
 
     def snapshot(self, t: np.datetime64) -> None:

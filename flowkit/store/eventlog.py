@@ -32,7 +32,7 @@ from flowkit.store._redact import macro_sql
 from flowkit.store._rows import Row, RowChecker, register_rows
 from flowkit.store._values import to_json
 from flowkit.store.runstore import RunStore
-from flowkit.store.sink import DISCARD_COLUMNS, cache_row, checkpoint_row, discard_cutoff
+from flowkit.store.sink import DISCARD_COLUMNS, SUPERSEDE_COLUMNS, cache_row, checkpoint_row, discard_cutoff
 
 if TYPE_CHECKING:
     import duckdb
@@ -181,12 +181,19 @@ class EventLog:
             self._queue_op(_Request(lambda con: self._update_run(con, row), math.inf))
 
     def discard_after(self, run_id: str, as_of: Any) -> int:
-        """Delete this run's rows later than `as_of` (see DISCARD_COLUMNS); returns how many."""
+        """Delete this run's rows later than `as_of` and its metrics; mark its later model calls
+        and its history superseded (see the EventSink contract); returns how many rows changed."""
         cutoff = discard_cutoff(as_of)
 
         def discard(con: duckdb.DuckDBPyConnection) -> int:
-            return sum(_count(con, f'DELETE FROM "{table}" WHERE run_id = ? AND "{column}" > ?', [run_id, cutoff])
+            gone = sum(_count(con, f'DELETE FROM "{table}" WHERE run_id = ? AND "{column}" > ?', [run_id, cutoff])
                        for table, column in DISCARD_COLUMNS.items())
+            gone += _count(con, "DELETE FROM metrics WHERE run_id = ?", [run_id])
+            for table, column in SUPERSEDE_COLUMNS.items():
+                after = f' AND "{column}" > ?' if column else ""
+                gone += _count(con, f'UPDATE "{table}" SET superseded = true WHERE run_id = ?{after} '
+                                    f'AND superseded IS NOT TRUE', [run_id, cutoff] if column else [run_id])
+            return gone
 
         return self._request(discard)
 

@@ -14,7 +14,20 @@ CREATE TABLE IF NOT EXISTS runs (
     finished_at     TIMESTAMP,
     config          JSON,         -- the resolved workflow (no secrets)
     error           VARCHAR,
-    flowkit_version VARCHAR
+    flowkit_version VARCHAR,
+    decision_times  INTEGER,      -- how many decision times the run covers (progress: checkpoints)
+    pid             INTEGER,      -- the process running it (its last start or resume)
+    host            VARCHAR       -- ... on this machine
+);
+
+-- Every start, resume and end of a run, kept when a resume supersedes the attempt it continues.
+CREATE TABLE IF NOT EXISTS run_history (
+    run_id     VARCHAR,
+    event      VARCHAR,          -- started | resumed | completed | failed | interrupted | budget_exceeded
+    time       TIMESTAMP,        -- when it happened
+    as_of      TIMESTAMP,        -- resumed: the checkpoint it continues after (NULL = from the start)
+    reason     VARCHAR,          -- the error that stopped the run; resumed: the status it resumed from
+    superseded BOOLEAN           -- a later resume redid what came after this event's attempt
 );
 
 CREATE TABLE IF NOT EXISTS steps (
@@ -54,7 +67,8 @@ CREATE TABLE IF NOT EXISTS model_calls (
     cached            BOOLEAN,
     cache_key         VARCHAR,
     error             VARCHAR,
-    started_at        TIMESTAMP
+    started_at        TIMESTAMP,
+    superseded        BOOLEAN    -- an attempt a resume redid: kept (and its cost counted), not the result
 );
 
 -- Content-addressed lines of prompts, shared by every call and run in the file (no run_id).
