@@ -96,7 +96,7 @@ def steps(db: Path | str, run_id: str) -> list[dict[str, Any]]:
 
 
 def model_calls(db: Path | str, run_id: str) -> list[dict[str, Any]]:
-    out = dicts(db, "SELECT * FROM model_calls WHERE run_id = ? ORDER BY started_at, call_id",
+    out = dicts(db, "SELECT * FROM model_calls_full WHERE run_id = ? ORDER BY started_at, call_id",
                 [run_id])
     for row in out:
         if isinstance(row["request"], str):

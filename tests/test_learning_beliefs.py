@@ -26,7 +26,7 @@ def latest_run(db: Path) -> str:
 def prompts(db: Path, run_id: str) -> list[tuple[str, str]]:
     """(agent, rendered prompt) of every model call of a run."""
     return [(agent, json.loads(request)["messages"][-1]["content"])
-            for agent, request in rows(db, "SELECT agent, request FROM model_calls WHERE run_id = ?",
+            for agent, request in rows(db, "SELECT agent, request FROM model_calls_full WHERE run_id = ?",
                                        run_id)]
 
 

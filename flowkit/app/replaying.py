@@ -91,6 +91,9 @@ def resume(run_id: str, db: str | None = None, reporter: Reporter | None = None,
         stored.check_data(session.market, "resumed")
         # Killed before the first checkpoint: start over under the same id.
         session.log.discard_after(run_id, cp["as_of"] if cp else datetime(1, 1, 1))
+        stopped = stored.status if stored.status != "running" else "killed (status still running)"
+        session.record_history("resumed", as_of=cp["as_of"] if cp else None,
+                               reason=f"{stopped}: {stored.error}" if stored.error else stopped)
         session.log.update_run(run_id, status="running", error=None)
         outcome = asyncio.run(run_session(session, inv, reporter,
                                           resume=cp or {"seq": -1, "state": None}))

@@ -5,7 +5,9 @@ once, and becomes the run's status."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import socket
 from dataclasses import asdict, dataclass, fields
 from datetime import date
 from typing import Any
@@ -147,6 +149,9 @@ async def run_session(session: Session, inv: Invocation, reporter: Reporter | No
             loop.preload()
         start_seq = resume["seq"] + 1
         resumed_after = str(resume["as_of"])[:19] if state is not None else ""
+    # for `flowkit runs`: progress, and whether the process that runs it is still alive
+    session.log.update_run(session.run_id, decision_times=len(times), pid=os.getpid(),
+                           host=socket.gethostname())
     if reporter:
         reporter.started(RunStarted(
             run_id=session.run_id, workflow=session.spec.name,
@@ -168,12 +173,15 @@ async def run_session(session: Session, inv: Invocation, reporter: Reporter | No
             status = "interrupted" if interrupted else "failed"
             error = f"{type(exc).__name__}: {exc}" if not caught else \
                 f"stopped by {signal.Signals(caught[0]).name}"
+            loop.log_orders()
             session.finish(status, error)
             if caught:
                 raise Interrupted(caught[0], session.run_id) from None
             raise
         finally:
             await session.aclose()
+    if status != "completed":  # the settled orders behind every fill logged so far
+        loop.log_orders()
     outcome = loop.outcome
     outcome.status, outcome.error = status, error
     if inv.start and outcome.equity:

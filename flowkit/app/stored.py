@@ -20,6 +20,7 @@ class StoredRun:
     config: dict[str, Any]          # {"workflow": resolved workflow, "invocation": ...}
     checkpoint: dict[str, Any] | None
     decisions: list[tuple[Any, ...]]  # (symbol, as_of, action, size_pct), by time and symbol
+    error: str | None = None        # why it stopped, if it failed
 
     @property
     def invocation(self) -> Invocation:
@@ -65,4 +66,4 @@ def load_run(db: str, run_id: str) -> StoredRun:
         decided = [(d["symbol"], d["as_of"], d["action"], d["size_pct"]) for d in store.decisions(run_id)]
     checkpoint = None if cp is None else {"seq": cp["seq"], "as_of": cp["as_of"], "state": cp["state"]}
     return StoredRun(run_id, run["workflow_path"], run["workflow_hash"], run["status"], run["mode"],
-                     run["config"], checkpoint, decided)
+                     run["config"], checkpoint, decided, run["error"])

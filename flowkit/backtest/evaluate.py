@@ -66,8 +66,6 @@ def evaluate(session: Any, loop: Any, outcome: Any, every: str) -> None:
     outcome.metrics = firm
     outcome.baselines = {name: r.metrics for name, r in baselines.items()}
     log, run_id = session.log, session.run_id
-    if log.reader().metrics(run_id):  # a resumed run killed after it wrote them: the same numbers
-        return
     log.append("metrics", {"run_id": run_id, "strategy": "firm", "symbol": None,
                            "metrics": {**firm, "equity": [[t, v] for t, v in outcome.equity]}})
     for name, result in baselines.items():

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -65,6 +66,9 @@ class Progress:
 
 
 CHECKPOINT_SECONDS = 1.0
+# FLOWKIT_CHECKPOINT_EVERY=N: a checkpoint every N decision times instead of every second, so
+# the kill/resume tests' kill points do not depend on the machine's speed.
+CHECKPOINT_EVERY = int(os.environ.get("FLOWKIT_CHECKPOINT_EVERY") or 0)
 
 
 def _iso(t: Any) -> str:
@@ -137,6 +141,7 @@ class Loop:
         self.opened = {s: int(state["opened"][s]) for s in symbols} if state else dict(self.cursor)
         self.outcome = Outcome(session.run_id, "running")
         self.snapshots: list[dict[str, Any]] = []
+        self.logged_fills: set[str] = set()  # on resume: fills the log kept (see preload)
         self.memory = _memory(session)
         if self.memory is not None and state and state.get("memory"):
             self.memory.from_state(state["memory"])
@@ -166,10 +171,13 @@ class Loop:
         - An order is logged once it settles, under its decision time, which may be at or
           before the checkpoint even when it settled after it: such rows survive the discard.
           The redone dates settle them identically, so they count as logged already.
+        - Likewise a fill is logged under the time its bar opened, which may be at the checkpoint
+          though it executed after it: redone, it is not logged again.
         - Step numbers continue after the last one kept."""
         run_id = self.session.run_id
         with self.log.reader() as store:
             snapshots, orders = store.snapshots(run_id), store.orders(run_id)
+            self.logged_fills = {f["fill_id"] for f in store.fills(run_id)}
             last_seq = store.last_step_seq(run_id)
         for snap in snapshots:
             self.outcome.equity.append((_iso(np.datetime64(snap["time"], "s")), snap["equity"]))
@@ -205,7 +213,9 @@ class Loop:
             # A checkpoint commits everything so far (one DuckDB transaction, ~0.1 s): taken at
             # most every CHECKPOINT_SECONDS and at the end. Resume redoes the dates after the last
             # one, which are deterministic, so results do not depend on where the run was killed.
-            if seq == len(self.times) - 1 or time.perf_counter() - self.last_checkpoint >= CHECKPOINT_SECONDS:
+            if seq == len(self.times) - 1 or (
+                    (seq + 1) % CHECKPOINT_EVERY == 0 if CHECKPOINT_EVERY
+                    else time.perf_counter() - self.last_checkpoint >= CHECKPOINT_SECONDS):
                 self.checkpoint(seq, t)
                 self.last_checkpoint = time.perf_counter()
             self.progress(seq + 1)
@@ -347,7 +357,8 @@ class Loop:
     def record_fills(self, fills: list[Any]) -> None:
         for fill in fills:
             row = {"run_id": self.session.run_id, **fill.model_dump()}
-            self.log.append("fills", row)
+            if row["fill_id"] not in self.logged_fills:
+                self.log.append("fills", row)
             self.outcome.fills.append(row)
 
     def snapshot(self, t: np.datetime64) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from typing import Any, TextIO
@@ -160,6 +161,14 @@ def report(args: argparse.Namespace) -> int:
     return 0
 
 
+def export(args: argparse.Namespace) -> int:
+    from flowkit import app
+
+    paths = app.export(args.run_id, args.parquet, args.db)
+    print(f"wrote {len(paths)} tables of run {args.run_id} to {args.parquet}")
+    return 0
+
+
 def runs(args: argparse.Namespace) -> int:
     from flowkit import app
     from flowkit.cli.present import table
@@ -168,9 +177,19 @@ def runs(args: argparse.Namespace) -> int:
     if not rows:
         print("no runs yet")
         return 0
-    print(table(["run", "workflow", "mode", "status", "started (UTC)", "decisions", "calls", "cost $"],
-                [[r.run_id, r.workflow_name, r.mode, r.status, str(r.started_at)[:19], r.decisions,
-                  r.model_calls, f"{r.cost_usd:.4f}"] for r in rows]))
+    def status(r: Any) -> str:
+        return f"{app.run_state(r)}, resumable" if app.resumable(r) else app.run_state(r)
+
+    print(table(["run", "workflow", "mode", "status", "progress", "started (UTC)", "decisions",
+                 "calls", "cost $"],
+                [[r.run_id, r.workflow_name, r.mode, status(r),
+                  f"{r.done}/{r.decision_times}" if r.decision_times else "",
+                  str(r.started_at)[:19], r.decisions, r.model_calls, f"{r.cost_usd:.4f}"]
+                 for r in rows]))
+    db = f" --db {shlex.quote(args.db)}" if args.db else ""
+    for r in rows:
+        if app.resumable(r):
+            print(f"resume {r.run_id}: flowkit resume {r.run_id}{db}")
     return 0
 
 

@@ -159,7 +159,13 @@ class Session:
                        "data": {"sha256": self.market.fingerprint},
                        "beliefs": self.beliefs_used},
             "flowkit_version": __version__})
+        self.record_history("started")
         self.log.flush()
+
+    def record_history(self, event: str, *, reason: str | None = None, as_of: Any = None) -> None:
+        """A run_history row: the run started, resumed or ended (kept when resumed past)."""
+        self.log.append("run_history", {"run_id": self.run_id, "event": event, "time": _now(),
+                                        "as_of": as_of, "reason": reason})
 
     def resolved_config(self) -> dict[str, Any]:
         """The workflow as run (overrides applied). Keys live only in the environment, so the
@@ -173,6 +179,7 @@ class Session:
         return config
 
     def finish(self, status: str, error: str | None = None) -> None:
+        self.record_history(status, reason=error)
         self.log.update_run(self.run_id, status=status, finished_at=_now(), error=error)
         self.log.flush()
 
