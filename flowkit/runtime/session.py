@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from flowkit._version import __version__
+from flowkit.domain.decision import Decision, decision_from_output
 from flowkit.errors import ConfigError, FlowkitError, StepError
 from flowkit.graph.agent import RunContext
 from flowkit.graph.compiler import Firm, compile_firm
@@ -37,29 +40,6 @@ class RunOptions:
     run_id: str | None = None         # resume: continue this run
     seed: int | None = None
     symbols: list[str] | None = None  # --symbol: decide on these instead of market.symbols
-
-
-@dataclass
-class Decision:
-    symbol: str
-    as_of: str
-    agent: str
-    action: str                       # BUY | SELL | HOLD
-    size_pct: float
-    confidence: float
-    entry: float | None
-    stop_loss: float | None
-    take_profit: float | None
-    reasoning: str
-    state: DecisionState | None = field(default=None, repr=False)
-
-    def row(self, target_weight: float | None = None) -> dict[str, Any]:
-        """The `decisions` row (without run_id); `target_weight` comes from the risk review."""
-        return {"symbol": self.symbol, "as_of": self.as_of, "agent": self.agent,
-                "action": self.action, "size_pct": self.size_pct, "target_weight": target_weight,
-                "confidence": self.confidence,
-                "entry": self.entry, "stop_loss": self.stop_loss, "take_profit": self.take_profit,
-                "reasoning": self.reasoning}
 
 
 def new_run_id() -> str:
@@ -167,6 +147,18 @@ class Session:
                      risk_state: dict[str, Any] | None = None,
                      beliefs: dict[str, list[dict[str, Any]]] | None = None,
                      lessons: dict[str, list[str]] | None = None) -> Decision:
+        decision, _ = await self.deliberate(symbol, as_of, portfolio=portfolio,
+                                            risk_state=risk_state, beliefs=beliefs,
+                                            lessons=lessons)
+        return decision
+
+    async def deliberate(self, symbol: str, as_of: Any, *,
+                         portfolio: dict[str, Any] | None = None,
+                         risk_state: dict[str, Any] | None = None,
+                         beliefs: dict[str, list[dict[str, Any]]] | None = None,
+                         lessons: dict[str, list[str]] | None = None,
+                         ) -> tuple[Decision, DecisionState]:
+        """`decide`, also returning the DecisionState the firm worked on (transcripts, memory)."""
         view = self.market.asof(symbol, as_of)
         snapshot = view.snapshot()
         state = DecisionState(symbol=symbol, as_of=snapshot["as_of"], market=snapshot,
@@ -176,7 +168,7 @@ class Session:
         for step in self.firm.root.steps:  # top-level stages, each reported as it finishes
             await step.run(self.ctx, state, Scope())
         # The caller logs the `decisions` row once the risk engine has reviewed it.
-        return self._decision(state)
+        return self._decision(state), state
 
     def _decision(self, state: DecisionState) -> Decision:
         agent = self.firm.decision_agent
@@ -184,15 +176,15 @@ class Session:
         if out is None:
             why = state.failures.get(agent) or ("skipped by its condition" if any(
                 p.endswith(agent) for p in state.skipped) else "did not run")
-            return Decision(state.symbol, state.as_of, agent, "HOLD", 0.0, 0.0, None, None, None,
-                            f"no decision: {agent} {why}", state)
-        action = str(out.get("action", "HOLD")).upper()
-        if action not in ("BUY", "SELL", "HOLD"):
-            raise StepError(f"decision agent '{agent}' answered action {action!r}")
-        return Decision(state.symbol, state.as_of, agent, action, float(out.get("size_pct") or 0.0),
-                        float(out.get("confidence") or 0.0), out.get("entry"),
-                        out.get("stop_loss"), out.get("take_profit"),
-                        str(out.get("reasoning") or out.get("rationale") or ""), state)
+            return Decision(symbol=state.symbol, as_of=state.as_of, agent=agent, action="HOLD",
+                            confidence=0.0, reasoning=f"no decision: {agent} {why}")
+        try:
+            return decision_from_output(out, symbol=state.symbol, as_of=state.as_of, agent=agent)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'output'}: {e['msg']}"
+                                 for e in exc.errors())
+            raise StepError(f"decision agent '{agent}' answered no valid decision: "
+                            f"{problems}") from None
 
     async def aclose(self) -> None:
         seen: set[int] = set()
