@@ -26,8 +26,10 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
+from flowkit.domain.decision import Decision
 from flowkit.market.clock import seconds
-from flowkit.runtime.session import Decision, Session
+from flowkit.patterns.state import DecisionState
+from flowkit.runtime.session import Session
 from flowkit.store.sink import checkpoint_row
 
 if TYPE_CHECKING:
@@ -203,13 +205,13 @@ class Loop:
                 "run_id": self.session.run_id, "time": _ts(t), "equity": portfolio.equity(prices),
                 "drawdown": portfolio.drawdown(prices), **engine.daily_state()})
             active = [s for s in sorted(self.symbols) if self._has_bar_closing_at(s, t)]
-            decisions = await _all_or_none([self.decide(s, t, prices) for s in active])
-            for d in sorted(decisions, key=lambda d: d.symbol):
+            decided = await _all_or_none([self.decide(s, t, prices) for s in active])
+            for d, _ in sorted(decided, key=lambda pair: pair[0].symbol):
                 self.review(d, t, prices)
             self.log_orders()
             self.snapshot(t)
             if self.memory:
-                self.memory.observe(seq, t, decisions, self.bars)
+                self.memory.observe(seq, t, decided, self.bars)
             # A checkpoint commits everything so far (one DuckDB transaction, ~0.1 s): taken at
             # most every CHECKPOINT_SECONDS and at the end. Resume redoes the dates after the last
             # one, which are deterministic, so results do not depend on where the run was killed.
@@ -275,7 +277,8 @@ class Loop:
         return (_ts(bars.time[i]), float(bars.open[i]), float(bars.high[i]), float(bars.low[i]),
                 float(bars.close[i]))
 
-    async def decide(self, symbol: str, t: np.datetime64, prices: dict[str, float]) -> Decision:
+    async def decide(self, symbol: str, t: np.datetime64, prices: dict[str, float],
+                     ) -> tuple[Decision, DecisionState]:
         p = self.trading.portfolio
         equity = p.equity(prices)
         pos = p.positions.get(symbol)
@@ -291,8 +294,8 @@ class Loop:
         engine = self.trading.engine
         risk_state = {"risk_averse": engine.risk_averse, "halted": engine.halted,
                       "drawdown_pct": round(100 * p.drawdown(prices), 3)}
-        return await self.session.decide(symbol, t, portfolio=view, risk_state=risk_state,
-                                         beliefs=beliefs, lessons=lessons)
+        return await self.session.deliberate(symbol, t, portfolio=view, risk_state=risk_state,
+                                             beliefs=beliefs, lessons=lessons)
 
     def correlations(self, symbol: str, t: np.datetime64, window: int = 60) -> dict[str, float]:
         """Log-return correlation with every position held over the last `window` periods both
@@ -324,11 +327,8 @@ class Loop:
         return keys, bars.close[lo: i + 1]
 
     def review(self, d: Decision, t: np.datetime64, prices: dict[str, float]) -> None:
-        proposal = {"symbol": d.symbol, "action": d.action, "size_pct": d.size_pct,
-                    "stop_loss": d.stop_loss, "take_profit": d.take_profit,
-                    "confidence": d.confidence}
         portfolio = self.trading.portfolio
-        review = self.trading.engine.review(proposal, portfolio, prices, _ts(t))
+        review = self.trading.engine.review(d, portfolio, prices, _ts(t))
         # The weight of equity the position has once the approved order fills at the decision
         # price (before costs): what the firm ends up targeting after the rule engine.
         price, equity = prices.get(d.symbol), portfolio.equity(prices)

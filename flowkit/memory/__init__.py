@@ -67,13 +67,15 @@ class Memory:
 
     # ---------------------------------------------------------------- outcomes
 
-    def observe(self, seq: int, t: Any, decisions: list[Any], bars: dict[str, Any]) -> None:
-        """Queue today's decisions; turn those whose horizon has passed into lessons."""
-        for d in decisions:
+    def observe(self, seq: int, t: Any, decided: list[tuple[Any, Any]],
+                bars: dict[str, Any]) -> None:
+        """Queue today's (decision, DecisionState) pairs; turn those whose horizon has passed
+        into lessons."""
+        for d, state in decided:
             i = bars[d.symbol].index_asof(t)
             self.pending.append({"symbol": d.symbol, "as_of": d.as_of, "index": int(i),
                                  "action": d.action, "confidence": d.confidence,
-                                 "features": _features(d.state)})
+                                 "features": _features(state)})
         still = []
         for p in self.pending:
             b = bars[p["symbol"]]
@@ -123,8 +125,6 @@ class Memory:
 
 def _features(state: Any) -> dict[str, Any]:
     """What the decision saw, compactly: enough to evaluate belief conditions later."""
-    if state is None:
-        return {"market": {}, "outputs": {}, "signals": {}}
     signals = {a: o.get("signal") for a, o in state.outputs.items()
                if isinstance(o, dict) and o.get("signal")}
     market = {"indicators": state.market.get("indicators", {}), "price": state.market.get("price", {}),

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from flowkit._version import __version__
+from flowkit.domain.decision import Decision, decision_from_output
 from flowkit.errors import ConfigError, FlowkitError, OutputNeverValid, RunAborted, StepError
 from flowkit.graph.agent import RunContext
 from flowkit.graph.compiler import Firm, compile_firm
@@ -37,30 +40,6 @@ class RunOptions:
     run_id: str | None = None         # resume: continue this run
     seed: int | None = None
     symbols: list[str] | None = None  # --symbol: decide on these instead of market.symbols
-
-
-@dataclass
-class Decision:
-    symbol: str
-    as_of: str
-    agent: str
-    action: str                       # BUY | SELL | HOLD
-    size_pct: float
-    confidence: float
-    entry: float | None
-    stop_loss: float | None
-    take_profit: float | None
-    reasoning: str
-    state: DecisionState | None = field(default=None, repr=False)
-    status: str = "ok"                # ok | invalid (held: a model gave no usable answer)
-
-    def row(self, target_weight: float | None = None) -> dict[str, Any]:
-        """The `decisions` row (without run_id); `target_weight` comes from the risk review."""
-        return {"symbol": self.symbol, "as_of": self.as_of, "agent": self.agent,
-                "action": self.action, "size_pct": self.size_pct, "target_weight": target_weight,
-                "confidence": self.confidence,
-                "entry": self.entry, "stop_loss": self.stop_loss, "take_profit": self.take_profit,
-                "reasoning": self.reasoning, "status": self.status}
 
 
 def new_run_id() -> str:
@@ -187,6 +166,18 @@ class Session:
                      risk_state: dict[str, Any] | None = None,
                      beliefs: dict[str, list[dict[str, Any]]] | None = None,
                      lessons: dict[str, list[str]] | None = None) -> Decision:
+        decision, _ = await self.deliberate(symbol, as_of, portfolio=portfolio,
+                                            risk_state=risk_state, beliefs=beliefs,
+                                            lessons=lessons)
+        return decision
+
+    async def deliberate(self, symbol: str, as_of: Any, *,
+                         portfolio: dict[str, Any] | None = None,
+                         risk_state: dict[str, Any] | None = None,
+                         beliefs: dict[str, list[dict[str, Any]]] | None = None,
+                         lessons: dict[str, list[str]] | None = None,
+                         ) -> tuple[Decision, DecisionState]:
+        """`decide`, also returning the DecisionState the firm worked on (transcripts, memory)."""
         view = self.market.asof(symbol, as_of)
         snapshot = view.snapshot()
         state = DecisionState(symbol=symbol, as_of=snapshot["as_of"], market=snapshot,
@@ -201,14 +192,14 @@ class Session:
             # held only when a model failed it; a template or data error is the user's to fix
             if id(state) not in self.ctx.never_valid or self.spec.runtime.on_invalid == "fail":
                 raise
-            decision = Decision(state.symbol, state.as_of, self.firm.decision_agent, "HOLD", 0.0,
-                                0.0, None, None, None, f"invalid: {exc}", state,
-                                status="invalid")
+            decision = Decision(symbol=state.symbol, as_of=state.as_of,
+                                agent=self.firm.decision_agent, action="HOLD", confidence=0.0,
+                                reasoning=f"invalid: {exc}", status="invalid")
         finally:
             self.ctx.never_valid.pop(id(state), None)
         self._count(decision)  # past the invalid share the run stops: no decision is logged
         # The caller logs the `decisions` row once the risk engine has reviewed it.
-        return decision
+        return decision, state
 
     def _count(self, decision: Decision) -> None:
         """A run fails once its invalid decisions pass `max_invalid_share` of all it will make
@@ -229,16 +220,17 @@ class Session:
             why = state.failures.get(agent) or ("skipped by its condition" if any(
                 p.endswith(agent) for p in state.skipped) else "did not run")
             invalid = id(state) in self.ctx.never_valid and agent in state.failures
-            return Decision(state.symbol, state.as_of, agent, "HOLD", 0.0, 0.0, None, None, None,
-                            f"{'invalid' if invalid else 'no decision'}: {agent} {why}", state,
+            return Decision(symbol=state.symbol, as_of=state.as_of, agent=agent, action="HOLD",
+                            confidence=0.0,
+                            reasoning=f"{'invalid' if invalid else 'no decision'}: {agent} {why}",
                             status="invalid" if invalid else "ok")
-        action = str(out.get("action", "HOLD")).upper()
-        if action not in ("BUY", "SELL", "HOLD"):
-            raise StepError(f"decision agent '{agent}' answered action {action!r}")
-        return Decision(state.symbol, state.as_of, agent, action, float(out.get("size_pct") or 0.0),
-                        float(out.get("confidence") or 0.0), out.get("entry"),
-                        out.get("stop_loss"), out.get("take_profit"),
-                        str(out.get("reasoning") or out.get("rationale") or ""), state)
+        try:
+            return decision_from_output(out, symbol=state.symbol, as_of=state.as_of, agent=agent)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'output'}: {e['msg']}"
+                                 for e in exc.errors())
+            raise StepError(f"decision agent '{agent}' answered no valid decision: "
+                            f"{problems}") from None
 
     async def aclose(self) -> None:
         seen: set[int] = set()
