@@ -83,6 +83,12 @@ class ModelError(FlowkitError):
         self.attempts = list(attempts)
 
 
+class OutputNeverValid(ModelError):
+    """An agent got no usable answer: every attempt failed, or no answer validated even after
+    repairs and re-asks. Under `runtime.on_invalid: hold` the decision it feeds is held and
+    logged with status `invalid`; the run fails only past `runtime.max_invalid_share`."""
+
+
 class CacheMiss(ModelError, RunAborted):
     """Replay mode asked the cache for a response it does not hold: the replay cannot be
     identical any more, so the run stops."""

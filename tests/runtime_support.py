@@ -32,6 +32,27 @@ def firm(tmp_path: Path, body: str, name: str = "firm.yaml") -> Path:
     return path
 
 
+# The smallest offline firm that trades: a technical analyst and a trader.
+ANALYST_TRADER = "models: {default: {model: offline}}\n" \
+    "agents: {technical: {role: technical_analyst}, trader: {role: trader}}\n" \
+    "pipeline: [technical, trader]\n"
+
+
+def backtest(path: Path, db: Path, start: str, end: str, every: str) -> Any:
+    """Backtest the workflow at `path` through the real runtime into `db`; the completed Outcome."""
+    from flowkit.app import Invocation, run_session
+    from flowkit.runtime.session import RunOptions, Session
+    from flowkit.spec.loader import load_workflow
+
+    session = Session(load_workflow(path, []), RunOptions(db=str(db)))
+    try:
+        out = asyncio.run(run_session(session, Invocation(start=start, end=end, every=every)))
+    finally:
+        session.close()
+    assert out.status == "completed", out.error
+    return out
+
+
 def user_prompt(messages: list[dict[str, Any]]) -> str:
     """The first user message: the rendered prompt template."""
     return next(m["content"] for m in messages if m["role"] == "user")
@@ -75,7 +96,7 @@ def steps(db: Path | str, run_id: str) -> list[dict[str, Any]]:
 
 
 def model_calls(db: Path | str, run_id: str) -> list[dict[str, Any]]:
-    out = dicts(db, "SELECT * FROM model_calls WHERE run_id = ? ORDER BY started_at, call_id",
+    out = dicts(db, "SELECT * FROM model_calls_full WHERE run_id = ? ORDER BY started_at, call_id",
                 [run_id])
     for row in out:
         if isinstance(row["request"], str):

@@ -23,6 +23,10 @@ ROOT = Path(__file__).resolve().parents[1]
 ARGS = ["workflows/tradingagents.yaml", "--symbol", "AAPL", "--symbol", "MSFT", "--symbol", "NVDA",
         "--start", "2022-06-01", "--end", "2023-06-30", "--quiet"]
 SESSIONS = 272  # NYSE sessions in the window
+# Kill points by count, never by timing: a checkpoint every EVERY decision times, and the process
+# dies (os._exit, as kill -9) right after committing its Nth (see flowkit.store.eventlog).
+EVERY = 40
+KILLED = 137
 
 
 def flowkit(*args: str) -> list[str]:
@@ -58,6 +62,19 @@ def kill_after_checkpoints(proc: subprocess.Popen, db: Path, more_than: int,
     pytest.fail("no checkpoint appeared in time")
 
 
+def killed_after(n: int, db: Path, *command: str) -> None:
+    """Run `command` (run or resume) so that it dies right after its `n`th checkpoint."""
+    env = {**os.environ, "FLOWKIT_CHECKPOINT_EVERY": str(EVERY),
+           "FLOWKIT_TEST_KILL_AFTER_CHECKPOINTS": str(n)}
+    done = subprocess.run(flowkit(*command, "--db", str(db)), cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == KILLED, done.stdout + done.stderr
+
+
+def decided(db: Path) -> int:
+    return rows(db, "SELECT count(DISTINCT as_of) FROM decisions")[0][0]
+
+
 def resume(db: Path, run_id: str) -> None:
     done = subprocess.run(flowkit("resume", run_id, "--db", str(db), "--quiet"), cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
@@ -82,10 +99,12 @@ def results(db: Path) -> dict[str, list]:
                        "WHERE run_id = ? ORDER BY time"),
         "steps": q("SELECT symbol, as_of, step_id, status, output FROM steps WHERE run_id = ? "
                    "ORDER BY ALL"),
-        "model_calls": q("SELECT count(*) FROM model_calls WHERE run_id = ?"),
+        "model_calls": q("SELECT count(*) FROM model_calls WHERE run_id = ? AND superseded IS NOT TRUE"),
         "lessons": q("SELECT symbol, as_of, decided_at, agents, text, outcome_pct FROM lessons "
                      "WHERE run_id = ? ORDER BY ALL"),
         "metrics": q("SELECT strategy, symbol, metrics FROM metrics WHERE run_id = ? ORDER BY ALL"),
+        "risk_state": q("SELECT time, equity, drawdown, daily_return, cvar, reference_cvar, "
+                        "risk_averse, halted, reason FROM risk_state WHERE run_id = ? ORDER BY time"),
     }
 
 
@@ -102,11 +121,12 @@ def check_logged_once(db: Path) -> None:
         "risk reviews": "SELECT symbol, as_of FROM risk_reviews WHERE run_id = ? GROUP BY ALL "
                         "HAVING count(*) > 1",
         "snapshots": "SELECT time FROM portfolio WHERE run_id = ? GROUP BY 1 HAVING count(*) > 1",
+        "risk states": "SELECT time FROM risk_state WHERE run_id = ? GROUP BY 1 HAVING count(*) > 1",
         "metrics": "SELECT strategy, symbol FROM metrics WHERE run_id = ? GROUP BY ALL "
                    "HAVING count(*) > 1",
         "lessons": "SELECT symbol, decided_at FROM lessons WHERE run_id = ? GROUP BY ALL "
                    "HAVING count(*) > 1",
-        "model calls": "SELECT call_id, as_of, symbol FROM model_calls WHERE run_id = ? GROUP BY ALL "
+        "model calls": "SELECT call_id, as_of, symbol FROM model_calls WHERE run_id = ? AND superseded IS NOT TRUE GROUP BY ALL "
                        "HAVING count(*) > 1",
     }.items():
         assert rows(db, sql, run_id) == [], f"{what} logged twice"
@@ -130,13 +150,33 @@ def uninterrupted(tmp_path_factory):
         proc.kill()
 
 
-def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, uninterrupted):
+def killed_run_resumes(tmp_path: Path, uninterrupted, n: int) -> None:
     db = tmp_path / "log.duckdb"
-    run_id = kill_after_checkpoints(start(db), db, more_than=0)
-    (status,), = rows(db, "SELECT status FROM runs WHERE run_id = ?", run_id)
+    killed_after(n, db, "run", *ARGS)
+    (run_id, status), = rows(db, "SELECT run_id, status FROM runs")
     assert status == "running"  # killed: nobody marked it finished
-    done = rows(db, "SELECT count(DISTINCT as_of) FROM decisions WHERE run_id = ?", run_id)[0][0]
-    assert 0 < done < SESSIONS, "the kill did not land mid-run"
+    assert decided(db) >= n * EVERY and rows(db, "SELECT max(seq) FROM checkpoints")[0][0] == n * EVERY - 1
+    resume(db, run_id)
+    assert_same_as_uninterrupted(db, uninterrupted())
+
+
+def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, uninterrupted):
+    killed_run_resumes(tmp_path, uninterrupted, 3)  # the middle of the run
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n", [1, 6], ids=["early", "late"])
+def test_run_killed_early_or_late_resumes_to_the_uninterrupted_result(tmp_path, uninterrupted, n):
+    killed_run_resumes(tmp_path, uninterrupted, n)
+
+
+@pytest.mark.slow
+def test_resume_killed_itself_still_ends_the_same(tmp_path, uninterrupted):
+    db = tmp_path / "log.duckdb"
+    killed_after(1, db, "run", *ARGS)
+    (run_id,), = rows(db, "SELECT run_id FROM runs")
+    killed_after(2, db, "resume", run_id, "--quiet")  # resumed from seq 39, killed after 119
+    assert rows(db, "SELECT max(seq), status FROM checkpoints, runs GROUP BY ALL") == [(3 * EVERY - 1, "running")]
     resume(db, run_id)
     assert_same_as_uninterrupted(db, uninterrupted())
 

@@ -133,7 +133,7 @@ def test_portfolio_allocates_across_five_names_within_limits(portfolio):
 
 def _correlation_lines(db: Path, run_id: str, agent: str) -> list[tuple[str, dt.datetime, dict]]:
     out = []
-    for symbol, as_of, request in rows(db, "SELECT symbol, as_of, request FROM model_calls "
+    for symbol, as_of, request in rows(db, "SELECT symbol, as_of, request FROM model_calls_full "
                                            "WHERE run_id = ? AND agent = ? ORDER BY as_of, symbol",
                                        run_id, agent):
         prompt = json.loads(request)["messages"][-1]["content"]

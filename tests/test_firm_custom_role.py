@@ -56,11 +56,11 @@ def test_new_roles_answer_in_their_own_schema(run):
             assert got_role == role
             jsonschema.validate(json.loads(output), schema)
         # What the model was told to answer: the inline schema, verbatim, in the system message.
-        request = json.loads(rows(db, "SELECT request FROM model_calls WHERE run_id = ? AND agent = ? "
+        request = json.loads(rows(db, "SELECT request FROM model_calls_full WHERE run_id = ? AND agent = ? "
                                       "LIMIT 1", run_id, agent)[0][0])
         assert json.dumps(schema, separators=(",", ":")) in request["messages"][0]["content"]
     # The prompt file is the one rendered, with the agent's params.
-    regime_prompt = json.loads(rows(db, "SELECT request FROM model_calls WHERE run_id = ? AND "
+    regime_prompt = json.loads(rows(db, "SELECT request FROM model_calls_full WHERE run_id = ? AND "
                                         "agent = 'regime' LIMIT 1", run_id)[0][0])["messages"][1]["content"]
     assert regime_prompt.startswith("Market regime brief: MSFT")
     assert "about 10 trading days" in regime_prompt
@@ -92,7 +92,7 @@ def test_patterns_nest_as_written(run):
 def test_new_roles_feed_the_agents_after_them(run):
     db, run_id = run["db"], run["run_id"]
     for as_of, regime, prompt in rows(
-            db, "SELECT s.as_of, s.output, c.request FROM steps s JOIN model_calls c "
+            db, "SELECT s.as_of, s.output, c.request FROM steps s JOIN model_calls_full c "
                 "ON c.run_id = s.run_id AND c.as_of = s.as_of AND c.agent = 'flow' "
                 "WHERE s.run_id = ? AND s.agent = 'regime'", run_id):
         regime = json.loads(regime)

@@ -26,7 +26,7 @@ def latest_run(db: Path) -> str:
 def prompts(db: Path, run_id: str) -> list[tuple[str, str]]:
     """(agent, rendered prompt) of every model call of a run."""
     return [(agent, json.loads(request)["messages"][-1]["content"])
-            for agent, request in rows(db, "SELECT agent, request FROM model_calls WHERE run_id = ?",
+            for agent, request in rows(db, "SELECT agent, request FROM model_calls_full WHERE run_id = ?",
                                        run_id)]
 
 
@@ -41,6 +41,7 @@ def learned(tmp_path_factory) -> dict:
         rc, text = cli("run", FINCON, *TEST_WINDOW, "--db", str(db), *extra)
         assert rc == 0, text
         runs[name] = latest_run(db)
+        runs[f"{name}_stdout"] = text
     return {"db": db, "train_stdout": trained, **runs}
 
 
@@ -68,6 +69,32 @@ def test_training_logs_episodes_and_freezes_the_last(learned):
         parse_belief({"text": text, "condition": json.loads(condition), "effect": json.loads(effect)})
     assert learned["train_stdout"].count("episode ") >= 4
     assert "frozen beliefs of training " + first in learned["train_stdout"]
+
+
+def test_the_run_names_the_training_whose_beliefs_it_used(learned, tmp_path):
+    from flowkit.report import write_report
+
+    db = learned["db"]
+    (training,), = rows(db, "SELECT DISTINCT run_id FROM beliefs WHERE frozen")
+    (count,), = rows(db, "SELECT count(*) FROM beliefs WHERE frozen")
+    used = f"{count} frozen beliefs of training run {training}"
+    for name, says in (("on", used), ("off", "off (learning.beliefs is not enabled)")):
+        run_id = learned[name]
+        (config,), = rows(db, "SELECT config FROM runs WHERE run_id = ?", run_id)
+        recorded = json.loads(config)["beliefs"]
+        assert recorded["enabled"] == (name == "on")
+        assert recorded["training_run"] == (training if name == "on" else None)
+        header = learned[f"{name}_stdout"].split("\nmetric")[0]
+        assert (f"beliefs: {says}" in header) == (name == "on")  # the header names them when on
+        html = write_report(db, run_id, tmp_path / f"{name}.html").read_text()
+        assert says in html
+    # Beliefs on, but no training in this event log: the run says it has none.
+    fresh = tmp_path / "fresh.duckdb"
+    rc, text = cli("run", FINCON, "--start", "2024-01-02", "--end", "2024-01-10", "--db", str(fresh))
+    assert rc == 0, text
+    assert "beliefs: none: no frozen beliefs of this workflow" in text
+    (config,), = rows(fresh, "SELECT config FROM runs")
+    assert json.loads(config)["beliefs"] == {"enabled": True, "count": 0, "training_run": None}
 
 
 def test_beliefs_change_decisions(learned):

@@ -35,7 +35,7 @@ def reflected(tmp_path_factory) -> dict:
 def lesson_prompts(db: Path, run_id: str, texts: list[str]) -> list[tuple[str, object, str]]:
     """(agent, as_of, lesson text) for every lesson quoted in a prompt of the run."""
     found = []
-    for agent, as_of, request in rows(db, "SELECT agent, as_of, request FROM model_calls "
+    for agent, as_of, request in rows(db, "SELECT agent, as_of, request FROM model_calls_full "
                                           "WHERE run_id = ?", run_id):
         prompt = json.loads(request)["messages"][-1]["content"]
         found += [(agent, as_of, t) for t in texts if t in prompt]
@@ -77,6 +77,6 @@ def test_lessons_reach_only_the_configured_agents_and_only_later(reflected):
         assert {agent for agent, _, _ in quoted} == agents
         for agent, as_of, text in quoted:
             assert as_of > learned[text], f"{agent} read a lesson at {as_of} learned at {learned[text]}"
-        heard = {a for (a,) in rows(db, "SELECT DISTINCT agent FROM model_calls WHERE run_id = ? AND "
+        heard = {a for (a,) in rows(db, "SELECT DISTINCT agent FROM model_calls_full WHERE run_id = ? AND "
                                         "request LIKE '%Lessons from earlier decisions%'", run_id)}
         assert heard == agents

@@ -329,3 +329,20 @@ def test_import_is_lazy() -> None:
             "print([m for m in ('pandas', 'duckdb', 'ccxt') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(("symbol", "t", "every"), [
+    ("AAPL", "2024-02-29T21:00:00", "1d"), ("BTC-USDT", "2024-02-29T00:00:00", "1d"),
+    ("ETH-USDT", "2024-02-29T12:00:00", "1h")])
+def test_a_snapshot_has_exactly_the_typed_fields(symbol: str, t: str, every: str) -> None:
+    from typing import get_type_hints
+
+    from flowkit.domain.market import Fundamentals, MarketSnapshot
+
+    md = load_market(MarketSpec(symbols=[symbol], source="sample", timeframe=every))
+    snap = md.asof(symbol, T(t)).snapshot()
+    assert set(snap) == set(get_type_hints(MarketSnapshot)) and snap["symbol"] == symbol
+    if symbol == "AAPL":  # a stock with earnings; coins have none
+        assert set(snap["fundamentals"]) == set(get_type_hints(Fundamentals))
+    else:
+        assert snap["fundamentals"] is None

@@ -8,7 +8,8 @@ from pydantic import BaseModel
 
 from flowkit.broker import Fill, OrderRequest
 from flowkit.portfolio import Portfolio
-from flowkit.risk import RULES, Proposal, RiskEngine
+from flowkit.domain.decision import Decision
+from flowkit.risk import RULES, RiskEngine
 from flowkit.spec.models import CvarSpec, RiskSpec
 
 T = dt.datetime(2024, 1, 2)
@@ -161,7 +162,7 @@ def test_lenient_where_it_is_harmless():
     engine = make_engine()
     for proposal in (
         {"symbol": " aapl ", "action": "buy", "size_pct": "10", "reasoning": "extra keys ignored"},
-        Proposal(symbol="AAPL", action="BUY", size_pct=10),
+        Decision(symbol="AAPL", action="BUY", size_pct=10),
         OtherModel(symbol="AAPL", action="BUY", size_pct=10),
         buy("AAPL", 10, stop_loss="junk", take_profit=float("nan"), confidence=7),
     ):
@@ -251,17 +252,17 @@ def test_cvar_scale_zero_blocks_buys():
     ("SELL", 95, 105, (108, 80)),
 ])
 def test_stop_levels(action, stop, take, expected):
-    proposal = Proposal(symbol="AAPL", action=action, size_pct=5, stop_loss=stop, take_profit=take)
+    proposal = Decision(symbol="AAPL", action=action, size_pct=5, stop_loss=stop, take_profit=take)
     levels = make_engine().stop_levels(proposal, 100.0)
     assert (levels.stop_loss, levels.take_profit) == pytest.approx(expected)
 
 
 def test_stop_levels_without_defaults():
     engine = make_engine(stop_loss_pct=None, take_profit_pct=150)
-    short = Proposal(symbol="AAPL", action="SELL", size_pct=5)
+    short = Decision(symbol="AAPL", action="SELL", size_pct=5)
     assert engine.stop_levels(short, 100.0).model_dump() == {"side": "short", "stop_loss": None,
                                                              "take_profit": None}
-    own = Proposal(symbol="AAPL", action="BUY", size_pct=5, stop_loss=97)
+    own = Decision(symbol="AAPL", action="BUY", size_pct=5, stop_loss=97)
     assert engine.stop_levels(own, 100.0).stop_loss == 97
 
 

@@ -71,6 +71,53 @@ def test_the_trigger_fires_on_a_real_slide(tmp_path) -> None:
     assert 0 < n_averse < n
 
 
+@pytest.mark.parametrize("symbols,start,end,every", [
+    (["NVDA"], "2022-01-03", "2022-06-30", "1d"),
+    (["BTC-USDT", "MSFT"], "2022-03-01", "2022-12-30", "1w"),
+])
+def test_the_report_plots_the_risk_state_and_says_why(tmp_path, symbols, start, end, every):
+    from flowkit.report import write_report
+    from flowkit.store import RunStore
+
+    db = backtest(tmp_path, symbols, start, end, every)
+    (run_id,), = rows(db, "SELECT run_id FROM runs")
+    with RunStore.open(db) as store:
+        states = store.risk_state(run_id)
+    assert [s["time"] for s in states] == [t for (t,) in rows(db, "SELECT time FROM portfolio "
+                                                                   "ORDER BY time")]
+    averse = [s for s in states if s["risk_averse"]]
+    html = write_report(db, run_id, tmp_path / "r.html").read_text()
+    assert 'id="risk"' in html
+    assert f"risk-averse at {len(averse)} of {len(states)} decision times" in html
+    notes = html[html.index('<ul class="notes">'):].split("</ul>")[0]
+    # One note per stretch of risk-averse (or halted) decision times, with the engine's reason.
+    key = [(bool(s["risk_averse"]), bool(s["halted"])) for s in states]
+    starts = [s for k, s in enumerate(states) if any(key[k]) and (k == 0 or key[k - 1] != key[k])]
+    assert starts and notes.count("<li>") == len(starts)
+    for state in starts:
+        stamp = str(state["time"]).removesuffix(" 00:00:00")
+        assert f"<li>{stamp}" in notes
+        if state["risk_averse"]:
+            assert state["reason"] in notes
+
+
+def test_no_risk_chart_when_the_trigger_is_off_and_nothing_halted(tmp_path) -> None:
+    from flowkit.report import write_report
+
+    workflow = firm(tmp_path, """models: {default: {model: offline}}
+agents: {technical: {role: technical_analyst}, trader: {role: trader}}
+pipeline: [technical, trader]
+market: {symbols: [AAPL]}
+risk: {cvar: {enabled: false}, max_drawdown_pct: null}
+""")
+    db = tmp_path / "x.duckdb"
+    rc, text = cli("run", str(workflow), "--start", "2024-01-02", "--end", "2024-02-28",
+                   "--db", str(db))
+    assert rc == 0, text
+    (run_id,), = rows(db, "SELECT run_id FROM runs")
+    assert 'id="risk"' not in write_report(db, run_id, tmp_path / "r.html").read_text()
+
+
 @pytest.mark.parametrize("symbols,start,end", [(["MSFT"], "2023-01-03", "2023-04-28"),
                                                (["AAPL", "BTC-USDT"], "2024-02-01", "2024-03-29")])
 def test_target_weight_is_the_position_after_the_approved_order(tmp_path, symbols, start, end):

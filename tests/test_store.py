@@ -35,8 +35,10 @@ def log(path):
 
 def test_schema_is_created_and_every_table_is_known(path, log):
     with open_reader(path) as con:
-        tables = {t for (t,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        kinds = dict(con.execute("SELECT table_name, table_type FROM information_schema.tables").fetchall())
+    tables = {t for t, kind in kinds.items() if kind == "BASE TABLE"}
     assert tables == set(schema())
+    assert {t for t, kind in kinds.items() if kind == "VIEW"} == {"model_calls_full"}
     assert {"runs", "steps", "model_calls", "decisions", "risk_reviews", "orders", "fills",
             "portfolio", "beliefs", "checkpoints", "metrics", "model_cache"} <= tables
 

@@ -117,7 +117,7 @@ def test_row_types_name_the_columns_of_schema_sql():
                         ("risk_reviews", rs.RiskReview), ("orders", rs.Order), ("fills", rs.Fill),
                         ("portfolio", rs.Snapshot), ("metrics", rs.MetricsRow),
                         ("model_calls", rs.ModelCall), ("checkpoints", rs.Checkpoint),
-                        ("beliefs", rs.Belief)]:
+                        ("beliefs", rs.Belief), ("run_history", rs.HistoryEvent)]:
         assert list(typing.get_type_hints(hint)) == list(tables[table]), table
 
 

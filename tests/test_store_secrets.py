@@ -62,7 +62,7 @@ def test_secrets_are_redacted_on_every_write_path(log):
     assert "***" in text
     # JSON columns stay valid JSON after redaction
     with open_reader(log.path) as con:
-        for (request,) in con.execute("SELECT request FROM model_calls").fetchall():
+        for (request,) in con.execute("SELECT request FROM model_calls_full").fetchall():
             assert json.loads(request)["headers"]["Authorization"] == "***"
         # {"n": 1234567890} contains BROKER: once redacted it is no JSON number, so the whole
         # text is kept as a JSON string rather than rejected

@@ -19,6 +19,7 @@ class Comparison:
     outcomes: list[Outcome]
     db: str
     report: Path
+    differences: list[str]   # what differs between the runs (symbols, frequency, capital, ...)
 
 
 def compare(files: list[str], inv: Invocation, options: RunOptions | None = None,
@@ -26,7 +27,7 @@ def compare(files: list[str], inv: Invocation, options: RunOptions | None = None
             reporter: Reporter | None = None) -> Comparison:
     """Backtest every firm over `inv`'s window and write the comparison report to `out`
     (default: reports/compare-<first run>.html)."""
-    from flowkit.report import write_comparison
+    from flowkit.report import run_differences, write_comparison
     from flowkit.spec.loader import load_workflow
 
     inv.check()
@@ -41,6 +42,7 @@ def compare(files: list[str], inv: Invocation, options: RunOptions | None = None
         db = session.db_path
         outcomes.append(run_to_end(session, plan.inv, reporter))
     target = Path(out or f"reports/compare-{outcomes[0].run_id}.html")
+    ids = [o.run_id for o in outcomes]
     with writing(target):
-        write_comparison(db, [o.run_id for o in outcomes], target)
-    return Comparison(outcomes, db, target)
+        write_comparison(db, ids, target)
+    return Comparison(outcomes, db, target, run_differences(db, ids))

@@ -20,6 +20,7 @@ class RunStarted:
     models: list[str]            # the distinct model ids the profiles resolve to
     warnings: list[str]
     resumed_after: str | None = None   # resume: the checkpoint it continues from ("" = start)
+    beliefs: str | None = None         # which beliefs the agents get, when beliefs are enabled
 
 
 @dataclass(frozen=True)

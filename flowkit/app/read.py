@@ -30,6 +30,39 @@ def list_runs(db: str | None = None, limit: int = 20) -> list[RunSummary]:
     return RunStore.open(existing_db(db)).runs(limit)
 
 
+def export(run_id: str, directory: str, db: str | None = None) -> list[str]:
+    """Every table of the run as Parquet files in `directory`; the paths written."""
+    return RunStore.open(existing_db(db)).export_parquet(run_id, directory)
+
+
+def run_state(run: RunSummary) -> str:
+    """What a user sees: running, interrupted (its process is gone), failed, budget_exceeded,
+    or completed. A run whose process died never marked itself, so the log says running."""
+    if run.status == "running" and not _alive(run.pid, run.host):
+        return "interrupted"
+    return run.status or "unknown"
+
+
+def resumable(run: RunSummary) -> bool:
+    """`flowkit resume` can continue it: a backtest that stopped before its end."""
+    return run.mode == "backtest" and run_state(run) in ("interrupted", "failed", "budget_exceeded")
+
+
+def _alive(pid: int | None, host: str | None) -> bool:
+    """Whether the process is still running; unknown (another machine, no pid) counts as alive."""
+    import socket
+
+    if pid is None or host != socket.gethostname():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @dataclass
 class Moment:
     """One symbol at one decision time: who said what, then the decision and the risk review."""

@@ -50,6 +50,11 @@ def replay(run_id: str, db: str | None = None, reporter: Reporter | None = None)
                           run_id=run_id)
     options = RunOptions(db=db, cache="replay", mode="replay", parent_run_id=run_id)
     session = Session(plan.loaded, options)
+    try:
+        stored.check_data(session.market, "replayed")
+    except ConfigError:
+        session.close()
+        raise
     outcome = run_to_end(session, plan.inv, reporter)
     before = sorted((s, str(t), a, round(z, 6)) for s, t, a, z in stored.decisions)
     after = sorted((d.symbol, str(np.datetime64(d.as_of.rstrip("Z"), "us").astype(datetime)),
@@ -83,8 +88,12 @@ def resume(run_id: str, db: str | None = None, reporter: Reporter | None = None,
     session.invocation = asdict(inv)
     cp = stored.checkpoint
     try:
+        stored.check_data(session.market, "resumed")
         # Killed before the first checkpoint: start over under the same id.
         session.log.discard_after(run_id, cp["as_of"] if cp else datetime(1, 1, 1))
+        stopped = stored.status if stored.status != "running" else "killed (status still running)"
+        session.record_history("resumed", as_of=cp["as_of"] if cp else None,
+                               reason=f"{stopped}: {stored.error}" if stored.error else stopped)
         session.log.update_run(run_id, status="running", error=None)
         outcome = asyncio.run(run_session(session, inv, reporter,
                                           resume=cp or {"seq": -1, "state": None}))

@@ -5,7 +5,9 @@ once, and becomes the run's status."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import socket
 from dataclasses import asdict, dataclass, fields
 from datetime import date
 from typing import Any
@@ -16,6 +18,7 @@ from flowkit.app import live, signals
 from flowkit.app.events import Reporter, RunStarted
 from flowkit.backtest.loop import Loop, Outcome
 from flowkit.errors import ConfigError, DataError, FlowkitError, Interrupted, RunAborted
+from flowkit.memory import beliefs_used, describe_beliefs
 from flowkit.runtime.session import RunOptions, Session
 
 EVERY = ("1d", "1w", "1h")
@@ -130,6 +133,7 @@ async def run_session(session: Session, inv: Invocation, reporter: Reporter | No
     loop = Loop(session, symbols, times, live.guard(session, inv, times), state,
                 on_progress=reporter.progress if reporter else None)
     session.last_memory = loop.memory
+    session.beliefs_used = beliefs_used(session, loop.memory)
     loop.outcome.warnings = honesty_warnings(session, times)
     if inv.start:
         loop.outcome.warnings += session.market.data_warnings(
@@ -145,12 +149,17 @@ async def run_session(session: Session, inv: Invocation, reporter: Reporter | No
             loop.preload()
         start_seq = resume["seq"] + 1
         resumed_after = str(resume["as_of"])[:19] if state is not None else ""
+    # for `flowkit runs`: progress, and whether the process that runs it is still alive
+    session.log.update_run(session.run_id, decision_times=len(times), pid=os.getpid(),
+                           host=socket.gethostname())
     if reporter:
         reporter.started(RunStarted(
             run_id=session.run_id, workflow=session.spec.name,
             kind="backtest" if inv.start else "decision", symbols=symbols,
             decision_times=len(times), models=sorted({p.model for p in session.spec.models.values()}),
-            warnings=list(loop.outcome.warnings), resumed_after=resumed_after))
+            warnings=list(loop.outcome.warnings), resumed_after=resumed_after,
+            beliefs=describe_beliefs(session.beliefs_used)
+            if session.beliefs_used and session.beliefs_used["enabled"] else None))
     status, error = "completed", None
     with signals.cancelling() as caught:
         try:
@@ -164,12 +173,15 @@ async def run_session(session: Session, inv: Invocation, reporter: Reporter | No
             status = "interrupted" if interrupted else "failed"
             error = f"{type(exc).__name__}: {exc}" if not caught else \
                 f"stopped by {signal.Signals(caught[0]).name}"
+            loop.log_orders()
             session.finish(status, error)
             if caught:
                 raise Interrupted(caught[0], session.run_id) from None
             raise
         finally:
             await session.aclose()
+    if status != "completed":  # the settled orders behind every fill logged so far
+        loop.log_orders()
     outcome = loop.outcome
     outcome.status, outcome.error = status, error
     if inv.start and outcome.equity:

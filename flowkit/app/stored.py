@@ -20,6 +20,7 @@ class StoredRun:
     config: dict[str, Any]          # {"workflow": resolved workflow, "invocation": ...}
     checkpoint: dict[str, Any] | None
     decisions: list[tuple[Any, ...]]  # (symbol, as_of, action, size_pct), by time and symbol
+    error: str | None = None        # why it stopped, if it failed
 
     @property
     def invocation(self) -> Invocation:
@@ -32,6 +33,18 @@ class StoredRun:
 
         data = self.config["workflow"]
         return LoadedWorkflow(Workflow.model_validate(data), Path(self.path), "", self.sha256, data)
+
+    def check_data(self, market: Any, verb: str) -> None:
+        """Refuse to repeat the run on market data other than what it ran on: its decisions
+        would not be the run's. Runs logged before the data was fingerprinted pass."""
+        ran = (self.config.get("data") or {}).get("sha256")
+        if ran and ran != market.fingerprint:
+            spec = self.config["workflow"]["market"]
+            where = spec.get("path") or f"the {spec.get('source')} source"
+            raise ConfigError(f"the market data in {where} changed since run {self.run_id} ran "
+                              f"(sha256 {ran[:12]}… then, {market.fingerprint[:12]}… now): it "
+                              f"cannot be {verb} on other data; restore the data or start a "
+                              f"new run")
 
     def refuse_training(self, verb: str) -> None:
         """A training episode ran with the beliefs of the episodes before it, which only
@@ -53,4 +66,4 @@ def load_run(db: str, run_id: str) -> StoredRun:
         decided = [(d["symbol"], d["as_of"], d["action"], d["size_pct"]) for d in store.decisions(run_id)]
     checkpoint = None if cp is None else {"seq": cp["seq"], "as_of": cp["as_of"], "state": cp["state"]}
     return StoredRun(run_id, run["workflow_path"], run["workflow_hash"], run["status"], run["mode"],
-                     run["config"], checkpoint, decided)
+                     run["config"], checkpoint, decided, run["error"])

@@ -54,7 +54,8 @@ def evaluate(session: Any, loop: Any, outcome: Any, every: str) -> None:
                  "model_calls_per_decision": calls / per, "tokens_per_decision": tokens / per,
                  "cost_usd": cost, "cost_per_decision_usd": cost / per})
     times = [np.datetime64(t.rstrip("Z"), "s") for t, _ in outcome.equity]
-    baselines = run_baselines({s: loop.bars[s] for s in loop.symbols}, times,
+    # Sorted: the sleeves' sums must not depend on how the workflow lists its symbols.
+    baselines = run_baselines({s: loop.bars[s] for s in sorted(loop.symbols)}, times,
                               initial_cash=spec.portfolio.initial_cash, fee_bps=spec.portfolio.fee_bps,
                               slippage_bps=spec.portfolio.slippage_bps, fill=spec.portfolio.fill,
                               fractional=spec.portfolio.fractional, periods_per_year=ppy,
@@ -65,8 +66,6 @@ def evaluate(session: Any, loop: Any, outcome: Any, every: str) -> None:
     outcome.metrics = firm
     outcome.baselines = {name: r.metrics for name, r in baselines.items()}
     log, run_id = session.log, session.run_id
-    if log.reader().metrics(run_id):  # a resumed run killed after it wrote them: the same numbers
-        return
     log.append("metrics", {"run_id": run_id, "strategy": "firm", "symbol": None,
                            "metrics": {**firm, "equity": [[t, v] for t, v in outcome.equity]}})
     for name, result in baselines.items():

@@ -1,12 +1,13 @@
 """The run over time. One decision is a run over one decision time; a backtest is a run over
 many. At each decision time t, in this order:
 
-1. every bar that closed since the previous decision is replayed: pending orders fill at its
-   open (or at the decision close with `fill: close`), stops and take-profits trigger on its
-   range, then the book is marked at its close;
+1. every bar event since the previous decision is replayed, all symbols merged in time order:
+   pending orders fill at a bar's open (or at the decision close with `fill: close`), stops and
+   take-profits trigger on its range at its close, then the book is marked at its close (the
+   rule is in docs/architecture.md: nothing depends on the order symbols are listed in);
 2. the risk engine sees the day's equity (drawdown halt, CVaR trigger);
 3. the firm decides for every symbol concurrently (agents see data up to t only);
-4. the rule engine reviews each decision in symbol order (deterministic: they share cash);
+4. the rule engine reviews each decision in symbol-name order (they share cash);
    approved orders go to the broker;
 5. the portfolio is snapshotted and a checkpoint committed with everything logged so far,
    so a killed run resumes exactly here.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,7 +26,10 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from flowkit.runtime.session import Decision, Session
+from flowkit.domain.decision import Decision
+from flowkit.market.clock import seconds
+from flowkit.patterns.state import DecisionState
+from flowkit.runtime.session import Session
 from flowkit.store.sink import checkpoint_row
 
 if TYPE_CHECKING:
@@ -63,6 +68,9 @@ class Progress:
 
 
 CHECKPOINT_SECONDS = 1.0
+# FLOWKIT_CHECKPOINT_EVERY=N: a checkpoint every N decision times instead of every second, so
+# the kill/resume tests' kill points do not depend on the machine's speed.
+CHECKPOINT_EVERY = int(os.environ.get("FLOWKIT_CHECKPOINT_EVERY") or 0)
 
 
 def _iso(t: Any) -> str:
@@ -122,16 +130,20 @@ class Loop:
                  live: bool = False, state: dict[str, Any] | None = None,
                  on_progress: Callable[[Progress], None] | None = None):
         self.session, self.symbols, self.times = session, symbols, times
+        session.planned_decisions = len(symbols) * len(times)  # bounds the invalid share
         self.on_progress = on_progress
         self.log = session.log
         self.trading = Trading(session, symbols, live, state["trading"] if state else None)
         self.bars = {s: session.market.bars(s) for s in symbols}
         self.daily = session.spec.market.timeframe == "1d"
         # Bars before the first decision bar cannot touch an order: replay starts at it.
+        # `cursor`: the next bar to close per symbol; `opened`: the next bar to open.
         self.cursor = {s: int(state["cursor"][s]) for s in symbols} if state else \
             {s: max(0, self.bars[s].index_asof(times[0])) for s in symbols}
+        self.opened = {s: int(state["opened"][s]) for s in symbols} if state else dict(self.cursor)
         self.outcome = Outcome(session.run_id, "running")
         self.snapshots: list[dict[str, Any]] = []
+        self.logged_fills: set[str] = set()  # on resume: fills the log kept (see preload)
         self.memory = _memory(session)
         if self.memory is not None and state and state.get("memory"):
             self.memory.from_state(state["memory"])
@@ -148,7 +160,7 @@ class Loop:
         order, a batch per transaction, so once this row is on disk so is all that came before
         it; if the process dies first, resume starts from the previous checkpoint. The loop
         does not wait for the disk."""
-        state = {"trading": self.trading.state(), "cursor": self.cursor,
+        state = {"trading": self.trading.state(), "cursor": self.cursor, "opened": self.opened,
                  "memory": self.memory.to_state() if self.memory else None}
         self.log.append("checkpoints", checkpoint_row(self.session.run_id, seq, _ts(t), state))
 
@@ -161,10 +173,13 @@ class Loop:
         - An order is logged once it settles, under its decision time, which may be at or
           before the checkpoint even when it settled after it: such rows survive the discard.
           The redone dates settle them identically, so they count as logged already.
+        - Likewise a fill is logged under the time its bar opened, which may be at the checkpoint
+          though it executed after it: redone, it is not logged again.
         - Step numbers continue after the last one kept."""
         run_id = self.session.run_id
         with self.log.reader() as store:
             snapshots, orders = store.snapshots(run_id), store.orders(run_id)
+            self.logged_fills = {f["fill_id"] for f in store.fills(run_id)}
             last_seq = store.last_step_seq(run_id)
         for snap in snapshots:
             self.outcome.equity.append((_iso(np.datetime64(snap["time"], "s")), snap["equity"]))
@@ -181,6 +196,7 @@ class Loop:
         for seq in range(start_seq, len(self.times)):
             t = self.times[seq]
             self.replay_bars(t)
+            self.close_ended(seq, t)
             prices = self.trading.prices()
             engine.update_daily(portfolio.equity(prices))
             self.submit(engine.halt_orders(portfolio, prices, _ts(t))
@@ -188,23 +204,48 @@ class Loop:
             self.log.append("risk_state", {
                 "run_id": self.session.run_id, "time": _ts(t), "equity": portfolio.equity(prices),
                 "drawdown": portfolio.drawdown(prices), **engine.daily_state()})
-            active = [s for s in self.symbols if self._has_bar_closing_at(s, t)]
-            decisions = await _all_or_none([self.decide(s, t, prices) for s in active])
-            for d in sorted(decisions, key=lambda d: d.symbol):
+            active = [s for s in sorted(self.symbols) if self._has_bar_closing_at(s, t)]
+            decided = await _all_or_none([self.decide(s, t, prices) for s in active])
+            for d, _ in sorted(decided, key=lambda pair: pair[0].symbol):
                 self.review(d, t, prices)
             self.log_orders()
             self.snapshot(t)
             if self.memory:
-                self.memory.observe(seq, t, decisions, self.bars)
+                self.memory.observe(seq, t, decided, self.bars)
             # A checkpoint commits everything so far (one DuckDB transaction, ~0.1 s): taken at
             # most every CHECKPOINT_SECONDS and at the end. Resume redoes the dates after the last
             # one, which are deterministic, so results do not depend on where the run was killed.
-            if seq == len(self.times) - 1 or time.perf_counter() - self.last_checkpoint >= CHECKPOINT_SECONDS:
+            if seq == len(self.times) - 1 or (
+                    (seq + 1) % CHECKPOINT_EVERY == 0 if CHECKPOINT_EVERY
+                    else time.perf_counter() - self.last_checkpoint >= CHECKPOINT_SECONDS):
                 self.checkpoint(seq, t)
                 self.last_checkpoint = time.perf_counter()
             self.progress(seq + 1)
+        # Nothing will fill what is still working: orders placed before the last decision time
+        # expire; those placed at it stay `submitted`, the orders the run ends with.
+        self.trading.broker.withdraw(None, "expired", before=_ts(self.times[-1]))
         self.log_orders(final=True)
         return self.outcome
+
+    def close_ended(self, seq: int, t: np.datetime64) -> None:
+        """At the first decision time after a symbol's last bar (its data ended inside the run;
+        the market's data warnings say so): cancel its working orders and exit its position at
+        its last close (reason `data_end`), rather than carry it frozen with stops that can
+        never fire."""
+        from flowkit.domain.orders import OrderRequest
+
+        broker, portfolio = self.trading.broker, self.trading.portfolio
+        for s in sorted(self.symbols):
+            last = self.bars[s].close_time[-1]
+            if not (last < t and (seq == 0 or last >= self.times[seq - 1])):
+                continue
+            broker.withdraw(s, "cancelled")
+            qty = portfolio.qty(s)
+            if qty:
+                submission = broker.close_out(OrderRequest.create(
+                    run_id=self.session.run_id, as_of=_ts(t), symbol=s,
+                    side="sell" if qty > 0 else "buy", quantity=abs(qty), reason="data_end"))
+                self.record_fills([submission.fill] if submission.fill else [])
 
     def _has_bar_closing_at(self, symbol: str, t: np.datetime64) -> bool:
         bars = self.bars[symbol]
@@ -212,18 +253,32 @@ class Loop:
         return i >= 0 and bars.close_time[i] == t
 
     def replay_bars(self, t: np.datetime64) -> None:
-        """Every bar closed by t, in order: fills at its open, stops on its range."""
+        """Every bar event up to t, all symbols merged in time order: a bar's open once it has
+        opened before t (market orders fill there), its close once it has closed by t (limit
+        orders, stops, take-profits, then the mark). At one instant closes come before opens
+        (a crypto bar closes as the next opens), and the broker takes each instant's bars
+        together, so no symbol sees another's later price or later cash."""
+        events: list[tuple[np.datetime64, int, str, int]] = []
         for s in self.symbols:
-            bars, i = self.bars[s], self.cursor[s]
-            last = bars.index_asof(t)
-            while i <= last:
-                self.record_fills(self.trading.broker.on_bar(
-                    s, _ts(bars.time[i]), float(bars.open[i]), float(bars.high[i]),
-                    float(bars.low[i]), float(bars.close[i])))
-                i += 1
-            self.cursor[s] = i
+            bars = self.bars[s]
+            opened = int(np.searchsorted(bars.time, seconds(t), side="left"))
+            closed = bars.index_asof(t) + 1
+            events += [(bars.time[i], 1, s, i) for i in range(self.opened[s], opened)]
+            events += [(bars.close_time[i], 0, s, i) for i in range(self.cursor[s], closed)]
+            self.opened[s], self.cursor[s] = max(self.opened[s], opened), closed
+        events.sort(key=lambda e: (e[0], e[1], e[2]))
+        broker = self.trading.broker
+        for (_, is_open), group in itertools.groupby(events, key=lambda e: (e[0], e[1])):
+            batch = {s: self._bar(s, i) for _, _, s, i in group}
+            self.record_fills(broker.open_bars(batch) if is_open else broker.close_bars(batch))
 
-    async def decide(self, symbol: str, t: np.datetime64, prices: dict[str, float]) -> Decision:
+    def _bar(self, symbol: str, i: int) -> tuple[datetime, float, float, float, float]:
+        bars = self.bars[symbol]
+        return (_ts(bars.time[i]), float(bars.open[i]), float(bars.high[i]), float(bars.low[i]),
+                float(bars.close[i]))
+
+    async def decide(self, symbol: str, t: np.datetime64, prices: dict[str, float],
+                     ) -> tuple[Decision, DecisionState]:
         p = self.trading.portfolio
         equity = p.equity(prices)
         pos = p.positions.get(symbol)
@@ -239,8 +294,8 @@ class Loop:
         engine = self.trading.engine
         risk_state = {"risk_averse": engine.risk_averse, "halted": engine.halted,
                       "drawdown_pct": round(100 * p.drawdown(prices), 3)}
-        return await self.session.decide(symbol, t, portfolio=view, risk_state=risk_state,
-                                         beliefs=beliefs, lessons=lessons)
+        return await self.session.deliberate(symbol, t, portfolio=view, risk_state=risk_state,
+                                             beliefs=beliefs, lessons=lessons)
 
     def correlations(self, symbol: str, t: np.datetime64, window: int = 60) -> dict[str, float]:
         """Log-return correlation with every position held over the last `window` periods both
@@ -272,11 +327,8 @@ class Loop:
         return keys, bars.close[lo: i + 1]
 
     def review(self, d: Decision, t: np.datetime64, prices: dict[str, float]) -> None:
-        proposal = {"symbol": d.symbol, "action": d.action, "size_pct": d.size_pct,
-                    "stop_loss": d.stop_loss, "take_profit": d.take_profit,
-                    "confidence": d.confidence}
         portfolio = self.trading.portfolio
-        review = self.trading.engine.review(proposal, portfolio, prices, _ts(t))
+        review = self.trading.engine.review(d, portfolio, prices, _ts(t))
         # The weight of equity the position has once the approved order fills at the decision
         # price (before costs): what the firm ends up targeting after the rule engine.
         price, equity = prices.get(d.symbol), portfolio.equity(prices)
@@ -305,7 +357,8 @@ class Loop:
     def record_fills(self, fills: list[Any]) -> None:
         for fill in fills:
             row = {"run_id": self.session.run_id, **fill.model_dump()}
-            self.log.append("fills", row)
+            if row["fill_id"] not in self.logged_fills:
+                self.log.append("fills", row)
             self.outcome.fills.append(row)
 
     def snapshot(self, t: np.datetime64) -> None:

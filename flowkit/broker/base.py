@@ -29,6 +29,9 @@ if TYPE_CHECKING:  # for annotations only: the broker gets them from its caller
     from flowkit.spec.models import PortfolioSpec
 
 _REQUEST_FIELDS = set(OrderRequest.model_fields)
+
+Bar = tuple[dt.datetime | dt.date, float, float, float, float]
+"""One symbol's bar for a broker: (open time, open, high, low, close)."""
 _TIME = TypeAdapter(dt.datetime)
 
 
@@ -40,7 +43,12 @@ class Broker(ABC):
     BrokerError); every booked fill goes through `_book`, so the portfolio and the engine's
     stops follow; `on_bar` sees each bar once, in time order, records the latest price in
     `marks` and returns the fills it caused; `to_state`/`load_state` round-trip through JSON
-    so a resumed run continues where it stopped."""
+    so a resumed run continues where it stopped.
+
+    The backtest feeds bars in time order across symbols, through `open_bars` (every bar opening
+    at one instant) and `close_bars` (every bar closing at one instant). Their defaults suit a
+    broker that only acts on whole bars: nothing at the open, `on_bar` per symbol in symbol-name
+    order at the close, so the order a workflow lists its symbols in never matters."""
 
     name: str  # the `broker` column: paper | ccxt:<exchange> | a plugin's name
 
@@ -56,6 +64,30 @@ class Broker(ABC):
     @abstractmethod
     def on_bar(self, symbol: str, time: dt.datetime | dt.date, open: float, high: float,
                low: float, close: float) -> list[Fill]: ...
+
+    def open_bars(self, bars: Mapping[str, Bar]) -> list[Fill]:
+        """Bars of these symbols open at one instant; only their opens are known yet."""
+        return []
+
+    def close_bars(self, bars: Mapping[str, Bar]) -> list[Fill]:
+        """Bars of these symbols close at one instant: their whole range is known now."""
+        fills: list[Fill] = []
+        for symbol in sorted(bars):
+            fills += self.on_bar(symbol, *bars[symbol])
+        return fills
+
+    def close_out(self, order: OrderRequest) -> Submission:
+        """Fill market `order` at once at its symbol's latest price: the symbol's data ended and
+        no later bar will fill it. Only a simulated broker can; a real one refuses."""
+        raise BrokerError(f"{self.name} cannot fill {order.symbol} at its last known price: "
+                          "the symbol's data ended inside the run")
+
+    def withdraw(self, symbol: str | None, status: OrderStatus,
+                 before: dt.datetime | None = None) -> list[str]:
+        """Stop the simulated orders still working (for `symbol`, or all; submitted before
+        `before` if given) with `status`; their ids. A real exchange's orders keep working: by
+        default none are withdrawn."""
+        return []
 
     def __init__(self, portfolio: Portfolio | None, risk_engine: RiskEngine | None):
         self.portfolio = portfolio

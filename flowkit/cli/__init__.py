@@ -56,6 +56,9 @@ COMMANDS: dict[str, Command] = {
                       "it ran with."),
     "report": Command("write a self-contained HTML report (and PNG) of a backtest", (_RUN_ID,),
                       ("out", "db")),
+    "export": Command("write every table of a run as Parquet files for other tools", (_RUN_ID,),
+                      ("db",), (("--parquet", dict(metavar="DIR", required=True,
+                                                   help="directory for <table>.parquet files")),)),
     "compare": Command("run several firms on the same window; one side-by-side report", (_FILES,),
                        ("start", "end", "every", "symbol", *MODEL_OPTIONS, "out", "quiet", "db",
                         "set")),
@@ -63,6 +66,17 @@ COMMANDS: dict[str, Command] = {
                      (_FILE,), ("symbol", *MODEL_OPTIONS, "quiet", "db", "set"),
                      (("--episodes", dict(type=int, help="training episodes (default: "
                                                          "learning.train.episodes)")),)),
+    "sweep": Command("run a sweep: firm variants x symbols x windows x seeds, compared",
+                     (_FILE,), ("out", "quiet"),
+                     (("--check", dict(action="store_true", help="validate the sweep file "
+                                       "and every variant, run nothing")),
+                      ("--executor", dict(choices=["local", "serial", "ray"], default="local",
+                                          help="local: a process pool (default); ray: Ray tasks")),
+                      ("--workers", dict(type=int, help="worker processes (default: all cores)")),
+                      ("--address", dict(help="Ray cluster address (default: a local instance)"))),
+                     description="Run the cells of a sweep file not done yet (each its own "
+                     "DuckDB log under sweeps/<name>/cells/), then print the comparison and "
+                     "write the HTML report."),
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from typing import Any, TextIO
@@ -130,8 +131,7 @@ def compare(args: argparse.Namespace) -> int:
                          every=args.every)
     done = app.compare(args.files, inv, _options(args, symbols=args.symbols), args.set, args.out,
                        _reporter(args))
-    for o in done.outcomes:
-        present.outcome(o, inv, sys.stdout)
+    present.side_by_side(done.outcomes, done.differences, sys.stdout)
     print(f"wrote {done.report}")
     return _failed(done.outcomes)
 
@@ -161,6 +161,14 @@ def report(args: argparse.Namespace) -> int:
     return 0
 
 
+def export(args: argparse.Namespace) -> int:
+    from flowkit import app
+
+    paths = app.export(args.run_id, args.parquet, args.db)
+    print(f"wrote {len(paths)} tables of run {args.run_id} to {args.parquet}")
+    return 0
+
+
 def runs(args: argparse.Namespace) -> int:
     from flowkit import app
     from flowkit.cli.present import table
@@ -169,9 +177,19 @@ def runs(args: argparse.Namespace) -> int:
     if not rows:
         print("no runs yet")
         return 0
-    print(table(["run", "workflow", "mode", "status", "started (UTC)", "decisions", "calls", "cost $"],
-                [[r.run_id, r.workflow_name, r.mode, r.status, str(r.started_at)[:19], r.decisions,
-                  r.model_calls, f"{r.cost_usd:.4f}"] for r in rows]))
+    def status(r: Any) -> str:
+        return f"{app.run_state(r)}, resumable" if app.resumable(r) else app.run_state(r)
+
+    print(table(["run", "workflow", "mode", "status", "progress", "started (UTC)", "decisions",
+                 "calls", "cost $"],
+                [[r.run_id, r.workflow_name, r.mode, status(r),
+                  f"{r.done}/{r.decision_times}" if r.decision_times else "",
+                  str(r.started_at)[:19], r.decisions, r.model_calls, f"{r.cost_usd:.4f}"]
+                 for r in rows]))
+    db = f" --db {shlex.quote(args.db)}" if args.db else ""
+    for r in rows:
+        if app.resumable(r):
+            print(f"resume {r.run_id}: flowkit resume {r.run_id}{db}")
     return 0
 
 
@@ -230,3 +248,44 @@ def _print_outcome(moment: Any, out: TextIO) -> None:
         rule = f" by {r['rule']}" if r["rule"] else ""
         out.write(f"  ⇒ risk engine: {r['verdict']}{rule} (requested {r['requested_qty']:g}, "
                   f"approved {r['approved_qty']:g})\n")
+
+
+def sweep(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from flowkit.cli.present import table
+    from flowkit.sweep.compare import compare, tables
+    from flowkit.sweep.report import write_report
+    from flowkit.sweep.run import run_sweep
+    from flowkit.sweep.spec import load_sweep
+
+    if args.check:
+        s = load_sweep(args.file)
+        print(f"{args.file}: ok — {len(s.variants)} variants × {len(s.symbol_sets)} symbol sets "
+              f"× {len(s.windows)} windows × {s.spec.seeds} seeds")
+        return 0
+
+    def progress(p: Any) -> None:
+        cell, r = p.record["cell"], p.record
+        error = f": {r['error']}" if r["status"] != "completed" else ""
+        print(f"[{p.done}/{p.total}] {cell['variant']} · {'+'.join(cell['symbols'])} · "
+              f"{cell['start']}..{cell['end']} · seed {cell['seed']} · {r['status']}{error} "
+              f"({r['seconds']:.1f}s) · ETA {p.eta_s:.0f}s", flush=True)
+
+    result = run_sweep(args.file, executor_name=args.executor, workers=args.workers,
+                       address=args.address, on_cell=None if args.quiet else progress)
+    comparison = compare(result.records, result.sweep.spec.metrics)
+    print(f"\n{result.ran} cells run, {result.reused} already done · "
+          f"{result.folder}/cells/<cell>.duckdb per cell")
+    for title, header, rows in tables(comparison):
+        print(f"\n{title}\n{table(header, rows)}")
+    for warning in comparison.warnings:
+        print(f"warning: {warning}")
+    out = write_report(result.sweep, comparison,
+                       Path(args.out or result.folder / "report.html"))
+    print(f"\nreport: {out}")
+    for r in result.failed:
+        print(f"error: cell {r['cell']['id']} ({r['cell']['variant']}, "
+              f"{'+'.join(r['cell']['symbols'])}, {r['cell']['start']}..{r['cell']['end']}) "
+              f"{r['status']}: {r['error']}", file=sys.stderr)
+    return 1 if result.failed else 0

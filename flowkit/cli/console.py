@@ -14,6 +14,7 @@ _BAR = 28
 class Console(Reporter):
     def __init__(self, out: TextIO):
         self.out = out
+        self._before: int | None = None  # dates done before this process (a resume) began
 
     def started(self, run: RunStarted) -> None:
         if run.resumed_after is not None:
@@ -25,6 +26,8 @@ class Console(Reporter):
         self.out.write(f"run {run.run_id} · {run.workflow} · {run.kind} · "
                        f"{', '.join(run.symbols)} · {run.decision_times} decision time"
                        f"{'s' if run.decision_times != 1 else ''} · models: {models}{offline}\n")
+        if run.beliefs:
+            self.out.write(f"beliefs: {run.beliefs}\n")
         for w in run.warnings:
             self.out.write(f"warning: {w}\n")
 
@@ -41,10 +44,21 @@ class Console(Reporter):
         filled = int(_BAR * p.done / p.total)
         line = (f"[{'█' * filled}{'·' * (_BAR - filled)}] {p.done}/{p.total} dates · "
                 f"{p.decisions} decisions · equity {p.equity:,.0f} · "
-                f"{p.model_calls} model calls · ${p.cost_usd:.4f} · {p.elapsed_s:.1f}s")
+                f"{p.model_calls} model calls · ${p.cost_usd:.4f} · {p.elapsed_s:.1f}s{self._eta(p)}")
         end = "\n" if p.done == p.total or not tty else ""
         self.out.write(("\r" if tty else "") + line + end)
         self.out.flush()
+
+    def _eta(self, p: Progress) -> str:
+        """Time left at the pace of the dates this process did so far."""
+        if self._before is None:
+            self._before = p.done - 1
+        left, pace = p.total - p.done, p.elapsed_s / max(1, p.done - self._before)
+        if not left:
+            return ""
+        minutes, seconds = divmod(round(left * pace), 60)
+        return f" · ETA {minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else \
+            f" · ETA {minutes}m{seconds:02d}s"
 
     def episode(self, e: Episode) -> None:
         trend = ("" if e.number == 1 else " (same as the last)" if e.improved is None

@@ -82,6 +82,22 @@ def metrics(o: Any, out: TextIO) -> None:
         out.write(f"warning: {w}\n")
 
 
+def side_by_side(outcomes: list[Any], differences: list[str], out: TextIO) -> None:
+    """The firms' metrics in one table, a column per run; then what differs between the runs,
+    each run's warnings, and where its log is."""
+    rows = [[label, *[_fmt(o.metrics.get(key), kind) for o in outcomes]]
+            for key, label, kind in [*_ROWS, ("excess_return_vs_buy_and_hold",
+                                              "excess vs buy-and-hold (pp)", "pp")]]
+    out.write("\n" + table(["metric", *[o.run_id for o in outcomes]], rows) + "\n")
+    for note in differences:
+        out.write(f"note: {note}\n")
+    for o in outcomes:
+        for w in o.warnings:
+            out.write(f"warning: {o.run_id}: {w}\n")
+        status = "" if o.status == "completed" else f" ({o.status}: {o.error})"
+        out.write(f"run {o.run_id} logged{status}. See it with: flowkit show {o.run_id}\n")
+
+
 def seeds(outcomes: list[Any], out: TextIO) -> None:
     """Mean ± standard error across seeds for the headline metrics."""
     import statistics

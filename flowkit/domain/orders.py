@@ -11,8 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Side = Literal["buy", "sell"]
 OrderType = Literal["market", "limit", "stop"]
-Reason = Literal["decision", "stop_loss", "take_profit", "drawdown_halt", "rebalance"]
-OrderStatus = Literal["submitted", "filled", "rejected", "cancelled"]
+Reason = Literal["decision", "stop_loss", "take_profit", "drawdown_halt", "rebalance", "data_end"]
+# cancelled: its symbol's data ended; expired: the run ended with it working.
+OrderStatus = Literal["submitted", "filled", "rejected", "cancelled", "expired"]
 
 
 def client_order_id(run_id: str, as_of: dt.datetime, symbol: str, reason: str) -> str:

@@ -1,5 +1,6 @@
 """One agent step: render the prompt, call the model (tools in a bounded loop), validate the
-typed output (re-asking with the validation error), log the step and every model call."""
+typed output (repairing it first: `flowkit.llm.repair`; then re-asking with the validation
+errors and a bounded copy of the bad answer), log the step, its repairs and every model call."""
 
 from __future__ import annotations
 
@@ -11,12 +12,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable
 
-from flowkit.errors import FlowkitError, ModelError, RunAborted, StepError
+from flowkit.errors import FlowkitError, ModelError, OutputNeverValid, RunAborted, StepError
 from flowkit.llm.base import ChatModel, ModelRequest, ModelResponse
+from flowkit.llm.repair import repair
 from flowkit.patterns.node import now
 from flowkit.patterns.state import DecisionState, Scope
 from flowkit.roles.outputs import OutputInvalid
 from flowkit.spec import templates
+
+REASK_ECHO_CHARS = 2000  # how much of a bad answer a re-ask quotes back (a reply can be megabytes)
 
 
 @dataclass
@@ -62,6 +66,9 @@ class RunContext:
     progress: Callable[[DecisionState, str, str], None] | None = None  # (state, step, status)
     calls: int = 0
     provider_calls: int = 0             # answered by a provider: not the cache, not offline
+    # id(DecisionState) -> the first agent failure of that decision that was the model's
+    # (no answer, or none that validated): what makes a held decision `invalid`
+    never_valid: dict[int, str] = field(default_factory=dict)
     seq: Any = field(default_factory=itertools.count)
 
     def record(self, table: str, row: dict[str, Any]) -> None:
@@ -120,21 +127,27 @@ async def run_agent(ctx: RunContext, agent: CompiledAgent, state: DecisionState,
                      input=_step_input(scope), **fields)
 
     ctx_vars = variables(agent, state, scope)
+    repairs: list[str] = []
     try:
         user = templates.render(agent.template, ctx_vars, agent.id)
         messages: list[dict[str, Any]] = [{"role": "system", "content": agent.system},
                                           {"role": "user", "content": user}]
-        output = await _converse(ctx, agent, state, step_id, messages, ctx_vars)
+        output = await _converse(ctx, agent, state, step_id, messages, ctx_vars, repairs)
     except RunAborted as exc:  # the run stops; the step still shows why
-        row("failed", error=str(exc))
+        row("failed", error=str(exc), repairs=repairs or None)
         raise
+    except ModelError as exc:  # the decision's failure policy (runtime.on_invalid) decides
+        row("failed", error=str(exc), repairs=repairs or None)
+        message = f"agent '{agent.id}' failed: {exc}"
+        ctx.never_valid.setdefault(id(state), message)
+        raise OutputNeverValid(message) from None
     except FlowkitError as exc:
-        row("failed", error=str(exc))
+        row("failed", error=str(exc), repairs=repairs or None)
         raise StepError(f"agent '{agent.id}' failed: {exc}") from None
     except asyncio.CancelledError:  # a join met without it, a sibling failed fast, or Ctrl-C
         row("cancelled", error="cancelled before it finished")
         raise
-    row("ok", output=output)
+    row("ok", output=output, repairs=repairs or None)
     return output
 
 
@@ -144,7 +157,8 @@ def _step_input(scope: Scope) -> dict[str, Any]:
 
 
 async def _converse(ctx: RunContext, agent: CompiledAgent, state: DecisionState, step_id: str,
-                    messages: list[dict[str, Any]], ctx_vars: dict[str, Any]) -> dict[str, Any]:
+                    messages: list[dict[str, Any]], ctx_vars: dict[str, Any],
+                    repairs: list[str]) -> dict[str, Any]:
     attempt, reasks, tool_rounds = 0, 0, 0
     while True:
         request = ModelRequest(
@@ -152,7 +166,8 @@ async def _converse(ctx: RunContext, agent: CompiledAgent, state: DecisionState,
             output_schema=agent.output_schema,
             tools=agent.tool_specs if tool_rounds < agent.max_tool_rounds else None,
             context=ctx_vars, temperature=agent.temperature, max_tokens=agent.max_tokens,
-            timeout=agent.timeout, seed=ctx.seed)
+            timeout=agent.timeout, seed=ctx.seed,
+            accept=lambda r: bool(r.tool_calls) or _check(agent, r.content)[1] is None)
         started = now()
         if ctx.budget is not None:
             ctx.budget.check()  # spent already (e.g. by a concurrent step): no new call
@@ -166,13 +181,11 @@ async def _converse(ctx: RunContext, agent: CompiledAgent, state: DecisionState,
         if not response.cached and response.model != "offline":
             ctx.provider_calls += 1
         tools_called = bool(response.tool_calls and request.tools)
-        output, invalid, problems = None, None, ""
+        output, invalid, fixed = None, None, []
         if not tools_called:
-            try:
-                output = agent.validate(response.content)
-            except OutputInvalid as exc:
-                invalid = exc
-                problems = "; ".join(getattr(exc, "problems", None) or [str(exc)])
+            output, invalid, fixed = _check(agent, response.content)
+        problems = "; ".join(getattr(invalid, "problems", None) or [str(invalid)]) \
+            if invalid else ""
         # The answer's own row says why a re-ask follows it (one line).
         _log_attempts(ctx, agent, state, step_id, request, response.attempts, attempt, started,
                       response, invalid=f"output invalid: {problems}" if invalid else None)
@@ -184,15 +197,39 @@ async def _converse(ctx: RunContext, agent: CompiledAgent, state: DecisionState,
             messages = messages + _tool_messages(agent, state, response)
             continue
         if invalid is None:
+            repairs.extend(fixed)
             return output  # type: ignore[return-value]
         reasks += 1  # re-ask with the problems listed
         if reasks >= ctx.output_attempts:
             raise ModelError(f"output did not match '{agent.output_name}' after "
                              f"{reasks} attempts: {problems}") from None
         messages = messages + [
-            {"role": "assistant", "content": response.content},
+            {"role": "assistant", "content": _clip(response.content)},
             {"role": "user", "content": f"Your answer did not validate: {invalid}\nReply again "
              f"with only one JSON object that matches the schema."}]
+
+
+def _check(agent: CompiledAgent, content: str) -> tuple[dict[str, Any] | None,
+                                                        OutputInvalid | None, list[str]]:
+    """(output, None, repairs) for an answer that validates as it is or once repaired;
+    (None, the first problem, []) otherwise."""
+    try:
+        return agent.validate(content), None, []
+    except OutputInvalid as exc:
+        first = exc
+    repaired = repair(content, agent.output_schema)
+    if repaired is None or not repaired[1]:
+        return None, first, []
+    try:
+        return agent.validate(repaired[0]), None, repaired[1]
+    except OutputInvalid as exc:
+        return None, exc, []
+
+
+def _clip(text: str) -> str:
+    if len(text) <= REASK_ECHO_CHARS:
+        return text
+    return f"{text[:REASK_ECHO_CHARS]}… [{len(text) - REASK_ECHO_CHARS} more characters cut]"
 
 
 def _log_attempts(ctx: RunContext, agent: CompiledAgent, state: DecisionState, step_id: str,
@@ -211,7 +248,8 @@ def _log_attempts(ctx: RunContext, agent: CompiledAgent, state: DecisionState, s
         ctx.record("model_calls", {
             "call_id": f"{step_id}#{i}", "step_id": step_id, "symbol": state.symbol,
             "as_of": state.as_of, "agent": agent.id, "model": a.model, "attempt": i,
-            "request": payload, "response": _response_text(response) if final else a.response,
+            "request": {**payload, "structured_output": getattr(a, "structured_output", None)},
+            "response": _response_text(response) if final else a.response,
             "prompt_tokens": a.prompt_tokens, "completion_tokens": a.completion_tokens,
             "cost_usd": a.cost_usd, "latency_ms": a.latency_ms, "cached": a.cached,
             "cache_key": response.cache_key if final and response else None,

@@ -4,7 +4,7 @@ cache) and the contract of the providers that build them (`ModelProvider`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
 
 if TYPE_CHECKING:
     from flowkit.llm.limits import Limiter
@@ -24,6 +24,9 @@ class ModelRequest:
     max_tokens: int | None = None
     timeout: float | None = None
     seed: int | None = None
+    # Whether an answer is usable (validates, possibly after repair). Only accepted answers are
+    # served from the cache; never sent, never part of the cache key.
+    accept: Callable[[ModelResponse], bool] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -45,6 +48,7 @@ class Attempt:
     response: str | None = None
     error: str | None = None
     cached: bool = False
+    structured_output: str | None = None  # how the typed output was asked for (structured.MODES)
 
 
 @dataclass

@@ -9,7 +9,7 @@ import time
 from dataclasses import asdict
 from typing import Any, Literal, Protocol
 
-from flowkit.errors import CacheMiss
+from flowkit.errors import CacheMiss, ModelError
 from flowkit.llm.base import Attempt, ChatModel, ModelRequest, ModelResponse, ToolCall
 
 CacheMode = Literal["off", "read_write", "replay"]
@@ -65,7 +65,9 @@ class CachedModel:
 
     The key covers the inner model's name, the messages and `inner.cache_params(request)` when
     the inner model has it (so profile defaults such as temperature count), else the request's
-    own parameters. Only successful responses are stored.
+    own parameters. Every outcome is stored, flagged: answers the request's `accept` refused and
+    failed calls are never served to a live run (it asks again), only to a replay, which thus
+    reproduces the original run's failures too.
     """
 
     def __init__(self, inner: ChatModel, store: CacheStore, mode: CacheMode = "read_write"):
@@ -81,14 +83,24 @@ class CachedModel:
         params = getattr(self.inner, "cache_params", request_params)(request)
         key = cache_key(self.name, request.messages, params)
         payload = self.store.get(key)
-        if payload is not None:
+        # A live run is served only answers that were usable; a replay is served the original
+        # run's outcome whatever it was, so it fails, repairs and re-asks exactly as that did.
+        if payload is not None and (self.mode == "replay" or payload.get("valid", True)):
+            if "failed" in payload:
+                raise ModelError(payload["failed"])
             return _from_payload(payload, key, (time.perf_counter() - started) * 1000)
         if self.mode == "replay":
-            raise CacheMiss(f"replay: no cached response for agent {request.agent!r} "
-                            f"(model {self.name}, key {key[:12]})")
-        response = await self.inner.complete(request)
+            raise CacheMiss(f"replay: agent {request.agent!r} sent a request the original run "
+                            f"never made: its prompt or parameters changed since (model "
+                            f"{self.name}, key {key[:12]})")
+        try:
+            response = await self.inner.complete(request)
+        except ModelError as exc:
+            self.store.put(key, self.name, {"failed": str(exc), "valid": False})
+            raise
         response.cache_key = key
-        self.store.put(key, response.model, _to_payload(response))
+        valid = request.accept is None or request.accept(response)
+        self.store.put(key, response.model, {**_to_payload(response), "valid": valid})
         return response
 
     async def aclose(self) -> None:

@@ -1,20 +1,24 @@
 """Any litellm model behind the ChatModel interface, with retries, fallbacks and accounting.
 
 Each profile gets `retries` retries (tenacity: exponential backoff with jitter, or the server's
-Retry-After) on 429, 408, 5xx, timeouts and connection errors; other errors skip straight to the
-next fallback profile. Every try, failed or not, is an Attempt on the response (or on the
+Retry-After) on what `faults.retryable` allows (408, 409, 429, 5xx, timeouts, lost connections,
+empty answers); other errors skip straight to the next fallback profile. Each attempt has a total
+deadline (twice the profile's timeout), so a slow drip cannot outlive it. A profile whose calls failed
+`breaker_failures` times in a row is skipped for `breaker_cooldown` seconds while a fallback
+exists (circuit breaker). The structured-output mode is negotiated per endpoint
+(`flowkit.llm.structured`). Every try, failed or not, is an Attempt on the response (or on the
 ModelError when all fail). litellm is imported on the first call: it costs 2-3 s.
 """
 
 from __future__ import annotations
 
 import asyncio
-
 import email.utils
 import functools
+import importlib
+import logging
 import os
 import random
-import re
 import sys
 import time
 from contextlib import nullcontext
@@ -25,6 +29,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 
 from flowkit import secrets
 from flowkit.errors import ConfigError, ModelError
+from flowkit.llm import faults, structured
 from flowkit.llm.base import Attempt, ModelRequest, ModelResponse, ToolCall
 from flowkit.llm.cache import request_params, response_text
 from flowkit.llm.limits import Limiter
@@ -33,6 +38,8 @@ from flowkit.spec.models import ModelProfile
 # Sent to a custom api_base that names no api_key_env: the SDKs refuse to send without a key,
 # and an explicit one stops litellm from falling back to the provider's key in the environment.
 LOCAL_API_KEY = "sk-local"
+log = logging.getLogger("flowkit.llm")
+DEADLINE_FACTOR = 2  # one attempt's total deadline, in multiples of the profile's timeout
 
 
 @functools.cache
@@ -44,6 +51,13 @@ def _litellm() -> ModuleType:
 
     litellm.suppress_debug_info = True
     litellm.disable_hf_tokenizer_download = True
+    # What a first completion would import lazily (seconds on a busy machine): imported here,
+    # off the clock of any call's deadline.
+    for module in ("openai.resources", "litellm.proxy._types", "litellm._service_logger"):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            pass
     return litellm
 
 
@@ -52,7 +66,8 @@ class LiteLLMModel:
 
     def __init__(self, profile: ModelProfile, fallbacks: Sequence[ModelProfile] = (), *,
                  limiter: Limiter | None = None, backoff: float = 1.0, max_backoff: float = 30.0,
-                 retry_after_cap: float = 30.0):
+                 retry_after_cap: float = 30.0, breaker_failures: int = 3,
+                 breaker_cooldown: float = 60.0):
         self.name = profile.model
         self.profile = profile
         self.profiles = [profile, *fallbacks]
@@ -60,6 +75,11 @@ class LiteLLMModel:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.retry_after_cap = retry_after_cap
+        self.breaker_failures = breaker_failures
+        self.breaker_cooldown = breaker_cooldown
+        self.modes: dict[str, str] = {}  # endpoint -> the structured-output mode it took
+        self._failures: dict[str, int] = {}     # endpoint -> failed calls in a row
+        self._open_until: dict[str, float] = {}  # endpoint -> monotonic end of its cool-down
         for p in self.profiles:  # whatever its name, the variable holds a key: mask its value
             if p.api_key_env:
                 secrets.remember_env(p.api_key_env)
@@ -73,19 +93,26 @@ class LiteLLMModel:
         _litellm()  # the first call pays the import; keep it off the clock
         started = time.perf_counter()
         attempts: list[Attempt] = []
-        for profile in self.profiles:
-            kwargs = self._kwargs(profile, request)
+        for i, profile in enumerate(self.profiles):
+            endpoint = _endpoint(profile)
+            if i < len(self.profiles) - 1 and self._open_until.get(endpoint, 0) > time.monotonic():
+                continue  # circuit open: a primary that keeps failing waits out its cool-down
             try:
-                response = await self._with_retries(profile, kwargs, attempts)
+                response = await self._with_retries(profile, request, attempts)
+            except ConfigError:  # a missing key is the user's to fix, not a fault to fall back on
+                raise
             except Exception:  # recorded in attempts; the next profile gets its turn
+                self._trip(endpoint)
                 continue
+            self._failures.pop(endpoint, None)
             response.attempts = attempts
             response.cost_usd = sum(a.cost_usd for a in attempts)
             response.latency_ms = _ms(started)
             return response
+        last = attempts[-1].error if attempts else "every model is cooling down"
         raise ModelError(f"agent {request.agent!r}: model call failed after {len(attempts)} "
                          f"attempts (models: {', '.join(p.model for p in self.profiles)}); "
-                         f"last error: {attempts[-1].error}", attempts=attempts)
+                         f"last error: {last}", attempts=attempts)
 
     async def aclose(self) -> None:
         # Only if a call imported litellm: closing must not pay for the import.
@@ -95,36 +122,84 @@ class LiteLLMModel:
             # Closed clients stay cached and are bound to this event loop: drop them.
             litellm.in_memory_llm_clients_cache.flush_cache()
 
-    async def _with_retries(self, profile: ModelProfile, kwargs: dict[str, Any],
+    def _trip(self, endpoint: str) -> None:
+        failures = self._failures.get(endpoint, 0) + 1
+        self._failures[endpoint] = failures
+        if failures >= self.breaker_failures:
+            self._open_until[endpoint] = time.monotonic() + self.breaker_cooldown
+            self._failures[endpoint] = 0
+
+    async def _with_retries(self, profile: ModelProfile, request: ModelRequest,
                             attempts: list[Attempt]) -> ModelResponse:
         """The first try goes straight out; tenacity (built per call, ~0.1 ms) only steps in
         after a retryable failure, which keeps the common path cheap."""
         try:
-            return await self._attempt(profile, kwargs, attempts)
+            return await self._negotiate(profile, request, attempts)
         except Exception as exc:
-            if not profile.retries or not _retryable(exc):
+            if not profile.retries or not faults.retryable(exc):
                 raise
             first = exc
         retrying = AsyncRetrying(stop=stop_after_attempt(profile.retries), wait=self._wait,
-                                 retry=retry_if_exception(_retryable), reraise=True)
+                                 retry=retry_if_exception(faults.retryable), reraise=True)
         await asyncio.sleep(self._delay(first, 1))
-        return await retrying(self._attempt, profile, kwargs, attempts)
+        return await retrying(self._negotiate, profile, request, attempts)
 
-    async def _attempt(self, profile: ModelProfile, kwargs: dict[str, Any],
+    async def _negotiate(self, profile: ModelProfile, request: ModelRequest,
+                         attempts: list[Attempt]) -> ModelResponse:
+        """One try; if the endpoint rejects the structured-output mode, the next mode at once
+        (not a retry), remembered for the rest of the run."""
+        endpoint = _endpoint(profile)
+        while True:
+            mode = self._mode(profile, request)
+            try:
+                return await self._attempt(profile, request, mode, attempts)
+            except Exception as exc:
+                fallback = structured.next_mode(mode)
+                if profile.structured_output != "auto" or fallback is None \
+                        or not structured.rejects_mode(exc, mode):
+                    raise
+                attempts[-1].error = f"{attempts[-1].error} [{mode} refused: using {fallback}]"
+                if self.modes.get(endpoint) == fallback:
+                    continue  # a concurrent call learnt it already and said so
+                self.modes[endpoint] = fallback
+                log.warning("%s at %s refused structured output %s; using %s for this run",
+                            profile.model, profile.api_base or "its provider", mode, fallback)
+
+    def _mode(self, profile: ModelProfile, request: ModelRequest) -> str | None:
+        if request.output_schema is None:
+            return None
+        if profile.structured_output != "auto":
+            return profile.structured_output
+        endpoint = _endpoint(profile)
+        if endpoint not in self.modes:
+            self.modes[endpoint] = structured.auto_mode(
+                profile.model, bool(profile.api_base), _litellm().supports_response_schema)
+        return self.modes[endpoint]
+
+    async def _attempt(self, profile: ModelProfile, request: ModelRequest, mode: str | None,
                        attempts: list[Attempt]) -> ModelResponse:
         litellm = _litellm()
+        kwargs = self._kwargs(profile, request, mode)
         slot: AsyncContextManager[Any] = (
             self.limiter.acquire(profile.model, profile.rpm) if self.limiter else nullcontext())
         async with slot:
             started = time.perf_counter()
             try:
-                raw = await litellm.acompletion(**kwargs)
-                response, attempt = _parse(profile.model, raw, _ms(started))
+                # The client's timeout restarts with every byte: a slow drip would outlive it.
+                # The total deadline leaves room for litellm's lazy setup on a first call.
+                raw = await asyncio.wait_for(litellm.acompletion(**kwargs),
+                                             DEADLINE_FACTOR * kwargs["timeout"])
+                response, attempt = _parse(profile.model, raw, _ms(started), mode,
+                                           request.output_name)
             except Exception as exc:
-                # a provider's error may echo the key: mask it before anyone keeps it
+                if isinstance(exc, asyncio.TimeoutError):
+                    exc = TimeoutError(f"no complete answer within "
+                                       f"{DEADLINE_FACTOR * kwargs['timeout']:g} s")
+                # a provider's error may echo the key: describe() masks it
                 attempts.append(Attempt(model=profile.model, latency_ms=_ms(started),
-                                        error=secrets.redact(_describe(exc))))
-                raise
+                                        error=faults.describe(exc, profile.api_base),
+                                        structured_output=mode))
+                raise exc from None
         attempts.append(attempt)
         return response
 
@@ -142,7 +217,10 @@ class LiteLLMModel:
         exponential = self.backoff * 2.0 ** (failures - 1)
         return min(self.max_backoff, exponential) + random.uniform(0, self.backoff)
 
-    def _kwargs(self, profile: ModelProfile, request: ModelRequest) -> dict[str, Any]:
+    def _kwargs(self, profile: ModelProfile, request: ModelRequest,
+                mode: str | None = None) -> dict[str, Any]:
+        """The litellm arguments of one attempt; `mode` defaults to the negotiated one."""
+        mode = mode or self._mode(profile, request)
         kwargs: dict[str, Any] = {
             "model": profile.model,
             "messages": request.messages,
@@ -155,15 +233,12 @@ class LiteLLMModel:
         }
         if request.seed is not None:
             kwargs["seed"] = request.seed
-        if request.output_schema is not None:
-            kwargs["response_format"] = (
-                {"type": "json_schema",
-                 "json_schema": {"name": _schema_name(request.output_name),
-                                 "schema": request.output_schema, "strict": False}}
-                if _supports_schema(profile.model, bool(profile.api_base))
-                else {"type": "json_object"})  # the schema is in the prompt already
         if request.tools:
             kwargs["tools"] = request.tools
+        if mode is not None and request.output_schema is not None:
+            kwargs.update(structured.request_fields(mode, request.output_name,
+                                                    request.output_schema, request.tools,
+                                                    bool(profile.api_base)))
         return kwargs
 
     @staticmethod
@@ -171,19 +246,26 @@ class LiteLLMModel:
         return profile.temperature if request.temperature is None else request.temperature
 
 
-def _parse(model: str, raw: Any, latency_ms: float) -> tuple[ModelResponse, Attempt]:
-    message = raw.choices[0].message
+def _parse(model: str, raw: Any, latency_ms: float, mode: str | None,
+           output_name: str) -> tuple[ModelResponse, Attempt]:
+    message = faults.check_completion(raw)
     tool_calls = [ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments or "{}")
                   for c in message.tool_calls or []]
     content = message.content or ""
+    if mode == "tools":  # the answer came as a call of the answer tool: it is the content
+        answer = structured.schema_name(output_name)
+        for call in tool_calls:
+            if call.name == answer:
+                content = call.arguments
+        tool_calls = [c for c in tool_calls if c.name != answer]
     usage = getattr(raw, "usage", None)
     prompt_tokens = getattr(usage, "prompt_tokens", 0) or 0
     completion_tokens = getattr(usage, "completion_tokens", 0) or 0
     # litellm prices every response it can; None means the model is not in its tables.
-    cost = float(raw._hidden_params.get("response_cost") or 0.0)
+    cost = float((getattr(raw, "_hidden_params", None) or {}).get("response_cost") or 0.0)
     attempt = Attempt(model=model, latency_ms=latency_ms, prompt_tokens=prompt_tokens,
                       completion_tokens=completion_tokens, cost_usd=cost,
-                      response=response_text(content, tool_calls))
+                      response=response_text(content, tool_calls), structured_output=mode)
     response = ModelResponse(model=model, content=content, tool_calls=tool_calls,
                              prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
     return response, attempt
@@ -205,26 +287,6 @@ def _connection(profile: ModelProfile) -> dict[str, Any]:
     elif profile.api_base:
         conn["api_key"] = LOCAL_API_KEY
     return conn
-
-
-@functools.cache
-def _supports_schema(model: str, has_api_base: bool) -> bool:
-    # An OpenAI-compatible server behind api_base is assumed to take json_schema like OpenAI.
-    if has_api_base and model.startswith("openai/"):
-        return True
-    return bool(_litellm().supports_response_schema(model))
-
-
-def _schema_name(name: str) -> str:
-    """OpenAI wants ^[a-zA-Z0-9_-]{1,64}$."""
-    return re.sub(r"[^A-Za-z0-9_-]", "_", name)[:64] or "output"
-
-
-def _retryable(exc: BaseException) -> bool:
-    status = getattr(exc, "status_code", None)
-    if isinstance(status, int):
-        return status in (408, 429) or status >= 500
-    return isinstance(exc, (TimeoutError, ConnectionError))
 
 
 def _retry_after(exc: BaseException | None) -> float | None:
@@ -255,12 +317,8 @@ def _float(value: Any) -> float | None:
         return None
 
 
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    # litellm's messages already start with their class name; the status code is not in them.
-    text = text if type(exc).__name__ in text else f"{type(exc).__name__}: {text}"
-    status = getattr(exc, "status_code", None)
-    return f"HTTP {status}: {text}" if isinstance(status, int) else text
+def _endpoint(profile: ModelProfile) -> str:
+    return f"{profile.model}@{profile.api_base or ''}"
 
 
 def _ms(started: float) -> float:

@@ -30,7 +30,7 @@ UTF-8, a short or truncated row, an unreadable value, a non-positive price, a ba
 below its low, open or close (or low above them), or bars out of order fail with file:line,
 wherever they are in the file. `MarketData.data_warnings(symbols, start, end)` names what a run
 on a window should know: the window cut to the data (and a symbol whose data ends inside the
-run, valued at its last close from then on), missing bars, and split-like jumps (> 50% in one
+run, closed at its last close with reason `data_end`), missing bars, and split-like jumps (> 50% in one
 bar); a backtest prints them in its header and stores them with the firm's metrics.
 
 `decision_times(symbol, start, end, every)` gives the close time of the bar ending each period

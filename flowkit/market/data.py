@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +19,7 @@ from flowkit.market.bars import Bars
 from flowkit.market.view import AsOfView, SymbolData
 
 if TYPE_CHECKING:
+    from flowkit.market.sources import RawSymbol
     from flowkit.spec.models import MarketSpec
 
 SECTORS = {
@@ -31,8 +34,9 @@ class MarketData:
     """The loaded market. `bars()` is the full history (simulator, broker); agents get `asof()`."""
 
     def __init__(self, data: dict[str, SymbolData], symbols: list[str], *, benchmark: str | None,
-                 timeframe: str, lookback: int, sectors: dict[str, str]):
+                 timeframe: str, lookback: int, sectors: dict[str, str], fingerprint: str = ""):
         self.symbols = symbols
+        self.fingerprint = fingerprint  # sha256 of the data as loaded (`data_fingerprint`)
         self.benchmark = benchmark
         self.timeframe = timeframe
         self.lookback = lookback
@@ -112,8 +116,8 @@ def data_warnings(d: SymbolData, lo: np.datetime64, hi: np.datetime64,
     decision falls on session `last` (the end of the data of the longest symbol, or hi):
 
     - the window cut to the data: the data starts after lo, or ends before hi;
-    - the data ends before `last`, so inside the run: from its last bar on, the symbol is
-      valued at its last close and its stops and take-profits cannot fire;
+    - the data ends before `last`, so inside the run: the backtest exits the symbol at its last
+      close at the next decision time and cancels its working orders (order reason `data_end`);
     - missing bars: for crypto any missing day or hour; for stocks two or more weekdays in a row
       without a bar (one missing weekday may be an exchange holiday, which is not checked);
     - a split-like jump: a close more than JUMP (50%) away from the previous close, while flowkit
@@ -124,8 +128,9 @@ def data_warnings(d: SymbolData, lo: np.datetime64, hi: np.datetime64,
         out.append(f"{name}: the data starts on {session[0]}, after the window starts ({lo}): "
                    "the window is cut to the data")
     if session[-1] < last:
-        out.append(f"{name}: the data ends on {session[-1]}, inside the run (to {last}): from "
-                   "then on it is valued at its last close and its stops cannot fire")
+        out.append(f"{name}: the data ends on {session[-1]}, inside the run (to {last}): its "
+                   "position is closed at its last close at the next decision time (order "
+                   "reason data_end) and its working orders are cancelled")
     elif session[-1] < hi:
         out.append(f"{name}: the data ends on {session[-1]}, before the window ends ({hi}): "
                    "the window is cut to the data")
@@ -178,4 +183,17 @@ def load_market(spec: MarketSpec, *, base_dir: Path | None = None, cache_db: str
     data = {s: SymbolData(s, spec.timeframe, raw[s], crypto[s]) for s in wanted}
     sectors = {**{s: "Crypto" for s in wanted if crypto[s]}, **SECTORS, **spec.sectors}
     return MarketData(data, list(spec.symbols), benchmark=spec.benchmark, timeframe=spec.timeframe,
-                      lookback=spec.lookback, sectors={s: sectors[s] for s in wanted if s in sectors})
+                      lookback=spec.lookback, sectors={s: sectors[s] for s in wanted if s in sectors},
+                      fingerprint=data_fingerprint(raw))
+
+
+def data_fingerprint(raw: Mapping[str, RawSymbol]) -> str:
+    """sha256 of every symbol's bars, news and earnings as a source returned them: a run stores
+    it, so replay and resume can say the data changed since (whatever the source or folder)."""
+    digest = hashlib.sha256()
+    for symbol in sorted(raw):
+        r = raw[symbol]
+        digest.update(json.dumps([symbol, r.news, r.earnings], sort_keys=True).encode())
+        digest.update(np.ascontiguousarray(r.label).tobytes())
+        digest.update(np.ascontiguousarray(r.ohlcv, dtype=np.float64).tobytes())
+    return digest.hexdigest()

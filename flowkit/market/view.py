@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from flowkit.domain.market import Fundamentals, MarketSnapshot
 from flowkit.errors import DataError
 from flowkit.market import clock, indicators
 from flowkit.market.bars import Bars
@@ -149,7 +150,7 @@ class AsOfView:
                  sector: str | None):
         self.symbol, self.as_of = data.bars.symbol, t
         self._data, self._i, self._lookback, self._sector = data, i, lookback, sector
-        self._snapshot: dict[str, Any] | None = None
+        self._snapshot: MarketSnapshot | None = None
 
     def _visible(self, n: int) -> tuple[int, int]:
         hi = self._i + 1
@@ -161,13 +162,13 @@ class AsOfView:
         columns = list(zip(*self._data.rows(lo, hi))) or [()] * len(OHLCV)
         return {"time": self._data.labels(lo, hi), **{name: list(col) for name, col in zip(OHLCV, columns)}}
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> MarketSnapshot:
         """JSON-able summary for prompts and the offline model; memoised, treat as read-only."""
         if self._snapshot is None:
             self._snapshot = self._build()
         return self._snapshot
 
-    def _build(self) -> dict[str, Any]:
+    def _build(self) -> MarketSnapshot:
         d, i, t = self._data, self._i, self.as_of
         derived = [rounded(x) for x in d.derived[i].tolist()]
         lo, hi = self._visible(RECENT_BARS)
@@ -202,7 +203,7 @@ class AsOfView:
         counted = int(np.count_nonzero(published > t - NEWS_COUNT_DAYS))
         return [dict(news.items[lo + k]) for k in newest.tolist()], len(recent), counted
 
-    def _fundamentals(self) -> dict[str, Any] | None:
+    def _fundamentals(self) -> Fundamentals | None:
         """The last 8 visible quarters; YoY growth compares the latest with 4 quarters before."""
         earnings = self._data.earnings
         if earnings is None or (k := earnings.count(self.as_of)) == 0:

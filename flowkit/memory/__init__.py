@@ -67,13 +67,15 @@ class Memory:
 
     # ---------------------------------------------------------------- outcomes
 
-    def observe(self, seq: int, t: Any, decisions: list[Any], bars: dict[str, Any]) -> None:
-        """Queue today's decisions; turn those whose horizon has passed into lessons."""
-        for d in decisions:
+    def observe(self, seq: int, t: Any, decided: list[tuple[Any, Any]],
+                bars: dict[str, Any]) -> None:
+        """Queue today's (decision, DecisionState) pairs; turn those whose horizon has passed
+        into lessons."""
+        for d, state in decided:
             i = bars[d.symbol].index_asof(t)
             self.pending.append({"symbol": d.symbol, "as_of": d.as_of, "index": int(i),
                                  "action": d.action, "confidence": d.confidence,
-                                 "features": _features(d.state)})
+                                 "features": _features(state)})
         still = []
         for p in self.pending:
             b = bars[p["symbol"]]
@@ -123,8 +125,6 @@ class Memory:
 
 def _features(state: Any) -> dict[str, Any]:
     """What the decision saw, compactly: enough to evaluate belief conditions later."""
-    if state is None:
-        return {"market": {}, "outputs": {}, "signals": {}}
     signals = {a: o.get("signal") for a, o in state.outputs.items()
                if isinstance(o, dict) and o.get("signal")}
     market = {"indicators": state.market.get("indicators", {}), "price": state.market.get("price", {}),
@@ -139,8 +139,33 @@ def load_beliefs(session: Any) -> list[dict[str, Any]]:
     """Frozen beliefs of the latest training run of this workflow, if its window ended before
     the first decision (`flowkit train` records the window with each belief)."""
     return [{"text": b["text"], "agents": b["agents"], "condition": b["condition"],
-             "effect": b["effect"], "train_end": (b["evidence"] or {}).get("train_end")}
+             "effect": b["effect"], "train_end": (b["evidence"] or {}).get("train_end"),
+             "training_run": b["run_id"]}
             for b in session.log.reader().beliefs(session.spec.name)]
+
+
+def beliefs_used(session: Any, memory: Memory | None) -> dict[str, Any]:
+    """Which beliefs a run's agents get, for `runs.config` (key `beliefs`), the run header and
+    the report: {"enabled", "training_run" (None: none loaded, or a training's own episodes),
+    "count"}."""
+    b = session.spec.learning.beliefs if session.spec.learning else None
+    beliefs = memory.beliefs if memory is not None and b is not None and b.enabled else []
+    runs = sorted({x["training_run"] for x in beliefs if x.get("training_run")})
+    return {"enabled": bool(b is not None and b.enabled), "count": len(beliefs),
+            "training_run": runs[0] if runs else None}
+
+
+def describe_beliefs(used: dict[str, Any] | None) -> str:
+    """`beliefs_used` in words; runs logged before it was recorded say so."""
+    if used is None:
+        return "not recorded (a run logged by an older flowkit)"
+    if not used["enabled"]:
+        return "off (learning.beliefs is not enabled)"
+    if used["training_run"]:
+        return f"{used['count']} frozen beliefs of training run {used['training_run']}"
+    if used["count"]:
+        return f"{used['count']} beliefs of the previous episodes of this training"
+    return "none: no frozen beliefs of this workflow in the event log (run `flowkit train` first)"
 
 
 def check_window(beliefs: list[dict[str, Any]], first_decision: str) -> None:

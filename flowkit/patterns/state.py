@@ -12,7 +12,7 @@ class DecisionState:
 
     symbol: str
     as_of: str                       # ISO-8601 UTC, the decision time
-    market: dict[str, Any]           # the as-of snapshot (nothing after as_of)
+    market: dict[str, Any]           # the as-of MarketSnapshot (nothing after as_of)
     portfolio: dict[str, Any] = field(default_factory=dict)
     risk: dict[str, Any] = field(default_factory=dict)
     risk_state: dict[str, Any] = field(default_factory=dict)

@@ -13,22 +13,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from flowkit.domain.numbers import usable_price
 from flowkit.domain.orders import Fill
 
 FRACTIONAL_STEP = 1e-8  # smallest quantity step when fractional (one satoshi of BTC); 8 decimals
-
-
-def finite_number(value: object) -> float | None:
-    """`value` as a float if it is a finite real number (booleans are not), else None."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return float(value)
-
-
-def usable_price(value: object) -> float | None:
-    """`value` as a price if it is a finite positive number, else None."""
-    number = finite_number(value)
-    return number if number is not None and number > 0 else None
 
 
 @dataclass

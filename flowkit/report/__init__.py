@@ -1,5 +1,5 @@
 """HTML and PNG reports of runs, read from the event log through flowkit.store.RunStore."""
 
-from flowkit.report.html import write_comparison, write_report
+from flowkit.report.html import run_differences, write_comparison, write_report
 
-__all__ = ["write_comparison", "write_report"]
+__all__ = ["run_differences", "write_comparison", "write_report"]

@@ -30,6 +30,7 @@ Times are ISO 8601 in UTC (a ``Z`` suffix or an offset is accepted); JSON null r
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import math
 from collections import defaultdict
@@ -42,6 +43,7 @@ import numpy as np
 
 from flowkit.backtest.metrics import (compute_metrics, flag_suspect, measured_periods_per_year,
                                       round_trips)
+from flowkit.memory import describe_beliefs
 from flowkit.store.runstore import RunStore
 
 Db: TypeAlias = "str | Path | RunStore"  # or an open DuckDB connection: see RunStore.of
@@ -97,10 +99,12 @@ def write_report(db: Db, run_id: str, out_html: Path, *, png: Path | None = None
     with RunStore.of(db) as store:  # one consistent view, released before rendering
         run = _load_run(store, run_id, prices)
         decisions = _load_decisions(store, run_id)
+        risk = _risk_chart(store.risk_state(run_id))
     drawdowns = [c.drawdown() for c in run.curves]
     charts = [
         _chart("equity", "Equity: firm vs baselines", run.curves, "money"),
         _chart("drawdown", "Drawdown from peak", drawdowns, "pct", area=drawdowns[0]),
+        *risk,
     ]
     lo, hi = run.window()
     for symbol, (t, close) in sorted(run.prices.items()):
@@ -138,13 +142,15 @@ def write_comparison(db: Db, run_ids: Sequence[str], out_html: Path) -> Path:
         raise ValueError("write_comparison needs at least one run id")
     with RunStore.of(db) as store:
         runs = [_load_run(store, r, None) for r in run_ids]
+    # Growth of 1: runs with different starting capital (or currency) share one axis.
     curves = [
-        _Curve(f"{r.run['workflow_name']} · {r.run['run_id']}", r.times, r.equity,
+        _Curve(f"{r.run['workflow_name']} · {r.run['run_id']}", r.times,
+               r.equity / r.equity[0] if len(r.equity) and r.equity[0] > 0 else r.equity,
                PALETTE[k % len(PALETTE)], width=1.8)
         for k, r in enumerate(runs)
     ]
     charts = [
-        _chart("equity", "Equity", curves, "money"),
+        _chart("equity", "Equity, normalised to 1.0 at the start", curves, "num"),
         _chart("drawdown", "Drawdown from peak", [c.drawdown() for c in curves], "pct"),
     ]
     table = _metrics_table([r.run["run_id"] for r in runs], [r.strategies["firm"] for r in runs],
@@ -165,11 +171,42 @@ def write_comparison(db: Db, run_ids: Sequence[str], out_html: Path) -> Path:
         title=f"Comparison of {len(runs)} runs", subtitle=", ".join(names),
         info=[("Runs", ", ".join(run_ids), ""), ("Workflows", ", ".join(names), ""),
               ("Total cost", _usd(sum(r.calls["cost"] for r in runs)), "")],
-        alerts=[f"{r.run['run_id']}: {f}" for r in runs for f in _flags(r.strategies["firm"])],
+        alerts=_differences(runs)
+        + [f"{r.run['run_id']}: {f}" for r in runs for f in _flags(r.strategies["firm"])],
         charts=charts, table=table, decisions=None)
     out_html = Path(out_html)
     out_html.write_text(page, encoding="utf-8")
     return out_html
+
+
+def run_differences(db: Db, run_ids: Sequence[str]) -> list[str]:
+    """What differs between the runs compared (symbols, frequency, capital, costs, window), one
+    sentence per difference; empty when they share all of it."""
+    with RunStore.of(db) as store:
+        return _differences([_load_run(store, r, None) for r in run_ids])
+
+
+def _differences(runs: Sequence[_Run]) -> list[str]:
+    def setting(r: _Run) -> dict[str, str]:
+        inv = (r.run["config"] or {}).get("invocation") or {}
+        market, book = r.config.get("market") or {}, r.config.get("portfolio") or {}
+        lo, hi = (r.times[0], r.times[-1]) if len(r.times) else (None, None)
+        return {
+            "symbols": ", ".join(sorted(inv.get("symbols") or market.get("symbols") or [])),
+            "decision frequency": inv.get("every") or (r.config.get("backtest") or {})
+            .get("every") or "1d",
+            "bar size": market.get("timeframe", "1d"),
+            "starting capital": f"{book.get('initial_cash', 0):,.2f} {book.get('currency', '')}"
+            .rstrip(),
+            "costs": f"fee {book.get('fee_bps')} bps, slippage {book.get('slippage_bps')} bps",
+            "fills": str(book.get("fill")),
+            "window": f"{_day(lo)} → {_day(hi)}",
+        }
+
+    settings = [setting(r) for r in runs]
+    return [f"The runs differ in {what}: " + "; ".join(
+                f"{r.run['run_id']} {s[what]}" for r, s in zip(runs, settings, strict=True))
+            for what in settings[0] if len({s[what] for s in settings}) > 1]
 
 
 # ---------------------------------------------------------------- loading
@@ -230,6 +267,7 @@ class _Run:
             ("Run", r["run_id"], ""), ("Status", r["status"] or "—", r["status"] or ""),
             ("Mode", r["mode"] or "—", ""), ("Window", window, ""),
             ("Symbols", ", ".join(symbols) or "—", ""),
+            ("Beliefs", describe_beliefs((r["config"] or {}).get("beliefs")), ""),
             ("Model calls", f"{c['n']:,} ({c['cached']:,} cached)", ""),
             ("Tokens", f"{c['prompt'] + c['completion']:,} ({c['prompt']:,} prompt)", ""),
             ("Cost", _usd(c["cost"]), ""), ("Models", c["models"] or "—", ""),
@@ -340,6 +378,39 @@ _PAD_L, _PAD_R, _PAD_T, _PAD_B = 70, 18, 14, 30
 _DASHES = {"solid": "", "dashed": ' stroke-dasharray="6 4"'}
 
 
+def _risk_chart(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The risk state at each decision time (`risk_state`): CVaR and its reference, and below
+    the chart every stretch the firm was risk-averse or halted, with the engine's reason (the
+    drawdown instead of CVaR when the trigger is off). None for a run without risk states or
+    with the trigger off that never halted."""
+    averse, halted = sum(bool(r["risk_averse"]) for r in rows), sum(bool(r["halted"]) for r in rows)
+    measured = [r for r in rows if r["cvar"] is not None]
+    if not measured and not halted:
+        return []
+    t = np.array([_utc(r["time"]) for r in measured or rows], dtype="datetime64[s]")
+    curves = [_Curve("CVaR", t, np.array([r["cvar"] for r in measured], float), "#dc2626"),
+              _Curve("reference (calmest recent CVaR)", t,
+                     np.array([_num(r["reference_cvar"]) for r in measured], float), "#475569",
+                     "dashed")] if measured else \
+        [_Curve("drawdown", t, np.array([_num(r["drawdown"]) for r in rows], float), "#dc2626")]
+    notes = []
+    for (is_averse, is_halted), group in itertools.groupby(
+            rows, key=lambda r: (bool(r["risk_averse"]), bool(r["halted"]))):
+        if not (is_averse or is_halted):
+            continue
+        span = list(group)
+        state = " and ".join(s for s, on in (("risk-averse", is_averse), ("halted", is_halted))
+                             if on)
+        when = _stamp(span[0]["time"]) + ("" if len(span) == 1 else
+                                          f" → {_stamp(span[-1]['time'])} ({len(span)} times)")
+        notes.append(f"{when}: {state}" + (f" — {span[0]['reason']}" if is_averse else
+                                           " — the drawdown limit was breached"))
+    chart = _chart("risk", f"Risk state: risk-averse at {averse} of {len(rows)} decision times"
+                   f"{f', halted at {halted}' if halted else ''}", curves, "pct")
+    chart["notes"] = notes or ["Never risk-averse nor halted."]
+    return [chart]
+
+
 def _chart(chart_id: str, title: str, curves: Sequence[_Curve], kind: str, *,
            markers: Sequence[Mapping[str, Any]] = (), area: _Curve | None = None,
            legend_extra: Sequence[tuple[str, str, str]] = ()) -> dict[str, Any]:
@@ -349,7 +420,7 @@ def _chart(chart_id: str, title: str, curves: Sequence[_Curve], kind: str, *,
 
     return {"id": chart_id, "title": title,
             "legend": [(c.name, c.color, c.dash) for c in curves] + list(legend_extra),
-            "svg": Markup(_svg(curves, kind, markers, area))}
+            "svg": Markup(_svg(curves, kind, markers, area)), "notes": []}
 
 
 def _svg(curves: Sequence[_Curve], kind: str, markers: Sequence[Mapping[str, Any]],

@@ -2,7 +2,6 @@
 
 from flowkit.risk.engine import Review, RiskEngine, RiskState, StopLevels, cvar
 from flowkit.risk.limits import RULES
-from flowkit.risk.proposal import Proposal, parse_proposal
+from flowkit.risk.proposal import parse_proposal
 
-__all__ = ["RULES", "Proposal", "Review", "RiskEngine", "RiskState", "StopLevels", "cvar",
-           "parse_proposal"]
+__all__ = ["RULES", "Review", "RiskEngine", "RiskState", "StopLevels", "cvar", "parse_proposal"]

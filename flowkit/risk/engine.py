@@ -31,10 +31,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
+from flowkit.domain.decision import Decision
 from flowkit.domain.orders import Fill, OrderRequest, Reason
 from flowkit.portfolio import Portfolio, usable_price
 from flowkit.risk.limits import RULES, Book, binding, caps, reducible
-from flowkit.risk.proposal import Proposal, parse_proposal
+from flowkit.risk.proposal import parse_proposal
 from flowkit.spec.models import RiskSpec
 
 Verdict = Literal["approve", "resize", "reject"]
@@ -71,7 +72,7 @@ class RiskState(BaseModel):
     reference_cvar: float | None = None
     reason: str = "no decision time yet"
     stops: dict[str, StopLevels] = Field(default_factory=dict)
-    hints: dict[str, Proposal] = Field(default_factory=dict)  # last approved proposal per symbol
+    hints: dict[str, Decision] = Field(default_factory=dict)  # last approved proposal per symbol
 
 
 def cvar(returns: list[float], confidence: float) -> float:
@@ -312,7 +313,7 @@ class RiskEngine:
 
     # ------------------------------------------------------------ stops
 
-    def stop_levels(self, proposal: Proposal, entry_price: float) -> StopLevels:
+    def stop_levels(self, proposal: Decision, entry_price: float) -> StopLevels:
         """Stop and take-profit for a position opened by `proposal` at `entry_price`: the
         proposal's own levels when on the right side of entry and tighter than the defaults,
         else RiskSpec.stop_loss_pct / take_profit_pct."""
@@ -347,7 +348,7 @@ class RiskEngine:
             action: Literal["BUY", "SELL"] = "BUY" if qty > 0 else "SELL"
             hint = self._state.hints.get(fill.symbol)
             if hint is None or hint.action != action:
-                hint = Proposal(symbol=fill.symbol, action=action, size_pct=0.0)
+                hint = Decision(symbol=fill.symbol, action=action, size_pct=0.0)
             entry = portfolio.positions[fill.symbol].avg_cost
             self._state.stops[fill.symbol] = self.stop_levels(hint, entry)
 

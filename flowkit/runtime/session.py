@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from flowkit._version import __version__
-from flowkit.errors import ConfigError, FlowkitError, StepError
+from flowkit.domain.decision import Decision, decision_from_output
+from flowkit.errors import ConfigError, FlowkitError, OutputNeverValid, RunAborted, StepError
 from flowkit.graph.agent import RunContext
 from flowkit.graph.compiler import Firm, compile_firm
 from flowkit.llm.base import ChatModel
@@ -37,29 +40,6 @@ class RunOptions:
     run_id: str | None = None         # resume: continue this run
     seed: int | None = None
     symbols: list[str] | None = None  # --symbol: decide on these instead of market.symbols
-
-
-@dataclass
-class Decision:
-    symbol: str
-    as_of: str
-    agent: str
-    action: str                       # BUY | SELL | HOLD
-    size_pct: float
-    confidence: float
-    entry: float | None
-    stop_loss: float | None
-    take_profit: float | None
-    reasoning: str
-    state: DecisionState | None = field(default=None, repr=False)
-
-    def row(self, target_weight: float | None = None) -> dict[str, Any]:
-        """The `decisions` row (without run_id); `target_weight` comes from the risk review."""
-        return {"symbol": self.symbol, "as_of": self.as_of, "agent": self.agent,
-                "action": self.action, "size_pct": self.size_pct, "target_weight": target_weight,
-                "confidence": self.confidence,
-                "entry": self.entry, "stop_loss": self.stop_loss, "take_profit": self.take_profit,
-                "reasoning": self.reasoning}
 
 
 def new_run_id() -> str:
@@ -109,6 +89,7 @@ class Session:
         self.log = log if log is not None else _open_log(self.db_path)
         self.invocation: dict[str, Any] | None = None  # what the command line asked; kept for replay
         self.preset_beliefs: list[dict[str, Any]] | None = None  # training episodes set these
+        self.beliefs_used: dict[str, Any] | None = None  # memory.beliefs_used, for runs.config
         self.last_memory: Any = None                              # the run's Memory, for training
         self.market = _load_market(self.spec, loaded.base_dir, self.db_path)
         from flowkit.llm.limits import Budget, Limiter
@@ -121,6 +102,9 @@ class Session:
                               f"{', '.join(self.spec.models)}")
         self.models = self._models(models or {})
         self.firm: Firm = compile_firm(self.spec, loaded.base_dir, self.models)
+        self.decided = 0                       # decisions so far, and how many were invalid
+        self.invalid = 0
+        self.planned_decisions: int | None = None  # the loop sets it: the run's whole count
         self.ctx = RunContext(run_id=self.run_id, agents=self.firm.agents, log=self.log,
                               budget=Budget(rt.max_cost_usd, rt.max_tokens),
                               output_attempts=rt.output_attempts,
@@ -147,19 +131,34 @@ class Session:
         """Record the run (status running) before any step logs."""
         self.log.append("runs", {
             "run_id": self.run_id, "workflow_name": self.spec.name,
-            "workflow_path": str(self.loaded.path), "workflow_hash": self.loaded.sha256,
+            "workflow_path": str(self.loaded.path.resolve()), "workflow_hash": self.loaded.sha256,
             "mode": self.options.mode, "parent_run_id": self.options.parent_run_id,
             "status": "running", "started_at": _now(),
-            "config": {"workflow": self.resolved_config(), "invocation": self.invocation},
+            "config": {"workflow": self.resolved_config(), "invocation": self.invocation,
+                       "data": {"sha256": self.market.fingerprint},
+                       "beliefs": self.beliefs_used},
             "flowkit_version": __version__})
+        self.record_history("started")
         self.log.flush()
+
+    def record_history(self, event: str, *, reason: str | None = None, as_of: Any = None) -> None:
+        """A run_history row: the run started, resumed or ended (kept when resumed past)."""
+        self.log.append("run_history", {"run_id": self.run_id, "event": event, "time": _now(),
+                                        "as_of": as_of, "reason": reason})
 
     def resolved_config(self) -> dict[str, Any]:
         """The workflow as run (overrides applied). Keys live only in the environment, so the
-        spec holds none; api_key_env records the variable's name, never its value."""
-        return self.spec.model_dump(mode="json")
+        spec holds none; api_key_env records the variable's name, never its value. A relative
+        market.path is stored resolved against the workflow's folder, as the run read it, so
+        replay and resume read the same files from any folder."""
+        config = self.spec.model_dump(mode="json")
+        path = config["market"].get("path")
+        if path and not Path(path).expanduser().is_absolute():
+            config["market"]["path"] = str((self.loaded.base_dir / path).resolve())
+        return config
 
     def finish(self, status: str, error: str | None = None) -> None:
+        self.record_history(status, reason=error)
         self.log.update_run(self.run_id, status=status, finished_at=_now(), error=error)
         self.log.flush()
 
@@ -167,16 +166,52 @@ class Session:
                      risk_state: dict[str, Any] | None = None,
                      beliefs: dict[str, list[dict[str, Any]]] | None = None,
                      lessons: dict[str, list[str]] | None = None) -> Decision:
+        decision, _ = await self.deliberate(symbol, as_of, portfolio=portfolio,
+                                            risk_state=risk_state, beliefs=beliefs,
+                                            lessons=lessons)
+        return decision
+
+    async def deliberate(self, symbol: str, as_of: Any, *,
+                         portfolio: dict[str, Any] | None = None,
+                         risk_state: dict[str, Any] | None = None,
+                         beliefs: dict[str, list[dict[str, Any]]] | None = None,
+                         lessons: dict[str, list[str]] | None = None,
+                         ) -> tuple[Decision, DecisionState]:
+        """`decide`, also returning the DecisionState the firm worked on (transcripts, memory)."""
         view = self.market.asof(symbol, as_of)
         snapshot = view.snapshot()
         state = DecisionState(symbol=symbol, as_of=snapshot["as_of"], market=snapshot,
                               portfolio=portfolio or {}, risk=self.spec.risk.model_dump(mode="json"),
                               risk_state=risk_state or {}, beliefs=beliefs or {},
                               lessons=lessons or {}, view=view)
-        for step in self.firm.root.steps:  # top-level stages, each reported as it finishes
-            await step.run(self.ctx, state, Scope())
+        try:
+            for step in self.firm.root.steps:  # top-level stages, each reported as it finishes
+                await step.run(self.ctx, state, Scope())
+            decision = self._decision(state)
+        except (StepError, OutputNeverValid) as exc:
+            # held only when a model failed it; a template or data error is the user's to fix
+            if id(state) not in self.ctx.never_valid or self.spec.runtime.on_invalid == "fail":
+                raise
+            decision = Decision(symbol=state.symbol, as_of=state.as_of,
+                                agent=self.firm.decision_agent, action="HOLD", confidence=0.0,
+                                reasoning=f"invalid: {exc}", status="invalid")
+        finally:
+            self.ctx.never_valid.pop(id(state), None)
+        self._count(decision)  # past the invalid share the run stops: no decision is logged
         # The caller logs the `decisions` row once the risk engine has reviewed it.
-        return self._decision(state)
+        return decision, state
+
+    def _count(self, decision: Decision) -> None:
+        """A run fails once its invalid decisions pass `max_invalid_share` of all it will make
+        (of those made so far when the total is not known)."""
+        self.decided += 1
+        self.invalid += decision.status == "invalid"
+        share = self.spec.runtime.max_invalid_share
+        total = max(self.planned_decisions or 0, self.decided)
+        if decision.status == "invalid" and self.invalid > share * total:
+            raise RunAborted(f"{self.invalid} of {total} decisions invalid, more than "
+                             f"runtime.max_invalid_share {share:.0%}; last: {decision.symbol} "
+                             f"{decision.as_of}: {decision.reasoning.removeprefix('invalid: ')}")
 
     def _decision(self, state: DecisionState) -> Decision:
         agent = self.firm.decision_agent
@@ -184,15 +219,18 @@ class Session:
         if out is None:
             why = state.failures.get(agent) or ("skipped by its condition" if any(
                 p.endswith(agent) for p in state.skipped) else "did not run")
-            return Decision(state.symbol, state.as_of, agent, "HOLD", 0.0, 0.0, None, None, None,
-                            f"no decision: {agent} {why}", state)
-        action = str(out.get("action", "HOLD")).upper()
-        if action not in ("BUY", "SELL", "HOLD"):
-            raise StepError(f"decision agent '{agent}' answered action {action!r}")
-        return Decision(state.symbol, state.as_of, agent, action, float(out.get("size_pct") or 0.0),
-                        float(out.get("confidence") or 0.0), out.get("entry"),
-                        out.get("stop_loss"), out.get("take_profit"),
-                        str(out.get("reasoning") or out.get("rationale") or ""), state)
+            invalid = id(state) in self.ctx.never_valid and agent in state.failures
+            return Decision(symbol=state.symbol, as_of=state.as_of, agent=agent, action="HOLD",
+                            confidence=0.0,
+                            reasoning=f"{'invalid' if invalid else 'no decision'}: {agent} {why}",
+                            status="invalid" if invalid else "ok")
+        try:
+            return decision_from_output(out, symbol=state.symbol, as_of=state.as_of, agent=agent)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'output'}: {e['msg']}"
+                                 for e in exc.errors())
+            raise StepError(f"decision agent '{agent}' answered no valid decision: "
+                            f"{problems}") from None
 
     async def aclose(self) -> None:
         seen: set[int] = set()

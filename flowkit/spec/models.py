@@ -42,6 +42,15 @@ class ModelProfile(Strict):
     knowledge_cutoff: OptDate = Field(None, description="Last date the model may have seen "
                                              "in training; backtests before it are flagged.")
     rpm: OptInt = Field(None, ge=1, le=100_000, description="Rate limit: requests per minute.")
+    model_path: str | None = Field(None, description="`model: local`: path to a GGUF file "
+                                   "served by llama-cpp-python on a loopback port (`local/smollm2` "
+                                   "needs none: its file ships in the `local` extra).")
+    structured_output: Literal["auto", "json_schema", "json_object", "tools", "prompt"] = Field(
+        "auto", description="How a typed output is asked for: json_schema (OpenAI, vLLM, Ollama), "
+        "json_object with the schema (llama.cpp), tools (a forced function call), prompt (the "
+        "schema in the system message only). auto picks from what litellm knows of the model "
+        "and, on an endpoint that rejects a mode, steps down to the next one for the rest of "
+        "the run.")
 
 
 # ---------------------------------------------------------------- roles and agents
@@ -240,6 +249,13 @@ class RuntimeSpec(Strict):
     output_attempts: Int = Field(3, ge=1, le=10, description="Tries to get output that validates "
                                  "(re-asked with the validation error).")
     seed: Int = Field(0, ge=0, description="Seed passed to models that accept one.")
+    on_invalid: Literal["hold", "fail"] = Field("hold", description="When an agent gets no "
+                                                "usable answer (after retries, fallbacks, "
+                                                "repairs and re-asks): hold logs the decision "
+                                                "as HOLD with status invalid and the reason; "
+                                                "fail stops the run.")
+    max_invalid_share: Float = Field(0.05, ge=0, le=1, description="Share of a run's decisions "
+                                     "that may be invalid before the run fails.")
     templates: TemplateLimits = Field(default_factory=TemplateLimits, description="Bounds on "
                                       "rendering prompts and conditions.")
 

@@ -29,10 +29,15 @@ def generate() -> dict[str, Any]:
     """Build the schema from the pydantic models (imports pydantic's schema machinery)."""
     from flowkit.spec.models import Workflow
 
-    schema = Workflow.model_json_schema(mode="validation")
+    return contract(Workflow, SCHEMA_ID, "flowkit workflow")
+
+
+def contract(model: Any, schema_id: str, title: str) -> dict[str, Any]:
+    """The draft 2020-12 schema of a pydantic model, as flowkit checks in its contracts."""
+    schema = model.model_json_schema(mode="validation")
     _tidy(schema)
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID,
-            "title": "flowkit workflow", **schema}
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": schema_id,
+            "title": title, **schema}
 
 
 def _tidy(node: Any) -> None:
@@ -66,6 +71,11 @@ def load() -> dict[str, Any]:
 
 @cache
 def _validator() -> Any:
+    return validator_for(load())
+
+
+def validator_for(contract: dict[str, Any]) -> Any:
+    """A validator for any flowkit schema (workflow, sweep) with ECMA-262 patterns and dates."""
     from jsonschema import Draft202012Validator, FormatChecker, validators
 
     # JSON Schema patterns are ECMA-262, where `$` ends the text; Python's `$` also matches
@@ -77,7 +87,7 @@ def _validator() -> Any:
             yield ValidationError(f"{instance!r} does not match {patrn!r}")
 
     cls = validators.extend(Draft202012Validator, {"pattern": pattern})
-    return cls(load(), format_checker=FormatChecker())
+    return cls(contract, format_checker=FormatChecker())
 
 
 @cache
@@ -85,10 +95,11 @@ def _ecma(patrn: str) -> re.Pattern[str]:
     return re.compile(re.sub(r"(?<!\\)\$", r"\\Z", patrn))
 
 
-def check(doc: Located) -> tuple[list[FlowkitError], list[Path_]]:
-    """Every schema violation in `doc`, each at the location of the offending key or value,
-    and the paths of the values that violate it (semantic checks leave those alone)."""
-    validator = _validator()
+def check(doc: Located, validator: Any = None) -> tuple[list[FlowkitError], list[Path_]]:
+    """Every schema violation in `doc` (against the workflow schema unless another
+    `validator_for` is given), each at the location of the offending key or value, and the
+    paths of the values that violate it (semantic checks leave those alone)."""
+    validator = validator or _validator()
     errors = list(validator.iter_errors(doc.data))
     problems = [p for e in errors for p in _explain(e, doc, validator)]
     unique = {(p.location, p.message): p for p in problems}  # one per branch/sub-check

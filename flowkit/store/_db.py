@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     import duckdb
 
 SCHEMA_SQL = Path(__file__).with_name("schema.sql")
+VIEWS_SQL = Path(__file__).with_name("views.sql")
 T = TypeVar("T")
 log = logging.getLogger("flowkit.store")
 
@@ -141,7 +142,8 @@ def schema() -> dict[str, dict[str, str]]:
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """Create missing tables, and add columns schema.sql gained since the file was made."""
+    """Create missing tables, add columns schema.sql gained since the file was made, and
+    (re)create the views of views.sql."""
     con.execute(SCHEMA_SQL.read_text())
     have = set(con.execute("SELECT table_name, column_name FROM information_schema.columns "
                            "WHERE table_catalog = current_database() AND table_schema = 'main'").fetchall())
@@ -149,3 +151,4 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         for column, kind in columns.items():
             if (table, column) not in have:
                 con.execute(f'ALTER TABLE "{table}" ADD COLUMN "{column}" {kind}')
+    con.execute(VIEWS_SQL.read_text())

@@ -27,11 +27,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from flowkit.errors import StoreError
 from flowkit import secrets
 from flowkit.store._db import Busy, attached, cursor, ensure_schema, unique_name
+from flowkit.store._prompts import PromptParts
 from flowkit.store._redact import macro_sql
 from flowkit.store._rows import Row, RowChecker, register_rows
 from flowkit.store._values import to_json
 from flowkit.store.runstore import RunStore
-from flowkit.store.sink import DISCARD_COLUMNS, cache_row, checkpoint_row, discard_cutoff
+from flowkit.store.sink import DISCARD_COLUMNS, SUPERSEDE_COLUMNS, cache_row, checkpoint_row, discard_cutoff
 
 if TYPE_CHECKING:
     import duckdb
@@ -43,6 +44,9 @@ _RETRY_MIN = 0.002                     # writer's first retry delay after a fail
 _RETRY_MAX_BUSY = 0.05                 # ... while another process holds the file (it will let go)
 _RETRY_MAX_BROKEN = 2.0                # ... when writing fails otherwise (disk full, table dropped)
 _FRAME = "flowkit_rows"                # name the batch frame is registered under while inserting
+# Test hook: the process dies (os._exit, like kill -9) once its Nth checkpoint is committed, so
+# kill/resume tests choose their kill point by count, never by timing.
+KILL_AFTER_CHECKPOINTS = "FLOWKIT_TEST_KILL_AFTER_CHECKPOINTS"
 
 T = TypeVar("T")
 
@@ -100,6 +104,8 @@ class EventLog:
         self.max_buffer_rows = max_buffer_rows
         self.lock_timeout = lock_timeout
         self._rows = RowChecker()
+        self._prompts = PromptParts(self._add_part)
+        self._kill_after = int(os.environ.get(KILL_AFTER_CHECKPOINTS) or 0)
         self._convert = self._rows.convert
         self._columns = self._rows.columns
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
@@ -129,7 +135,11 @@ class EventLog:
     # ---- writing ---------------------------------------------------------------------------
 
     def append(self, table: str, row: Row) -> None:
-        """Buffer one row; it is committed by the next flush. Bad tables/columns/values raise here."""
+        """Buffer one row; it is committed by the next flush. Bad tables/columns/values raise here.
+        A model call's messages are stored content-addressed (see _prompts)."""
+        if table == "model_calls" and "request" in row:
+            with self._lock:  # its new parts must be buffered before (so committed with) the row
+                row = {**row, "request": self._prompts.lean(row["request"])}
         clean = self._convert(table, row)
         with self._lock:
             if self._closing:
@@ -138,6 +148,18 @@ class EventLog:
             self._pending += 1
             if self._pending == self.max_buffer_rows:
                 self._cond.notify()
+        if self._kill_after and table == "checkpoints":
+            self._kill_after -= 1
+            if not self._kill_after:
+                self.flush()
+                os._exit(137)
+
+    def _add_part(self, key: str, text: str) -> None:
+        """A prompt line new to this log (called under the lock, from append)."""
+        if self._closing:
+            raise StoreError(f"the event log {self.path} is closed")
+        self._tail["prompt_parts"].append(self._convert("prompt_parts", {"part_id": key, "text": text}))
+        self._pending += 1
 
     def flush(self) -> None:
         """Block until every row appended before this call is committed."""
@@ -159,12 +181,19 @@ class EventLog:
             self._queue_op(_Request(lambda con: self._update_run(con, row), math.inf))
 
     def discard_after(self, run_id: str, as_of: Any) -> int:
-        """Delete this run's rows later than `as_of` (see DISCARD_COLUMNS); returns how many."""
+        """Delete this run's rows later than `as_of` and its metrics; mark its later model calls
+        and its history superseded (see the EventSink contract); returns how many rows changed."""
         cutoff = discard_cutoff(as_of)
 
         def discard(con: duckdb.DuckDBPyConnection) -> int:
-            return sum(_count(con, f'DELETE FROM "{table}" WHERE run_id = ? AND "{column}" > ?', [run_id, cutoff])
+            gone = sum(_count(con, f'DELETE FROM "{table}" WHERE run_id = ? AND "{column}" > ?', [run_id, cutoff])
                        for table, column in DISCARD_COLUMNS.items())
+            gone += _count(con, "DELETE FROM metrics WHERE run_id = ?", [run_id])
+            for table, column in SUPERSEDE_COLUMNS.items():
+                after = f' AND "{column}" > ?' if column else ""
+                gone += _count(con, f'UPDATE "{table}" SET superseded = true WHERE run_id = ?{after} '
+                                    f'AND superseded IS NOT TRUE', [run_id, cutoff] if column else [run_id])
+            return gone
 
         return self._request(discard)
 
@@ -293,8 +322,11 @@ class EventLog:
                 for segment in segments:
                     for table, rows in segment.rows.items():
                         columns = self._register(con, table, rows)
-                        con.execute(f'INSERT INTO "{table}" BY NAME '
-                                    f'{select_sql(self._columns[table], columns, _FRAME, self._redact)}')
+                        select = select_sql(self._columns[table], columns, _FRAME, self._redact)
+                        if table == "prompt_parts":  # another session may have stored a line
+                            select = (f"SELECT DISTINCT * FROM ({select}) WHERE part_id NOT IN "
+                                      f"(SELECT part_id FROM prompt_parts)")
+                        con.execute(f'INSERT INTO "{table}" BY NAME {select}')
                     op = segment.op
                     if op is not None and op.run is not None and not op.done.is_set():
                         op.result = op.run(con)  # (done already = its caller gave up on it)

@@ -44,6 +44,9 @@ class Run(TypedDict):
     config: dict[str, Any]
     error: str | None
     flowkit_version: str | None
+    decision_times: int | None
+    pid: int | None
+    host: str | None
 
 
 class Step(TypedDict):
@@ -129,6 +132,19 @@ class Snapshot(TypedDict):
     positions: Any
 
 
+class RiskStateRow(TypedDict):
+    run_id: str
+    time: datetime
+    equity: float | None
+    daily_return: float | None
+    cvar: float | None
+    reference_cvar: float | None
+    risk_averse: bool | None
+    halted: bool | None
+    drawdown: float | None
+    reason: str | None
+
+
 class MetricsRow(TypedDict):
     run_id: str
     strategy: str
@@ -155,6 +171,16 @@ class ModelCall(TypedDict):
     cache_key: str | None
     error: str | None
     started_at: datetime | None
+    superseded: bool | None
+
+
+class HistoryEvent(TypedDict):
+    run_id: str
+    event: str
+    time: datetime
+    as_of: datetime | None
+    reason: str | None
+    superseded: bool | None
 
 
 class Checkpoint(TypedDict):
@@ -191,11 +217,16 @@ class RunSummary:
     decisions: int
     model_calls: int
     cost_usd: float
+    done: int                  # decision times committed by the last checkpoint
+    decision_times: int | None  # the run's total (None: logged before flowkit recorded it)
+    pid: int | None
+    host: str | None
 
 
 @dataclass(frozen=True)
 class CallTotals:
-    """A run's model calls summed up."""
+    """A run's model calls summed up: the calls that made its result, and the cost of every
+    call made for it (attempts a resume superseded included: that money was spent)."""
 
     calls: int
     cached: int
@@ -267,9 +298,13 @@ class RunStore:
         rows = self._rows("""
             SELECT r.run_id, r.workflow_name, r.mode, r.status, r.started_at,
                    (SELECT count(*) FROM decisions d WHERE d.run_id = r.run_id) AS decisions,
-                   (SELECT count(*) FROM model_calls c WHERE c.run_id = r.run_id) AS model_calls,
+                   (SELECT count(*) FROM model_calls c WHERE c.run_id = r.run_id
+                    AND c.superseded IS NOT TRUE) AS model_calls,
                    (SELECT coalesce(sum(cost_usd), 0) FROM model_calls c
-                    WHERE c.run_id = r.run_id) AS cost_usd
+                    WHERE c.run_id = r.run_id) AS cost_usd,
+                   (SELECT coalesce(max(seq) + 1, 0) FROM checkpoints k
+                    WHERE k.run_id = r.run_id) AS done,
+                   r.decision_times, r.pid, r.host
             FROM runs r ORDER BY r.started_at DESC NULLS LAST LIMIT ?""", [limit])
         return [RunSummary(**r) for r in rows]
 
@@ -288,6 +323,11 @@ class RunStore:
         found = self._rows("SELECT * FROM runs WHERE parent_run_id = ? AND mode = ? "
                            "ORDER BY started_at DESC LIMIT 1", [run_id, mode])
         return found[0] if found else None  # type: ignore[return-value]
+
+    def history(self, run_id: str) -> list[HistoryEvent]:
+        """The run's starts, resumes and ends, oldest first (superseded attempts included)."""
+        return self._rows("SELECT * FROM run_history WHERE run_id = ? ORDER BY time",
+                          [run_id])  # type: ignore[return-value]
 
     def last_checkpoint(self, run_id: str) -> Checkpoint | None:
         found = self._rows("SELECT * FROM checkpoints WHERE run_id = ? ORDER BY seq DESC LIMIT 1",
@@ -336,6 +376,12 @@ class RunStore:
         return self._rows("SELECT * FROM portfolio WHERE run_id = ? ORDER BY time",
                           [run_id])  # type: ignore[return-value]
 
+    def risk_state(self, run_id: str) -> list[RiskStateRow]:
+        """The risk engine's state at each decision time: CVaR, its reference, risk-averse or
+        not and why, the drawdown halt."""
+        return self._rows("SELECT * FROM risk_state WHERE run_id = ? ORDER BY time",
+                          [run_id])  # type: ignore[return-value]
+
     def metrics(self, run_id: str) -> list[MetricsRow]:
         """The rows flowkit.backtest.evaluate stores (the firm, baselines, price series)."""
         return self._rows("SELECT * FROM metrics WHERE run_id = ? ORDER BY strategy, symbol",
@@ -344,17 +390,19 @@ class RunStore:
     # ---- models and learning -----------------------------------------------------------------
 
     def model_calls(self, run_id: str) -> list[ModelCall]:
-        return self._rows("SELECT * FROM model_calls WHERE run_id = ? ORDER BY started_at, call_id",
+        return self._rows("SELECT * FROM model_calls_full WHERE run_id = ? ORDER BY started_at, call_id",
                           [run_id])  # type: ignore[return-value]
 
     def call_totals(self, run_id: str) -> CallTotals:
         [row] = self._rows("""
-            SELECT count(*) AS calls, count(*) FILTER (WHERE cached) AS cached,
-                   coalesce(sum(prompt_tokens), 0) AS prompt_tokens,
-                   coalesce(sum(completion_tokens), 0) AS completion_tokens,
+            SELECT count(*) FILTER (WHERE result) AS calls,
+                   count(*) FILTER (WHERE result AND cached) AS cached,
+                   coalesce(sum(prompt_tokens) FILTER (WHERE result), 0) AS prompt_tokens,
+                   coalesce(sum(completion_tokens) FILTER (WHERE result), 0) AS completion_tokens,
                    coalesce(sum(cost_usd), 0) AS cost_usd,
-                   list_sort(list_distinct(list(model))) AS models
-            FROM model_calls WHERE run_id = ?""", [run_id])
+                   list_sort(list_distinct(list(model) FILTER (WHERE result))) AS models
+            FROM (SELECT *, superseded IS NOT TRUE AS result FROM model_calls WHERE run_id = ?)""",
+                           [run_id])
         row["models"] = tuple(row["models"] or ())
         return CallTotals(**row)
 
@@ -370,6 +418,37 @@ class RunStore:
                           "ORDER BY belief_id", [workflow, run_id])  # type: ignore[return-value]
 
     # ---- internals -------------------------------------------------------------------------
+
+    # ---- export ----------------------------------------------------------------------------
+
+    def export_parquet(self, run_id: str, directory: str | os.PathLike[str]) -> list[str]:
+        """Write every table's rows of the run to DIRECTORY/<table>.parquet; the paths written.
+        model_calls holds the full prompts (as model_calls_full), so prompt_parts is not needed;
+        model_cache holds the entries the run's calls used."""
+        import duckdb
+
+        from flowkit.store._db import schema, sql_literal
+
+        self.run(run_id)  # RunNotFound first
+        out = os.path.abspath(os.fspath(directory))
+        os.makedirs(out, exist_ok=True)
+        run = sql_literal(run_id)
+        queries = {table: f'SELECT * FROM "{table}" WHERE run_id = {run}' for table in schema()
+                   if table not in ("model_calls", "model_cache", "prompt_parts")}
+        queries["model_calls"] = f"SELECT * FROM model_calls_full WHERE run_id = {run}"
+        queries["model_cache"] = ("SELECT * FROM model_cache WHERE cache_key IN (SELECT cache_key "
+                                  f"FROM model_calls WHERE run_id = {run})")
+        written = []
+        with self:
+            assert self._con is not None
+            for table, query in sorted(queries.items()):
+                path = os.path.join(out, f"{table}.parquet")
+                try:
+                    self._con.execute(f"COPY ({query}) TO {sql_literal(path)} (FORMAT PARQUET)")
+                except duckdb.Error as exc:
+                    raise StoreError(f"cannot export {table} of run {run_id} to {path}: {exc}") from None
+                written.append(path)
+        return written
 
     def _rows(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
         import duckdb

@@ -14,7 +14,20 @@ CREATE TABLE IF NOT EXISTS runs (
     finished_at     TIMESTAMP,
     config          JSON,         -- the resolved workflow (no secrets)
     error           VARCHAR,
-    flowkit_version VARCHAR
+    flowkit_version VARCHAR,
+    decision_times  INTEGER,      -- how many decision times the run covers (progress: checkpoints)
+    pid             INTEGER,      -- the process running it (its last start or resume)
+    host            VARCHAR       -- ... on this machine
+);
+
+-- Every start, resume and end of a run, kept when a resume supersedes the attempt it continues.
+CREATE TABLE IF NOT EXISTS run_history (
+    run_id     VARCHAR,
+    event      VARCHAR,          -- started | resumed | completed | failed | interrupted | budget_exceeded
+    time       TIMESTAMP,        -- when it happened
+    as_of      TIMESTAMP,        -- resumed: the checkpoint it continues after (NULL = from the start)
+    reason     VARCHAR,          -- the error that stopped the run; resumed: the status it resumed from
+    superseded BOOLEAN           -- a later resume redid what came after this event's attempt
 );
 
 CREATE TABLE IF NOT EXISTS steps (
@@ -33,7 +46,8 @@ CREATE TABLE IF NOT EXISTS steps (
     status      VARCHAR,         -- ok | failed | skipped | cancelled
     input       JSON,            -- what the step saw (rendered prompt or child summary)
     output      JSON,            -- the validated typed output
-    error       VARCHAR
+    error       VARCHAR,
+    repairs     JSON             -- repairs made to the answer before it validated (list of text)
 );
 
 CREATE TABLE IF NOT EXISTS model_calls (
@@ -45,7 +59,7 @@ CREATE TABLE IF NOT EXISTS model_calls (
     agent             VARCHAR,
     model             VARCHAR,   -- the model id that answered (after fallbacks)
     attempt           INTEGER,   -- 1-based attempt number within the step (retries, re-asks, fallbacks)
-    request           JSON,      -- messages sent (and tool/response_format summary)
+    request           JSON,      -- messages sent (content as prompt_parts ids; model_calls_full rebuilds it)
     response          VARCHAR,   -- raw text (or tool calls JSON) returned
     prompt_tokens     INTEGER,
     completion_tokens INTEGER,
@@ -54,7 +68,14 @@ CREATE TABLE IF NOT EXISTS model_calls (
     cached            BOOLEAN,
     cache_key         VARCHAR,
     error             VARCHAR,
-    started_at        TIMESTAMP
+    started_at        TIMESTAMP,
+    superseded        BOOLEAN    -- an attempt a resume redid: kept (and its cost counted), not the result
+);
+
+-- Content-addressed lines of prompts, shared by every call and run in the file (no run_id).
+CREATE TABLE IF NOT EXISTS prompt_parts (
+    part_id VARCHAR,             -- 16 hex digits of blake2b(text)
+    text    VARCHAR              -- one line of a message, with its line end
 );
 
 CREATE TABLE IF NOT EXISTS decisions (
@@ -69,7 +90,8 @@ CREATE TABLE IF NOT EXISTS decisions (
     entry         DOUBLE,
     stop_loss     DOUBLE,
     take_profit   DOUBLE,
-    reasoning     VARCHAR
+    reasoning     VARCHAR,
+    status        VARCHAR        -- ok | invalid (held: no usable model answer; why in reasoning)
 );
 
 CREATE TABLE IF NOT EXISTS risk_reviews (
@@ -92,8 +114,8 @@ CREATE TABLE IF NOT EXISTS orders (
     quantity     DOUBLE,         -- positive
     order_type   VARCHAR,        -- market | limit
     limit_price  DOUBLE,
-    reason       VARCHAR,        -- decision | stop_loss | take_profit | drawdown_halt | rebalance
-    status       VARCHAR,        -- submitted | filled | rejected | cancelled
+    reason       VARCHAR,        -- decision | stop_loss | take_profit | drawdown_halt | rebalance | data_end
+    status       VARCHAR,        -- submitted | filled | rejected | cancelled | expired
     broker       VARCHAR,        -- paper | ccxt:<exchange>
     submitted_at TIMESTAMP
 );

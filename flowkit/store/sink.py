@@ -17,7 +17,9 @@ The contract (tests/test_store_sinks.py runs it against every sink):
 - `update_run(run_id, **fields)`: sets fields of the run's `runs` row, after every row
   appended before the call (so a run appended then updated ends updated).
 - `discard_after(run_id, as_of)`: deletes the run's rows later than `as_of` (per table, the
-  column in DISCARD_COLUMNS); returns how many. Resume uses it.
+  column in DISCARD_COLUMNS) and its metrics (computed again when the run ends); its model
+  calls later than `as_of` and its run_history rows are kept, marked `superseded` (what the
+  failed attempts did and cost stays on record); returns how many rows changed. Resume uses it.
 - `cache_get(key)` / `cache_put(key, model, payload)`: the model response cache.
 - `reader()`: a RunStore over what the sink holds; each read (or `with` block of reads) sees
   every row appended before it.
@@ -39,7 +41,9 @@ from flowkit.store.runstore import RunStore
 # Rows "after" a resume point, per table: the column holding their decision time.
 DISCARD_COLUMNS = {"steps": "as_of", "model_calls": "as_of", "decisions": "as_of",
                    "risk_reviews": "as_of", "orders": "as_of", "fills": "time", "portfolio": "time",
-                   "lessons": "as_of"}
+                   "lessons": "as_of", "risk_state": "time"}
+# Kept but marked superseded instead: the run's model calls after the cut, its whole history.
+SUPERSEDE_COLUMNS = {"model_calls": "as_of", "run_history": None}
 
 
 @runtime_checkable
@@ -158,12 +162,16 @@ class MemorySink(_Closable):
         gone = 0
         with self._lock:
             self._check_open()
-            for table, column in DISCARD_COLUMNS.items():
+            for table, column in {**DISCARD_COLUMNS, "metrics": None}.items():
                 rows = self._tables[table]
-                keep = [r for r in rows if not (r.get("run_id") == run_id and r.get(column) is not None
-                                                and r[column] > cutoff)]
+                keep = [r for r in rows if not _after(r, run_id, column, cutoff)]
                 gone += len(rows) - len(keep)
                 rows[:] = keep
+            for table, column in SUPERSEDE_COLUMNS.items():
+                for r in self._tables[table]:
+                    if _after(r, run_id, column, cutoff) and not r.get("superseded"):
+                        r["superseded"] = True
+                        gone += 1
         return gone
 
     def cache_get(self, key: str) -> dict[str, Any] | None:
@@ -190,6 +198,12 @@ class MemorySink(_Closable):
     def _snapshot(self) -> dict[str, list[Row]]:
         with self._lock:
             return {table: [dict(r) for r in rows] for table, rows in self._tables.items()}
+
+
+def _after(row: Row, run_id: str, column: str | None, cutoff: datetime) -> bool:
+    """Whether discard_after's cut takes `row` (every row of the run when `column` is None)."""
+    return row.get("run_id") == run_id and (
+        column is None or (row.get(column) is not None and row[column] > cutoff))
 
 
 def _utcnow() -> datetime:

@@ -47,10 +47,27 @@ class FakeRequest:
 
     @property
     def schema(self) -> dict[str, Any] | None:
+        """The schema asked for: json_schema's, json_object's `schema` (llama.cpp's form), or
+        the parameters of a forced answer tool."""
         rf = self.response_format or {}
-        if rf.get("type") != "json_schema":
-            return None
-        return (rf.get("json_schema") or {}).get("schema")
+        if rf.get("type") == "json_schema":
+            return (rf.get("json_schema") or {}).get("schema")
+        if rf.get("type") == "json_object":
+            return rf.get("schema")
+        forced = (self.body.get("tool_choice") or {}) if isinstance(
+            self.body.get("tool_choice"), dict) else {}
+        name = (forced.get("function") or {}).get("name")
+        for tool in self.tools or []:
+            if name and tool.get("function", {}).get("name") == name:
+                return tool["function"].get("parameters")
+        return None
+
+    @property
+    def mode(self) -> str:
+        """How the output was asked for: json_schema, json_object, tools or prompt."""
+        if self.response_format:
+            return str(self.response_format.get("type"))
+        return "tools" if self.body.get("tool_choice") else "prompt"
 
 
 # ---------------------------------------------------------------- behaviours
@@ -154,7 +171,120 @@ class Violating:
         return _completion(req, json.dumps({**obj, key: wrong}))
 
 
-Behaviour = Answer | CallTools | RateLimited | Fail | Hang | Malformed | Violating
+@dataclass(frozen=True)
+class EmptyChoices:
+    """A 200 completion whose `choices` list is empty."""
+
+    delay: float = 0.0
+
+    def reply(self, req: FakeRequest) -> _Reply:
+        status, headers, body = _completion(req, "{}")
+        return status, headers, {**body, "choices": []}
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The model refuses (OpenAI's `refusal` field, no content)."""
+
+    delay: float = 0.0
+
+    def reply(self, req: FakeRequest) -> _Reply:
+        status, headers, body = _completion(req, None)
+        body["choices"][0]["message"]["refusal"] = "I can't help with trading decisions."
+        return status, headers, body
+
+
+@dataclass(frozen=True)
+class Garbage:
+    """A 200 whose body is not JSON at all (a proxy's HTML page, or a body cut short)."""
+
+    body: str = "<html><body>502 Bad Gateway</body></html>"
+    delay: float = 0.0
+
+    def reply(self, req: FakeRequest) -> _Reply:
+        return 200, {}, RawBody(self.body)
+
+
+@dataclass(frozen=True)
+class Drip:
+    """A valid answer sent a few bytes at a time, `interval` seconds apart: each read is quick,
+    the whole answer slow (a client timeout that restarts per read never fires)."""
+
+    interval: float = 0.5
+    chunk: int = 8
+    delay: float = 0.0
+
+    def reply(self, req: FakeRequest) -> _Reply:
+        status, headers, body = Answer().reply(req)
+        return status, {**headers, "x-drip": f"{self.interval}:{self.chunk}"}, body
+
+
+@dataclass(frozen=True)
+class Reset:
+    """Close the connection without answering."""
+
+    delay: float = 0.0
+
+    def reply(self, req: FakeRequest) -> _Reply:
+        return 0, {}, None
+
+
+@dataclass(frozen=True)
+class Say:
+    """An answer whose text is made from the request (e.g. the schema's minimal instance with a
+    field out of bounds): `make(request) -> str`."""
+
+    make: Any
+    delay: float = 0.0
+
+    def reply(self, req: FakeRequest) -> _Reply:
+        return _completion(req, self.make(req))
+
+
+class FaultStorm:
+    """A seeded mix: each request fails with probability `rate`, the fault drawn from `faults`;
+    otherwise a normal answer. Same seed, same sequence of draws."""
+
+    def __init__(self, rate: float, seed: int = 0,
+                 faults: tuple[Any, ...] | None = None) -> None:
+        import random
+
+        self.rate = rate
+        self.faults = faults or (Fail(500), Fail(503), RateLimited(retry_after=0.01),
+                                 EmptyChoices(), Malformed(), Garbage(), Reset(), Violating())
+        self._random = random.Random(seed)
+        self.delay = 0.0
+        self.drawn: list[str] = []
+
+    def reply(self, req: FakeRequest) -> _Reply:
+        fault = self.faults[self._random.randrange(len(self.faults))] \
+            if self._random.random() < self.rate else Answer()
+        self.drawn.append(type(fault).__name__)
+        return fault.reply(req)
+
+
+@dataclass(frozen=True)
+class RawBody:
+    """A body sent as it is, not as JSON."""
+
+    text: str
+
+
+Behaviour = (Answer | CallTools | RateLimited | Fail | Hang | Malformed | Violating | EmptyChoices
+             | Refusal | Garbage | Drip | Reset | Say | FaultStorm)
+
+
+class _Rejected:
+    """What llama-cpp-python's server answers to a response_format it does not take: HTTP 500
+    carrying the request validation error."""
+
+    delay = 0.0
+
+    def reply(self, req: FakeRequest) -> _Reply:
+        detail = {"type": "literal_error", "loc": ("body", "response_format", "type"),
+                  "msg": "Input should be 'text' or 'json_object'", "input": req.mode}
+        return 500, {}, _error(f"1 validation error: {detail}\n  File \"llama_cpp/server/app.py\""
+                               f", line 376, in create_chat_completion", "internal_server_error")
 
 
 def _error(message: str, code: str) -> dict[str, Any]:
@@ -162,14 +292,19 @@ def _error(message: str, code: str) -> dict[str, Any]:
 
 
 def _default_content(req: FakeRequest) -> str:
-    rf_type = (req.response_format or {}).get("type")
-    if rf_type == "json_schema":
-        return json.dumps(instance(req.schema or {}))
-    return "{}" if rf_type == "json_object" else "fake answer"
+    if req.schema is not None:
+        return json.dumps(instance(req.schema))
+    return "{}" if req.mode == "json_object" else "fake answer"
 
 
 def _completion(req: FakeRequest, content: str | None,
                 tool_calls: list[dict[str, Any]] | None = None) -> _Reply:
+    if req.mode == "tools" and not tool_calls and content is not None:
+        # a forced answer tool: the answer comes as its call, like OpenAI's tool_choice
+        name = req.body["tool_choice"]["function"]["name"]
+        tool_calls = [{"id": "call_answer", "type": "function",
+                       "function": {"name": name, "arguments": content}}]
+        content = None
     message: dict[str, Any] = {"role": "assistant", "content": content}
     if tool_calls:
         message["tool_calls"] = tool_calls
@@ -272,8 +407,11 @@ def _string(schema: dict[str, Any]) -> str:
 class FakeOpenAIServer:
     """Serves /v1/chat/completions (and /chat/completions) on 127.0.0.1:<ephemeral port>."""
 
-    def __init__(self, latency_ms: float = 0.0):
+    def __init__(self, latency_ms: float = 0.0, rejects: tuple[str, ...] = ()):
+        """`rejects`: structured-output modes the endpoint refuses as llama-cpp-python's
+        server refuses `json_schema` (HTTP 500 with the request's validation error)."""
         self.latency_ms = latency_ms
+        self.rejects = rejects
         self.port = 0
         self.requests: list[FakeRequest] = []
         self.max_in_flight = 0  # most requests handled at once, for concurrency tests
@@ -396,7 +534,7 @@ class FakeOpenAIServer:
                           response_format=body.get("response_format"), tools=body.get("tools"),
                           body=body, headers=headers, received_at=received_at)
         self.requests.append(req)
-        behaviour = self._next(req.model)
+        behaviour: Any = _Rejected() if req.mode in self.rejects else self._next(req.model)
         self._in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self._in_flight)
         try:
@@ -404,6 +542,9 @@ class FakeOpenAIServer:
             if delay:
                 await asyncio.sleep(delay)
             status, extra, payload = behaviour.reply(req)
+            if status == 0:  # Reset: hang up without a word
+                writer.transport.abort()
+                return False
             await self._write(writer, status, extra, payload)
         finally:
             self._in_flight -= 1
@@ -413,9 +554,18 @@ class FakeOpenAIServer:
     @staticmethod
     async def _write(writer: asyncio.StreamWriter, status: int, extra: dict[str, str],
                      payload: Any) -> None:
-        data = json.dumps(payload).encode()
+        data = payload.text.encode() if isinstance(payload, RawBody) else json.dumps(payload).encode()
         reason = {200: "OK", 404: "Not Found", 429: "Too Many Requests"}.get(status, "Error")
+        drip = extra.pop("x-drip", None)
         lines = [f"HTTP/1.1 {status} {reason}", "Content-Type: application/json",
                  f"Content-Length: {len(data)}", *(f"{k}: {v}" for k, v in extra.items())]
-        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + data)
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        if drip:
+            interval, chunk = drip.split(":")
+            for i in range(0, len(data), int(chunk)):
+                writer.write(data[i:i + int(chunk)])
+                await writer.drain()
+                await asyncio.sleep(float(interval))
+            return
+        writer.write(data)
         await writer.drain()
