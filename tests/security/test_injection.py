@@ -152,8 +152,16 @@ def test_an_obedient_model_never_breaks_the_position_cap(capsys, srv, tmp_path: 
         assert CAP - 100 * p["price"] / snap["equity"] < left <= CAP  # within one share
 
 
-def test_a_size_beyond_the_schema_is_refused_before_the_risk_engine(capsys, srv,
-                                                                    tmp_path: Path) -> None:
+def test_a_size_beyond_the_schema_is_clamped_to_it_and_the_cap_still_holds(capsys, srv,
+                                                                           tmp_path: Path) -> None:
+    """size_pct 1000 is outside the schema: the repair ladder clamps it to the schema's 100
+    (recorded on the step), and the rule engine then resizes it to the position cap."""
     db, code, err = run(capsys, srv, tmp_path, "AAPL", "2024-01-02", "2024-01-12", size=1000)
-    assert code == 1 and "size_pct: Input should be less than or equal to 100 (got 1000)" in err
-    assert rows(db, "SELECT * FROM fills") == [] and rows(db, "SELECT * FROM orders") == []
+    assert code == 0, err
+    decisions = rows(db, "SELECT size_pct FROM decisions")
+    assert decisions and all(d["size_pct"] == 100 for d in decisions)
+    repairs = rows(db, "SELECT CAST(repairs AS VARCHAR) AS r FROM steps WHERE agent = 'trader'")
+    assert len(repairs) == len(decisions)
+    assert all("size_pct" in r["r"] and "1000" in r["r"] for r in repairs), repairs
+    book = replay_book(db)
+    assert book and all(pct <= CAP + SLACK for f, pct in book if f["side"] == "buy"), book
