@@ -84,7 +84,7 @@ CASES = [
      "installed: fundamentals, indicators, news, price_history"),
     ('plugin_provider_typo', 11, 12,
      "unknown model provider 'ofline' in model 'ofline' (did you mean 'offline'?); an id starts "
-     "with a registered provider (offline) or is a litellm model id"),
+     "with a registered provider (local, offline) or is a litellm model id"),
     # -- references to things that do not exist, or run too late
     ('ref_undefined_agent', 29, 21, "undefined agent 'nwes' (did you mean 'news'?)"),
     ('ref_undefined_model', 22, 12,

@@ -94,9 +94,9 @@ def test_a_stance_that_fits_the_kind_is_accepted(tmp_path, kind, stance):
 def test_every_built_in_decision_role_answers_with_an_order():
     from flowkit.roles.outputs import output_json_schema
     from flowkit.roles.registry import BUILTIN_ROLES, DECISION_KINDS
-    from flowkit.spec.semantics import _order_problem
+    from flowkit.domain.decision import order_problem
 
     deciders = [info for info in BUILTIN_ROLES.values() if info.kind in DECISION_KINDS]
     assert deciders
-    assert all(_order_problem(output_json_schema(info.output)) is None for info in deciders)
-    assert _order_problem(output_json_schema("analyst_report")) == "has no action or size_pct"
+    assert all(order_problem(output_json_schema(info.output)) is None for info in deciders)
+    assert order_problem(output_json_schema("analyst_report")) == "has no action or size_pct"

@@ -87,3 +87,27 @@ def decision_from_output(output: Mapping[str, Any], *, symbol: str, as_of: str,
     the firm, not the model, says which symbol, time and agent it is for."""
     return Decision.model_validate({**output, "symbol": symbol, "as_of": as_of, "agent": agent,
                                     "status": "ok"})
+
+
+def order_problem(schema: dict[str, Any]) -> str | None:
+    """What keeps an output schema from carrying an order, or None."""
+    props = _mapping_of(schema.get("properties"))
+    required = schema.get("required") if isinstance(schema.get("required"), list) else []
+    missing = [f for f in ("action", "size_pct") if f not in props]
+    if missing:
+        return f"has no {' or '.join(missing)}"
+    optional = [f for f in ("action", "size_pct") if f not in required]
+    if optional:
+        return f"does not require {' or '.join(optional)}"
+    enum = _mapping_of(props["action"]).get("enum")
+    odd = [v for v in enum or () if not isinstance(v, str) or v.upper() not in ("BUY", "SELL", "HOLD")]
+    if odd:
+        return f"allows action {odd[0]!r}"
+    kind = _mapping_of(props["size_pct"]).get("type")
+    if kind is not None and not {"number", "integer"} & set(kind if isinstance(kind, list) else [kind]):
+        return f"declares size_pct of type {kind}"
+    return None
+
+
+def _mapping_of(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}

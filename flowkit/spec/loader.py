@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 from flowkit._paths import asset_dir
 from flowkit.errors import ConfigError, FlowkitError, Location, SpecError
-from flowkit.spec import schema, semantics
+from flowkit.spec import interpolation, schema, semantics
 from flowkit.spec.yamlsrc import Located, parse
 
 
@@ -60,7 +60,7 @@ def load_workflow(path: str | os.PathLike[str], overrides: list[str] | None = No
         raise SpecError(doc.problems)
     for item in overrides or []:
         _apply_override(doc, item)
-    strings = semantics.check_strings(doc)
+    strings = interpolation.check_strings(doc)
     env = os.environ if env is None else env
     doc, unset = _interpolate(doc, env)
     shape, broken = schema.check(doc)
@@ -122,9 +122,9 @@ def _interpolate(doc: Located, env: Mapping[str, str]) -> tuple[Located, list[Fl
     """The document with ${env:...} resolved where allowed, and the variables that could not be."""
     data = copy.deepcopy(doc.data)
     problems = []
-    for path, value in semantics.env_fields(data):
+    for path, value in interpolation.env_fields(data):
         try:
-            resolved = semantics.interpolate(value, env)
+            resolved = interpolation.interpolate(value, env)
         except FlowkitError as exc:
             problems.append(FlowkitError(exc.message, doc.at(path)))
             continue

@@ -1,5 +1,5 @@
 """Checks the schema cannot express: references, roles in pattern slots, ordering, cycles,
-conditions, windows and where `${env:...}` may appear. Works on the raw located data so
+conditions and windows (where `${env:...}` may appear: flowkit.spec.interpolation). Works on the raw located data so
 every problem points at the exact key or value.
 
 The data may be structurally wrong (the schema reports that), so every check tolerates any
@@ -11,47 +11,23 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Mapping
 
 from flowkit import patterns
+from flowkit.domain.decision import order_problem
 from flowkit.errors import FlowkitError, PluginError
 from flowkit.patterns.base import Slot
 from flowkit.roles.registry import BUILTIN_ROLES, DECISION_KINDS, OUTPUT_NAMES
-from flowkit.secrets import key_shape
+from flowkit.spec.cycles import closed_paths
 from flowkit.spec.messages import and_list, closest, suggest
 from flowkit.spec.yamlsrc import Located, Path_
 
-ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-ENV_FIELDS = (("models", "*", "model"), ("models", "*", "api_base"), ("market", "path"),
-              ("log", "db"))
 # Extra folders (os.pathsep-separated) prompt and data paths may point into.
 ALLOW_PATHS_ENV = "FLOWKIT_ALLOW_PATHS"
 # What a `when:` condition sees besides earlier agents (flowkit.graph.agent.condition_vars).
 CONDITION_NAMES = frozenset({"outputs", "symbol", "market", "portfolio", "risk_state", "failures"})
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 RESEARCH_SIDES = ("bull", "bear")
-
-
-
-def check_strings(doc: Located) -> list[FlowkitError]:
-    """Pasted secrets and misplaced `${env:...}`. Run before the schema: when a value is a
-    secret or an interpolation, that is the thing to say about it."""
-    problems: list[FlowkitError] = []
-    for path, text in _strings(doc.data, ()):
-        if key_shape(text):
-            problems.append(FlowkitError("this looks like an API key; never write keys in a "
-                                         "workflow: put it in an environment variable and name "
-                                         "that variable in api_key_env (e.g. OPENAI_API_KEY)",
-                                         doc.at(path)))
-        elif "${" in text:
-            if not any(_matches(path, f) for f in ENV_FIELDS):
-                problems.append(FlowkitError("${env:...} interpolation is only allowed in "
-                                             "models.*.model, models.*.api_base, market.path "
-                                             "and log.db", doc.at(path)))
-            elif "${" in ENV_REF.sub("", text):
-                problems.append(FlowkitError("malformed interpolation; write ${env:NAME} or "
-                                             "${env:NAME:-default}", doc.at(path)))
-    return problems
 
 
 def readable_roots(base_dir: Path, prompt_dir: Path,
@@ -67,17 +43,6 @@ def outside(path: Path, roots: list[Path]) -> bool:
     """Whether `path` (symlinks resolved first) lies outside every root."""
     real = path.resolve()
     return not any(real.is_relative_to(root) for root in roots)
-
-
-def _strings(node: Any, path: Path_) -> Iterator[tuple[Path_, str]]:
-    if isinstance(node, dict):
-        for k, v in node.items():
-            yield from _strings(v, path + (k,))
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            yield from _strings(v, path + (i,))
-    elif isinstance(node, str):
-        yield path, node
 
 
 def check(doc: Located, base_dir: Path, prompt_dir: Path, broken: Iterable[Path_] = (),
@@ -158,7 +123,7 @@ class _Checker:
                 if fb not in models:
                     self.fail(f"fallback '{fb}' is not a model profile{suggest(fb, models)}",
                               ("models", name, "fallbacks", i))
-        for cycle in _cycles(graph):
+        for cycle in closed_paths(graph):
             self.fail("fallback cycle: " + " -> ".join(cycle), ("models", cycle[0], "fallbacks"))
 
     def role_kind(self, role: Any) -> str | None:
@@ -375,7 +340,7 @@ class _Checker:
     def check_inputs(self) -> None:
         agents = self.agents or {}
         graph = {aid: [x for _, x in _strs(_mapping(spec).get("inputs"))] for aid, spec in agents.items()}
-        cycles = _cycles(graph)
+        cycles = closed_paths(graph)
         for cycle in cycles:
             self.fail("input cycle: " + " -> ".join(cycle), ("agents", cycle[0], "inputs"))
         in_cycle = {aid for cycle in cycles for aid in cycle}
@@ -437,7 +402,7 @@ class _Checker:
             output = output_json_schema(output)
         if not isinstance(output, dict) or not self.clean(path):
             return
-        problem = _order_problem(output)
+        problem = order_problem(output)
         if problem:
             self.fail(f"agent '{aid}' makes the decision, but its output {problem}; a decision "
                       f"needs action (BUY, SELL or HOLD) and size_pct (a number, % of equity), "
@@ -573,26 +538,6 @@ def _template_limits(data: dict[str, Any]) -> Any:
         return TemplateLimits()
 
 
-def _order_problem(schema: dict[str, Any]) -> str | None:
-    """What keeps an output schema from carrying an order, or None."""
-    props = _mapping(schema.get("properties"))
-    required = schema.get("required") if isinstance(schema.get("required"), list) else []
-    missing = [f for f in ("action", "size_pct") if f not in props]
-    if missing:
-        return f"has no {' or '.join(missing)}"
-    optional = [f for f in ("action", "size_pct") if f not in required]
-    if optional:
-        return f"does not require {' or '.join(optional)}"
-    enum = _mapping(props["action"]).get("enum")
-    odd = [v for v in enum or () if not isinstance(v, str) or v.upper() not in ("BUY", "SELL", "HOLD")]
-    if odd:
-        return f"allows action {odd[0]!r}"
-    kind = _mapping(props["size_pct"]).get("type")
-    if kind is not None and not {"number", "integer"} & set(kind if isinstance(kind, list) else [kind]):
-        return f"declares size_pct of type {kind}"
-    return None
-
-
 def _jinja_message(message: str, env: Any) -> str:
     """jinja2's "No filter named 'lowercase'." in the voice of the other messages."""
     message = message.rstrip(".")
@@ -607,111 +552,3 @@ def _jinja_message(message: str, env: Any) -> str:
 def _dates(window: dict[str, Any]) -> bool:
     """Both ends are well-formed dates (anything else is the schema's to report)."""
     return all(isinstance(window.get(k), str) and _DATE.fullmatch(window[k]) for k in ("start", "end"))
-
-
-def _matches(path: Path_, pattern: Path_) -> bool:
-    return len(path) == len(pattern) and all(p in ("*", x) for x, p in zip(path, pattern, strict=True))
-
-
-
-
-
-
-def _cycles(edges: dict[str, list[str]]) -> list[list[str]]:
-    """One closed path (`a -> b -> a`) per set of nodes that reach each other, starting at the
-    set's first node in `edges` order. Iterative (Tarjan's strongly connected components): a
-    chain of a thousand fallbacks must not hit Python's recursion limit."""
-    order = {n: i for i, n in enumerate(edges)}
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: dict[str, int] = {}  # node -> its position in stack
-    groups: list[list[str]] = []
-
-    def push(node: str) -> None:
-        index[node] = low[node] = len(index)
-        on_stack[node] = len(stack)
-        stack.append(node)
-
-    for root in edges:
-        if root in index:
-            continue
-        push(root)
-        work = [(root, iter(edges[root]))]
-        while work:
-            node, todo = work[-1]
-            for nxt in todo:
-                if nxt not in edges:
-                    continue
-                if nxt not in index:
-                    push(nxt)
-                    work.append((nxt, iter(edges[nxt])))
-                    break
-                if nxt in on_stack:
-                    low[node] = min(low[node], index[nxt])
-            else:
-                work.pop()
-                if work:
-                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
-                if low[node] == index[node]:
-                    group = stack[on_stack[node]:]
-                    del stack[on_stack[node]:]
-                    for member in group:
-                        del on_stack[member]
-                    if len(group) > 1 or node in edges[node]:
-                        groups.append(group)
-    return sorted((_loop(min(g, key=order.__getitem__), set(g), edges) for g in groups),
-                  key=lambda c: order[c[0]])
-
-
-def _loop(start: str, members: set[str], edges: dict[str, list[str]]) -> list[str]:
-    """The shortest path from `start` back to itself inside `members` (breadth first)."""
-    came: dict[str, str | None] = {start: None}
-    frontier = [start]
-    while frontier:
-        following = []
-        for node in frontier:
-            for nxt in edges[node]:
-                if nxt == start:
-                    back = [node]
-                    while (prev := came[back[-1]]) is not None:
-                        back.append(prev)
-                    return [*reversed(back), start]
-                if nxt in members and nxt not in came:
-                    came[nxt] = node
-                    following.append(nxt)
-        frontier = following
-    raise AssertionError("a strongly connected component always has a loop")
-
-
-def interpolate(value: str, env: Mapping[str, str]) -> str:
-    """Resolve ${env:NAME} / ${env:NAME:-default}; an unset variable without default is an error."""
-
-    def sub(m: re.Match[str]) -> str:
-        name, default = m.group(1), m.group(2)
-        if name in env:
-            return env[name]
-        if default is not None:
-            return default
-        raise FlowkitError(f"environment variable {name} is not set and has no default "
-                           f"(write ${{env:{name}:-default}} to give one)")
-
-    return ENV_REF.sub(sub, value)
-
-
-def env_fields(data: dict[str, Any]) -> Iterator[tuple[Path_, str]]:
-    """(path, value) of every string in a field where interpolation is allowed."""
-    for pattern in ENV_FIELDS:
-        yield from _expand(data, (), pattern)
-
-
-def _expand(node: Any, path: Path_, pattern: Path_) -> Iterator[tuple[Path_, str]]:
-    if not pattern:
-        if isinstance(node, str):
-            yield path, node
-        return
-    if not isinstance(node, dict):
-        return
-    keys = node.keys() if pattern[0] == "*" else [pattern[0]] if pattern[0] in node else []
-    for k in keys:
-        yield from _expand(node[k], path + (k,), pattern[1:])
