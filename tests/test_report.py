@@ -104,7 +104,7 @@ def simulate_firm(con: duckdb.DuckDBPyConnection, run_id: str, bars: dict[str, B
             reasoning = (f"Close {b.close[i]:.2f} vs SMA{sma} {sma_now:.2f}: "
                          f"{'uptrend' if want else 'downtrend'}."
                          + (f" Headline said {INJECTION}." if k == 3 else ""))
-            con.execute("INSERT INTO decisions VALUES (?, ?, ?, 'trader', ?, ?, ?, ?, ?, ?, ?, ?)",
+            con.execute("INSERT INTO decisions VALUES (?, ?, ?, 'trader', ?, ?, ?, ?, ?, ?, ?, ?, 'ok')",
                         [run_id, symbol, as_of, action, want * 100, want, confidence,
                          b.close[i], b.close[i] * 0.92, b.close[i] * 1.2, reasoning])
             transcript = [
@@ -124,7 +124,7 @@ def simulate_firm(con: duckdb.DuckDBPyConnection, run_id: str, bars: dict[str, B
                 seq += 1
                 con.execute(
                     "INSERT INTO steps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'ok', ?, ?, "
-                    "NULL)", [run_id, seq, step_id, symbol, as_of, agent, role, pattern, rnd,
+                    "NULL, NULL)", [run_id, seq, step_id, symbol, as_of, agent, role, pattern, rnd,
                               as_of, as_of, 12.5, json.dumps({"prompt": "..."}),
                               output and json.dumps(output)])
                 if agent:
@@ -167,7 +167,9 @@ def insert_run(con: duckdb.DuckDBPyConnection, run_id: str, *, workflow: str, we
     config = {"name": workflow, "description": f"{workflow}: a debate firm on two tech stocks",
               "market": {"symbols": list(bars)},
               "backtest": {"start": "2024-01-02", "end": "2024-03-28", "periods_per_year": 252}}
-    con.execute("INSERT INTO runs VALUES (?, ?, ?, 'abc123def4567890', 'backtest', NULL, "
+    con.execute("INSERT INTO runs (run_id, workflow_name, workflow_path, workflow_hash, mode, "
+                "parent_run_id, status, started_at, finished_at, config, error, flowkit_version) "
+                "VALUES (?, ?, ?, 'abc123def4567890', 'backtest', NULL, "
                 "'completed', TIMESTAMP '2024-03-29 12:00:00', TIMESTAMP '2024-03-29 12:03:41', "
                 "?, NULL, '0.1.0')", [run_id, workflow, f"workflows/{workflow}.yaml",
                                       json.dumps(config)])

@@ -29,9 +29,7 @@ Times are ISO 8601 in UTC (a ``Z`` suffix or an offset is accepted); JSON null r
 
 from __future__ import annotations
 
-import datetime as dt
 import itertools
-import json
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -44,6 +42,8 @@ import numpy as np
 from flowkit.backtest.metrics import (compute_metrics, flag_suspect, measured_periods_per_year,
                                       round_trips)
 from flowkit.memory import describe_beliefs
+from flowkit.report.charts import Curve, chart, write_png
+from flowkit.report.fmt import cell, day, duration, fmt, num, pretty, qty, series, stamp, usd, utc
 from flowkit.store.runstore import RunStore
 
 Db: TypeAlias = "str | Path | RunStore"  # or an open DuckDB connection: see RunStore.of
@@ -83,7 +83,6 @@ _CONVENTIONS = ("Simple returns per decision period; annual return is geometric 
                 "and Sortino use the per-period risk-free rate and the sample std (ddof=1); max "
                 "drawdown is a negative fraction; trade statistics are over closed round trips "
                 "net of fees. '—' means undefined (e.g. no losing trade, flat equity).")
-_MAX_OUTPUT_CHARS = 20_000  # one step's output in the drill-down; keeps huge runs openable
 
 
 # ---------------------------------------------------------------- public API
@@ -102,16 +101,16 @@ def write_report(db: Db, run_id: str, out_html: Path, *, png: Path | None = None
         risk = _risk_chart(store.risk_state(run_id))
     drawdowns = [c.drawdown() for c in run.curves]
     charts = [
-        _chart("equity", "Equity: firm vs baselines", run.curves, "money"),
-        _chart("drawdown", "Drawdown from peak", drawdowns, "pct", area=drawdowns[0]),
+        chart("equity", "Equity: firm vs baselines", run.curves, "money"),
+        chart("drawdown", "Drawdown from peak", drawdowns, "pct", area=drawdowns[0]),
         *risk,
     ]
     lo, hi = run.window()
     for symbol, (t, close) in sorted(run.prices.items()):
         keep = (t >= lo) & (t <= hi) if lo is not None else np.ones(len(t), bool)
-        charts.append(_chart(
+        charts.append(chart(
             f"price-{symbol}", f"{symbol}: close and the firm's fills",
-            [_Curve(f"{symbol} close", t[keep], close[keep], "#334155", width=1.4)], "price",
+            [Curve(f"{symbol} close", t[keep], close[keep], "#334155", width=1.4)], "price",
             markers=[f for f in run.fills if f["symbol"] == symbol],
             legend_extra=[("buy fill", BUY, "solid"), ("sell fill", SELL, "solid")]))
     names = list(run.strategies)
@@ -132,7 +131,7 @@ def write_report(db: Db, run_id: str, out_html: Path, *, png: Path | None = None
     out_html = Path(out_html)
     out_html.write_text(page, encoding="utf-8")
     if png is not None:
-        _write_png(Path(png), run.curves, f"{run.run['workflow_name']} — {run_id}")
+        write_png(Path(png), run.curves, f"{run.run['workflow_name']} — {run_id}")
     return out_html
 
 
@@ -144,14 +143,14 @@ def write_comparison(db: Db, run_ids: Sequence[str], out_html: Path) -> Path:
         runs = [_load_run(store, r, None) for r in run_ids]
     # Growth of 1: runs with different starting capital (or currency) share one axis.
     curves = [
-        _Curve(f"{r.run['workflow_name']} · {r.run['run_id']}", r.times,
+        Curve(f"{r.run['workflow_name']} · {r.run['run_id']}", r.times,
                r.equity / r.equity[0] if len(r.equity) and r.equity[0] > 0 else r.equity,
                PALETTE[k % len(PALETTE)], width=1.8)
         for k, r in enumerate(runs)
     ]
     charts = [
-        _chart("equity", "Equity, normalised to 1.0 at the start", curves, "num"),
-        _chart("drawdown", "Drawdown from peak", [c.drawdown() for c in curves], "pct"),
+        chart("equity", "Equity, normalised to 1.0 at the start", curves, "num"),
+        chart("drawdown", "Drawdown from peak", [c.drawdown() for c in curves], "pct"),
     ]
     table = _metrics_table([r.run["run_id"] for r in runs], [r.strategies["firm"] for r in runs],
                            [r.strategies.get("buy_and_hold") for r in runs], lead=False,
@@ -170,7 +169,7 @@ def write_comparison(db: Db, run_ids: Sequence[str], out_html: Path) -> Path:
     page = _render(
         title=f"Comparison of {len(runs)} runs", subtitle=", ".join(names),
         info=[("Runs", ", ".join(run_ids), ""), ("Workflows", ", ".join(names), ""),
-              ("Total cost", _usd(sum(r.calls["cost"] for r in runs)), "")],
+              ("Total cost", usd(sum(r.calls["cost"] for r in runs)), "")],
         alerts=_differences(runs)
         + [f"{r.run['run_id']}: {f}" for r in runs for f in _flags(r.strategies["firm"])],
         charts=charts, table=table, decisions=None)
@@ -200,7 +199,7 @@ def _differences(runs: Sequence[_Run]) -> list[str]:
             .rstrip(),
             "costs": f"fee {book.get('fee_bps')} bps, slippage {book.get('slippage_bps')} bps",
             "fills": str(book.get("fill")),
-            "window": f"{_day(lo)} → {_day(hi)}",
+            "window": f"{day(lo)} → {day(hi)}",
         }
 
     settings = [setting(r) for r in runs]
@@ -210,21 +209,6 @@ def _differences(runs: Sequence[_Run]) -> list[str]:
 
 
 # ---------------------------------------------------------------- loading
-
-
-@dataclass
-class _Curve:
-    name: str
-    t: np.ndarray  # datetime64[s]
-    y: np.ndarray
-    color: str
-    dash: str = "solid"
-    width: float = 1.5
-
-    def drawdown(self) -> _Curve:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            dd = self.y / np.maximum.accumulate(self.y) - 1 if len(self.y) else self.y
-        return _Curve(self.name, self.t, dd, self.color, self.dash, self.width)
 
 
 @dataclass
@@ -238,20 +222,20 @@ class _Run:
     prices: dict[str, tuple[np.ndarray, np.ndarray]]
     fills: list[dict[str, Any]]
     calls: dict[str, Any]
-    curves: list[_Curve] = field(init=False)  # the firm's, then each baseline's
+    curves: list[Curve] = field(init=False)  # the firm's, then each baseline's
 
     def __post_init__(self) -> None:
-        self.curves = [_Curve("Firm", self.times, self.equity, COLORS["firm"], width=2.4)]
+        self.curves = [Curve("Firm", self.times, self.equity, COLORS["firm"], width=2.4)]
         for k, (name, m) in enumerate(self.strategies.items()):
             if name != "firm" and m.get("equity"):
-                self.curves.append(_Curve(
-                    LABELS.get(name, name), *_series(m["equity"]),
+                self.curves.append(Curve(
+                    LABELS.get(name, name), *series(m["equity"]),
                     COLORS.get(name, PALETTE[(k + 3) % len(PALETTE)]),
                     dash="dashed" if name == "buy_and_hold" else "solid"))
 
     def window(self) -> tuple[np.datetime64 | None, np.datetime64 | None]:
         ends = [c.t[[0, -1]] for c in self.curves if len(c.t)]
-        ends += [np.array([_utc(f["time"]) for f in self.fills], "datetime64[s]")]
+        ends += [np.array([utc(f["time"]) for f in self.fills], "datetime64[s]")]
         every = np.concatenate(ends)
         return (every.min(), every.max()) if len(every) else (None, None)
 
@@ -259,7 +243,7 @@ class _Run:
         """(label, value, badge class) of the run's header."""
         r, c = self.run, self.calls
         lo, hi = self.window()
-        window = "—" if lo is None else f"{_day(lo)} → {_day(hi)} ({len(self.times)} snapshots)"
+        window = "—" if lo is None else f"{day(lo)} → {day(hi)} ({len(self.times)} snapshots)"
         took = r["finished_at"] - r["started_at"] if r["finished_at"] and r["started_at"] else None
         symbols = (self.config.get("market") or {}).get("symbols") or sorted(self.prices)
         workflow = f"{r['workflow_path'] or '—'} ({(r['workflow_hash'] or '')[:12]})"
@@ -270,8 +254,8 @@ class _Run:
             ("Beliefs", describe_beliefs((r["config"] or {}).get("beliefs")), ""),
             ("Model calls", f"{c['n']:,} ({c['cached']:,} cached)", ""),
             ("Tokens", f"{c['prompt'] + c['completion']:,} ({c['prompt']:,} prompt)", ""),
-            ("Cost", _usd(c["cost"]), ""), ("Models", c["models"] or "—", ""),
-            ("Started", _stamp(r["started_at"]), ""),
+            ("Cost", usd(c["cost"]), ""), ("Models", c["models"] or "—", ""),
+            ("Started", stamp(r["started_at"]), ""),
             ("Took", str(took).split(".")[0] if took is not None else "—", ""),
             ("Workflow file", workflow, ""),
             *([("Parent run", r["parent_run_id"], "")] if r.get("parent_run_id") else []),
@@ -285,19 +269,19 @@ def _load_run(store: RunStore, run_id: str, prices: PriceSeries | None) -> _Run:
     config = config.get("workflow", config)  # runs.config is {"workflow": ..., "invocation": ...}
     snaps = store.snapshots(run_id)
     times = np.array([s["time"] for s in snaps], dtype="datetime64[s]")
-    equity = np.array([_num(s["equity"]) for s in snaps], dtype=float)
+    equity = np.array([num(s["equity"]) for s in snaps], dtype=float)
     fills = [dict(f) for f in store.fills(run_id)]
     stored: dict[str, dict[str, Any]] = {}
     closes: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for m in store.metrics(run_id):
         payload = m["metrics"] or {}
         if m["strategy"] == "prices" and m["symbol"]:
-            closes[m["symbol"]] = _series(payload.get("close") or [])
+            closes[m["symbol"]] = series(payload.get("close") or [])
         elif m["symbol"] is None:
-            stored[m["strategy"]] = {k: _num(v) if v is None or isinstance(v, int | float) else v
+            stored[m["strategy"]] = {k: num(v) if v is None or isinstance(v, int | float) else v
                                      for k, v in payload.items()}
     if prices is not None:
-        closes = {s: _series(v) for s, v in prices.items()}
+        closes = {s: series(v) for s, v in prices.items()}
     firm_computed = "firm" not in stored
     if firm_computed:
         bt = config.get("backtest") or {}
@@ -305,7 +289,7 @@ def _load_run(store: RunStore, run_id: str, prices: PriceSeries | None) -> _Run:
             equity, periods_per_year=bt.get("periods_per_year") or measured_periods_per_year(times)
             or 252,
             risk_free_rate=bt.get("risk_free_rate") or 0.0, trades=round_trips(fills),
-            exposure=[_num(s["gross_exposure"]) for s in snaps],
+            exposure=[num(s["gross_exposure"]) for s in snaps],
             turnover_notional=sum(f["quantity"] * f["price"] for f in fills))
         stored["firm"]["annualisation"] = "declared by backtest.periods_per_year" \
             if bt.get("periods_per_year") else "measured from the snapshot times"
@@ -338,45 +322,40 @@ def _load_decisions(store: RunStore, run_id: str) -> list[dict[str, Any]]:
         key = (d["symbol"], d["as_of"])
         lines, filled = [], []
         for o in orders.get(key, []):
-            lines.append(f"{o['side']} {_qty(o['quantity'])} {o['order_type']} ({o['reason']}): "
+            lines.append(f"{o['side']} {qty(o['quantity'])} {o['order_type']} ({o['reason']}): "
                          f"{o['status']}")
             for f in fills.get(o["order_id"], []):
-                text = f"{f['side']} {_qty(f['quantity'])} @ {f['price']:,.2f}"
+                text = f"{f['side']} {qty(f['quantity'])} @ {f['price']:,.2f}"
                 filled.append(text)
-                lines.append(f"  filled {text} at {_stamp(f['time'])}, fee {f['fee']:,.2f}, "
+                lines.append(f"  filled {text} at {stamp(f['time'])}, fee {f['fee']:,.2f}, "
                              f"slippage {f['slippage']:,.2f}")
         review = reviews.get(key)
         reasoning = d["reasoning"] or ""
         out.append({
-            "as_of": _stamp(d["as_of"]), "symbol": d["symbol"], "agent": d["agent"],
-            "action": (d["action"] or "—").upper(), "size": _fmt(d["size_pct"], "ratio"),
-            "target": _fmt(d["target_weight"], "ratio"),
-            "confidence": _fmt(d["confidence"], "ratio"),
+            "as_of": stamp(d["as_of"]), "symbol": d["symbol"], "agent": d["agent"],
+            "action": (d["action"] or "—").upper(), "size": fmt(d["size_pct"], "ratio"),
+            "target": fmt(d["target_weight"], "ratio"),
+            "confidence": fmt(d["confidence"], "ratio"),
             "reasoning": reasoning,
             "reasoning_short": reasoning if len(reasoning) <= 140 else reasoning[:137] + "…",
             "fill_summary": "; ".join(filled) or "—",
             "orders": lines,
             "review": review and {
                 "verdict": review["verdict"], "rule": review["rule"],
-                "requested": _qty(review["requested_qty"]),
-                "approved": _qty(review["approved_qty"]), "details": _pretty(review["details"]),
+                "requested": qty(review["requested_qty"]),
+                "approved": qty(review["approved_qty"]), "details": pretty(review["details"]),
             },
             "steps": [{
                 "agent": s["agent"] or s["pattern"], "role": s["role"] or s["pattern"] or "",
                 "round": s["round"], "step_id": s["step_id"], "status": s["status"] or "ok",
-                "duration": _duration(s["duration_ms"]),
-                "output": _pretty(s["output"]) or s["error"] or "(no output)",
+                "duration": duration(s["duration_ms"]),
+                "output": pretty(s["output"]) or s["error"] or "(no output)",
             } for s in steps.get(key, []) + steps.get((None, d["as_of"]), [])],
         })
     return out
 
 
-# ---------------------------------------------------------------- SVG charts
-
-_W, _H = 960, 300
-_PAD_L, _PAD_R, _PAD_T, _PAD_B = 70, 18, 14, 30
-_DASHES = {"solid": "", "dashed": ' stroke-dasharray="6 4"'}
-
+# ---------------------------------------------------------------- charts
 
 def _risk_chart(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """The risk state at each decision time (`risk_state`): CVaR and its reference, and below
@@ -387,12 +366,12 @@ def _risk_chart(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     measured = [r for r in rows if r["cvar"] is not None]
     if not measured and not halted:
         return []
-    t = np.array([_utc(r["time"]) for r in measured or rows], dtype="datetime64[s]")
-    curves = [_Curve("CVaR", t, np.array([r["cvar"] for r in measured], float), "#dc2626"),
-              _Curve("reference (calmest recent CVaR)", t,
-                     np.array([_num(r["reference_cvar"]) for r in measured], float), "#475569",
+    t = np.array([utc(r["time"]) for r in measured or rows], dtype="datetime64[s]")
+    curves = [Curve("CVaR", t, np.array([r["cvar"] for r in measured], float), "#dc2626"),
+              Curve("reference (calmest recent CVaR)", t,
+                     np.array([num(r["reference_cvar"]) for r in measured], float), "#475569",
                      "dashed")] if measured else \
-        [_Curve("drawdown", t, np.array([_num(r["drawdown"]) for r in rows], float), "#dc2626")]
+        [Curve("drawdown", t, np.array([num(r["drawdown"]) for r in rows], float), "#dc2626")]
     notes = []
     for (is_averse, is_halted), group in itertools.groupby(
             rows, key=lambda r: (bool(r["risk_averse"]), bool(r["halted"]))):
@@ -401,152 +380,14 @@ def _risk_chart(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         span = list(group)
         state = " and ".join(s for s, on in (("risk-averse", is_averse), ("halted", is_halted))
                              if on)
-        when = _stamp(span[0]["time"]) + ("" if len(span) == 1 else
-                                          f" → {_stamp(span[-1]['time'])} ({len(span)} times)")
+        when = stamp(span[0]["time"]) + ("" if len(span) == 1 else
+                                          f" → {stamp(span[-1]['time'])} ({len(span)} times)")
         notes.append(f"{when}: {state}" + (f" — {span[0]['reason']}" if is_averse else
                                            " — the drawdown limit was breached"))
-    chart = _chart("risk", f"Risk state: risk-averse at {averse} of {len(rows)} decision times"
-                   f"{f', halted at {halted}' if halted else ''}", curves, "pct")
-    chart["notes"] = notes or ["Never risk-averse nor halted."]
-    return [chart]
-
-
-def _chart(chart_id: str, title: str, curves: Sequence[_Curve], kind: str, *,
-           markers: Sequence[Mapping[str, Any]] = (), area: _Curve | None = None,
-           legend_extra: Sequence[tuple[str, str, str]] = ()) -> dict[str, Any]:
-    """A chart section for the template: legend entries plus the inline SVG. `area` (one of
-    `curves`) is shaded down to zero, as the firm's drawdown is."""
-    from markupsafe import Markup
-
-    return {"id": chart_id, "title": title,
-            "legend": [(c.name, c.color, c.dash) for c in curves] + list(legend_extra),
-            "svg": Markup(_svg(curves, kind, markers, area)), "notes": []}
-
-
-def _svg(curves: Sequence[_Curve], kind: str, markers: Sequence[Mapping[str, Any]],
-         area: _Curve | None) -> str:
-    from markupsafe import escape
-
-    xs = [_epoch(c.t) for c in curves]
-    mx = _epoch(np.array([_utc(m["time"]) for m in markers], "datetime64[s]"))
-    my = np.array([m["price"] for m in markers], float)
-    all_x = np.concatenate([*xs, mx])
-    all_y = np.concatenate([*(c.y for c in curves), my, [0.0] if area is not None else []])
-    all_y = all_y[np.isfinite(all_y)]
-    if not len(all_x) or not len(all_y):
-        return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_W} 60" role="img">'
-                '<text x="12" y="34" fill="#64748b" font-size="13">No data recorded.</text>'
-                "</svg>")
-    x0, x1 = all_x.min(), all_x.max()
-    if x1 == x0:
-        x0, x1 = x0 - 43_200, x1 + 43_200
-    yticks, ystep = _nice_ticks(float(all_y.min()), float(all_y.max()))
-    y0, y1 = yticks[0], yticks[-1]
-    pw, ph = _W - _PAD_L - _PAD_R, _H - _PAD_T - _PAD_B
-
-    def px(x: Any) -> Any:
-        return _PAD_L + (x - x0) / (x1 - x0) * pw
-
-    def py(y: Any) -> Any:
-        return _PAD_T + (1 - (y - y0) / (y1 - y0)) * ph
-
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_W} {_H}" role="img" '
-             'font-size="11">']
-    for v in yticks:
-        gy = py(v)
-        grid = "#94a3b8" if v == 0 and y0 < 0 else "#e2e8f0"  # a darker zero line
-        parts.append(f'<line x1="{_PAD_L}" x2="{_W - _PAD_R}" y1="{gy:.1f}" y2="{gy:.1f}" '
-                     f'stroke="{grid}"/><text x="{_PAD_L - 8}" y="{gy + 4:.1f}" '
-                     f'text-anchor="end" fill="#64748b">{_tick_label(v, ystep, kind)}</text>')
-    for tick, label in _time_ticks(x0, x1):
-        tx = px(tick)
-        parts.append(f'<line x1="{tx:.1f}" x2="{tx:.1f}" y1="{_PAD_T}" y2="{_H - _PAD_B}" '
-                     f'stroke="#f1f5f9"/><text x="{tx:.1f}" y="{_H - _PAD_B + 18}" '
-                     f'text-anchor="middle" fill="#64748b">{label}</text>')
-    parts.append(f'<rect x="{_PAD_L}" y="{_PAD_T}" width="{pw}" height="{ph}" fill="none" '
-                 'stroke="#cbd5e1"/>')
-    if area is not None and len(area.y):
-        ax = px(_epoch(area.t))
-        parts.append(f'<path class="area" d="{_path(ax, py(np.nan_to_num(area.y)))} '
-                     f'L{ax[-1]:.1f},{py(0.0):.1f} L{ax[0]:.1f},{py(0.0):.1f} Z" '
-                     f'fill="{area.color}" fill-opacity="0.12" stroke="none"/>')
-    for c, x in zip(curves, xs, strict=True):
-        if len(c.y):
-            parts.append(f'<path class="series" data-name="{escape(c.name)}" '
-                         f'd="{_path(px(x), py(c.y))}" fill="none" stroke="{c.color}" '
-                         f'stroke-width="{c.width}" stroke-linejoin="round"{_DASHES[c.dash]}>'
-                         f"<title>{escape(c.name)}</title></path>")
-    for m, x, y in zip(markers, px(mx), py(my), strict=True):
-        buy = m["side"] == "buy"  # a triangle pointing at the fill price
-        shape = f"M{x:.1f},{y:.1f} l-5,{9 if buy else -9} h10 z"
-        tip = (f"{m['side']} {_qty(m['quantity'])} {m['symbol']} @ {m['price']:,.2f} on "
-               f"{_stamp(m['time'])} (fee {m['fee'] or 0:,.2f})")
-        parts.append(f'<path class="fill-marker {escape(m["side"])}" d="{shape}" '
-                     f'fill="{BUY if buy else SELL}" stroke="#fff" stroke-width="0.8">'
-                     f"<title>{escape(tip)}</title></path>")
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def _path(x: np.ndarray, y: np.ndarray) -> str:
-    """SVG path data; non-finite values break the line."""
-    out, pen = [], "M"
-    for a, b in zip(x, y, strict=True):
-        if math.isfinite(a) and math.isfinite(b):
-            out.append(f"{pen}{a:.1f},{b:.1f}")
-            pen = "L"
-        else:
-            pen = "M"
-    return " ".join(out)
-
-
-def _nice_ticks(lo: float, hi: float, target: int = 5) -> tuple[list[float], float]:
-    """Round-numbered ticks (steps of 1, 2, 2.5 or 5 x 10^k) framing [lo, hi], and the step."""
-    if hi - lo < 1e-12 * max(1.0, abs(hi)):
-        pad = abs(hi) * 0.01 or 0.01
-        lo, hi = lo - pad, hi + pad
-    raw = (hi - lo) / target
-    mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
-    return [k * step for k in range(math.floor(lo / step), math.ceil(hi / step) + 1)], step
-
-
-def _tick_label(v: float, step: float, kind: str) -> str:
-    if kind == "pct":
-        return f"{v * 100:.{_decimals(step * 100)}f}%"
-    if kind == "money" and max(abs(v), step) >= 1e4:
-        scale, suffix = (1e6, "M") if max(abs(v), step) >= 1e6 else (1e3, "k")
-        return f"{v / scale:,.{_decimals(step / scale)}f}{suffix}"
-    return f"{v:,.{_decimals(step)}f}"
-
-
-def _decimals(step: float) -> int:
-    """Decimals that show a tick step exactly (0.25 -> 2, 5 -> 0)."""
-    d = max(0, -math.floor(math.log10(step) + 1e-9))
-    return d + (abs(round(step * 10**d) - step * 10**d) > 1e-6)
-
-
-def _time_ticks(x0: float, x1: float, most: int = 8) -> list[tuple[float, str]]:
-    """Calendar-aligned ticks (years, months, Mondays, days or hours) for the span, thinned."""
-    span, day = x1 - x0, 86_400
-    unit = ("Y" if span > 3 * 365 * day else "M" if span > 240 * day else "D" if span > 3 * day
-            else "h")
-    lo = np.datetime64(int(x0), "s").astype(f"datetime64[{unit}]")
-    hi = np.datetime64(int(x1), "s").astype(f"datetime64[{unit}]")
-    ticks = np.arange(lo, hi + 1).astype("datetime64[s]")
-    ticks = ticks[(_epoch(ticks) >= x0) & (_epoch(ticks) <= x1)]
-    if unit == "D" and span > 20 * day:
-        ticks = ticks[(ticks.astype("datetime64[D]").astype("int64") + 3) % 7 == 0]  # Mondays
-    ticks = ticks[:: max(1, math.ceil(len(ticks) / most))]
-    out = []
-    for k, t in enumerate(ticks):
-        w = t.astype(dt.datetime)
-        label = {"Y": f"{w:%Y}", "M": f"{w:%b}", "D": f"{w:%b} {w.day}",
-                 "h": f"{w:%b} {w.day} {w:%H:%M}"}[unit]
-        if unit == "M" and (w.month == 1 or k == 0):
-            label += f" {w:%Y}"
-        out.append((float(_epoch(t)), label))
-    return out
+    risk = chart("risk", f"Risk state: risk-averse at {averse} of {len(rows)} decision times"
+                 f"{f', halted at {halted}' if halted else ''}", curves, "pct")
+    risk["notes"] = notes or ["Never risk-averse nor halted."]
+    return [risk]
 
 
 # ---------------------------------------------------------------- tables and formatting
@@ -557,11 +398,11 @@ def _metrics_table(columns: Sequence[str], metrics: Sequence[Mapping[str, Any]],
                    baseline: Sequence[bool]) -> dict[str, Any]:
     """Metric rows, then excess return over each column's buy-and-hold `bh`, then flags (a
     `baseline` column gets no look-ahead flag: flowkit's own rules cannot look ahead)."""
-    rows = [(label, [_cell(m.get(key), kind) for m in metrics])
+    rows = [(label, [cell(m.get(key), kind) for m in metrics])
             for key, label, kind in METRIC_ROWS]
     if any(b is not None for b in bh):
         rows.append(("Excess return vs buy & hold (percentage points)", [
-            _cell(_num(m.get("cumulative_return")) - _num(b.get("cumulative_return")), "spp")
+            cell(num(m.get("cumulative_return")) - num(b.get("cumulative_return")), "spp")
             if b is not None and m is not b else ("—", "num")
             for m, b in zip(metrics, bh, strict=True)]))
     flags = ["; ".join(_flags(m, baseline=b)) for m, b in zip(metrics, baseline, strict=True)]
@@ -579,88 +420,10 @@ def _flags(metrics: Mapping[str, Any], *, baseline: bool = False) -> list[str]:
 
 def _annualisation(firm: Mapping[str, Any]) -> str:
     """Which periods per year annualise the figures, and why (all columns share the firm's)."""
-    ppy, why = _num(firm.get("periods_per_year")), firm.get("annualisation")
+    ppy, why = num(firm.get("periods_per_year")), firm.get("annualisation")
     if not math.isfinite(ppy):
         return ""
     return f"Annualised with {ppy:g} periods a year" + (f" ({why}). " if why else ". ")
-
-
-def _cell(value: Any, kind: str) -> tuple[str, str]:
-    v = _num(value)
-    sign = " pos" if v > 0 else " neg" if v < 0 else ""  # NaN compares False: no colour
-    return _fmt(v, kind), "num" + (sign if kind in ("spct", "spp") else "")
-
-
-def _fmt(value: Any, kind: str) -> str:
-    v = _num(value)
-    if not math.isfinite(v):
-        return "—"
-    return {"pct": f"{v * 100:.2f}%", "spct": f"{v * 100:+.2f}%", "spp": f"{v * 100:+.2f} pp",
-            "ratio": f"{v:.2f}",
-            "int": f"{v:,.0f}", "money": f"{v:,.2f}"}[kind]
-
-
-def _usd(v: float) -> str:
-    return f"${v:,.4f}"
-
-
-def _qty(v: Any) -> str:
-    v = _num(v)
-    return "—" if not math.isfinite(v) else f"{v:,.0f}" if v == int(v) else f"{v:,.6g}"
-
-
-def _duration(ms: Any) -> str:
-    v = _num(ms)
-    return "—" if not math.isfinite(v) else f"{v:.0f} ms" if v < 1000 else f"{v / 1000:.1f} s"
-
-
-def _stamp(t: Any) -> str:
-    if t is None:
-        return "—"
-    s = str(_utc(t)).replace("T", " ")
-    return s.removesuffix(" 00:00:00")
-
-
-def _day(t: np.datetime64 | None) -> str:
-    return "—" if t is None else str(np.asarray(t, dtype="datetime64[D]"))
-
-
-def _num(v: Any) -> float:
-    return math.nan if v is None else float(v)
-
-
-def _loads(text: Any) -> Any:
-    return json.loads(text) if isinstance(text, str) else text
-
-
-def _pretty(text: Any) -> str:
-    if text is None:
-        return ""
-    try:
-        s = json.dumps(_loads(text), indent=2, ensure_ascii=False)
-    except (TypeError, ValueError):  # not JSON: show it as it is
-        s = str(text)
-    if len(s) > _MAX_OUTPUT_CHARS:
-        s = s[:_MAX_OUTPUT_CHARS] + f"\n… truncated ({len(s):,} characters in the event log)"
-    return s
-
-
-def _series(points: Sequence[Sequence[Any]]) -> tuple[np.ndarray, np.ndarray]:
-    """[[time, value], ...] -> (datetime64[s] array, float array)."""
-    t = np.array([_utc(p[0]) for p in points], dtype="datetime64[s]")
-    return t, np.array([_num(p[1]) for p in points], dtype=float)
-
-
-def _utc(t: Any) -> np.datetime64:
-    if isinstance(t, str):
-        t = dt.datetime.fromisoformat(t.replace("Z", "+00:00"))  # 3.10 rejects a bare Z
-    if isinstance(t, dt.datetime) and t.tzinfo is not None:
-        t = t.astimezone(dt.timezone.utc).replace(tzinfo=None)
-    return np.datetime64(t, "s")
-
-
-def _epoch(t: np.ndarray | np.datetime64) -> np.ndarray:
-    return np.asarray(t, dtype="datetime64[s]").astype("int64").astype(float)
 
 
 def _render(**page: Any) -> str:
@@ -671,25 +434,3 @@ def _render(**page: Any) -> str:
     template = Path(__file__).with_name("report.html.j2").read_text(encoding="utf-8")
     env = jinja2.Environment(autoescape=True)
     return env.from_string(template).render(version=__version__, **page)
-
-
-def _write_png(path: Path, curves: Sequence[_Curve], title: str) -> None:
-    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
-    from matplotlib.figure import Figure  # no pyplot: an Agg canvas, no global backend state
-    from matplotlib.ticker import StrMethodFormatter
-
-    fig = Figure(figsize=(10, 4.2), dpi=120, layout="constrained")
-    ax = fig.subplots()
-    for c in curves:
-        ax.plot(c.t.astype(dt.datetime), c.y, label=c.name, color=c.color,
-                linewidth=c.width * 0.8, linestyle="--" if c.dash == "dashed" else "-")
-    locator = AutoDateLocator()
-    ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
-    ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
-    ax.set_title(title, fontsize=11, loc="left")
-    ax.set_ylabel("Equity")
-    ax.grid(True, color="#e2e8f0", linewidth=0.8)
-    ax.spines[["top", "right"]].set_visible(False)
-    ax.legend(frameon=False, fontsize=9)
-    fig.savefig(path, facecolor="white")
