@@ -38,7 +38,7 @@ from test_market_ccxt import RecordedBinance
 def test_flowkit_registers_its_built_ins_through_entry_points() -> None:
     assert SOURCES.builtin() == ["ccxt", "csv", "sample"]
     assert BROKERS.builtin() == ["ccxt", "paper"]
-    assert PROVIDERS.builtin() == ["litellm", "offline"]
+    assert PROVIDERS.builtin() == ["litellm", "local", "offline"]
     assert TOOLS.builtin() == ["fundamentals", "indicators", "news", "price_history"]
     assert len(BUILTIN_ROLES.builtin()) == 12 and "trader" in BUILTIN_ROLES.builtin()
 

@@ -51,7 +51,7 @@ def test_a_provider_typo_is_a_located_error(tmp_path: Path, model: str, prefix: 
         load_workflow(path)
     assert str(err.value) == (
         f"{path}:8:12: unknown model provider '{prefix}' in model '{model}' (did you mean "
-        f"'offline'?); an id starts with a registered provider (offline) or is a litellm model id")
+        f"'offline'?); an id starts with a registered provider (local, offline) or is a litellm model id")
 
 
 def test_a_tool_registered_in_process_validates_and_keeps_the_contract(

@@ -122,11 +122,11 @@ def test_runs_lists_the_run(ta_run: tuple[Path, str, str]) -> None:
     code, out, err = cli("runs", "--db", db)
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[0].split() == ["run", "workflow", "mode", "status", "started", "(UTC)",
-                                "decisions", "calls", "cost", "$"]
+    assert lines[0].split() == ["run", "workflow", "mode", "status", "progress", "started",
+                                "(UTC)", "decisions", "calls", "cost", "$"]
     [row] = [line.split() for line in lines[2:] if line.startswith(run_id)]
-    assert row[1:4] == ["tradingagents", "decide", "completed"]
-    assert row[6:9] == ["1", "14", "0.0000"]  # one decision, 14 offline model calls, no cost
+    assert row[1:5] == ["tradingagents", "decide", "completed", "1/1"]
+    assert row[7:10] == ["1", "14", "0.0000"]  # one decision, 14 offline model calls, no cost
 
 
 def test_show_prints_the_transcript(ta_run: tuple[Path, str, str]) -> None:

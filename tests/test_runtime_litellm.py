@@ -337,7 +337,7 @@ def test_replay_miss_fails_cleanly(capsys, srv: FakeOpenAIServer, tmp_path: Path
     assert code == 1
     assert len(srv.requests) == sent  # a miss is not sent to the provider
     assert "Traceback" not in out + err
-    assert err.count("\n") == 1 and "no cached response" in err
+    assert err.count("\n") == 1 and "no cached response for agent '" in err
     [replay] = dicts(db, "SELECT * FROM runs WHERE parent_run_id = ?", [original["run_id"]])
     assert replay["status"] == "failed" and "no cached response" in replay["error"]
     assert dicts(db, "SELECT * FROM decisions WHERE run_id = ?", [replay["run_id"]]) == []

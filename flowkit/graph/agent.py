@@ -66,9 +66,6 @@ class RunContext:
     progress: Callable[[DecisionState, str, str], None] | None = None  # (state, step, status)
     calls: int = 0
     provider_calls: int = 0             # answered by a provider: not the cache, not offline
-    # id(DecisionState) -> the first agent failure of that decision that was the model's
-    # (no answer, or none that validated): what makes a held decision `invalid`
-    never_valid: dict[int, str] = field(default_factory=dict)
     seq: Any = field(default_factory=itertools.count)
 
     def record(self, table: str, row: dict[str, Any]) -> None:
@@ -139,7 +136,7 @@ async def run_agent(ctx: RunContext, agent: CompiledAgent, state: DecisionState,
     except ModelError as exc:  # the decision's failure policy (runtime.on_invalid) decides
         row("failed", error=str(exc), repairs=repairs or None)
         message = f"agent '{agent.id}' failed: {exc}"
-        ctx.never_valid.setdefault(id(state), message)
+        state.never_valid.append(message)
         raise OutputNeverValid(message) from None
     except FlowkitError as exc:
         row("failed", error=str(exc), repairs=repairs or None)

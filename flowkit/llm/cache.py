@@ -90,9 +90,9 @@ class CachedModel:
                 raise ModelError(payload["failed"])
             return _from_payload(payload, key, (time.perf_counter() - started) * 1000)
         if self.mode == "replay":
-            raise CacheMiss(f"replay: agent {request.agent!r} sent a request the original run "
-                            f"never made: its prompt or parameters changed since (model "
-                            f"{self.name}, key {key[:12]})")
+            raise CacheMiss(f"replay: no cached response for agent {request.agent!r} (model "
+                            f"{self.name}, key {key[:12]}): its prompt or parameters changed "
+                            f"since the original run, or that run stored no answers (--cache off)")
         try:
             response = await self.inner.complete(request)
         except ModelError as exc:

@@ -24,6 +24,10 @@ class DecisionState:
     transcripts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # pattern path -> turns
     skipped: list[str] = field(default_factory=list)        # step paths whose `when:` was false
     cancelled: list[str] = field(default_factory=list)      # agents stopped by a parallel join
+    # Failures that were the model's (no answer, or none that validated): what makes a held
+    # decision `invalid`. One list for the decision: `branch` shares it, so a failure inside a
+    # parallel branch counts too.
+    never_valid: list[str] = field(default_factory=list)
 
     def branch(self) -> "DecisionState":
         """A concurrent child's own state: it reads what this state holds now, and its writes

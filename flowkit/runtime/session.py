@@ -190,13 +190,11 @@ class Session:
             decision = self._decision(state)
         except (StepError, OutputNeverValid) as exc:
             # held only when a model failed it; a template or data error is the user's to fix
-            if id(state) not in self.ctx.never_valid or self.spec.runtime.on_invalid == "fail":
+            if not state.never_valid or self.spec.runtime.on_invalid == "fail":
                 raise
             decision = Decision(symbol=state.symbol, as_of=state.as_of,
                                 agent=self.firm.decision_agent, action="HOLD", confidence=0.0,
                                 reasoning=f"invalid: {exc}", status="invalid")
-        finally:
-            self.ctx.never_valid.pop(id(state), None)
         self._count(decision)  # past the invalid share the run stops: no decision is logged
         # The caller logs the `decisions` row once the risk engine has reviewed it.
         return decision, state
@@ -219,7 +217,7 @@ class Session:
         if out is None:
             why = state.failures.get(agent) or ("skipped by its condition" if any(
                 p.endswith(agent) for p in state.skipped) else "did not run")
-            invalid = id(state) in self.ctx.never_valid and agent in state.failures
+            invalid = bool(state.never_valid) and agent in state.failures
             return Decision(symbol=state.symbol, as_of=state.as_of, agent=agent, action="HOLD",
                             confidence=0.0,
                             reasoning=f"{'invalid' if invalid else 'no decision'}: {agent} {why}",

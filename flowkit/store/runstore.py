@@ -66,6 +66,7 @@ class Step(TypedDict):
     input: Any
     output: Any
     error: str | None
+    repairs: list[str] | None
 
 
 class Decision(TypedDict):
@@ -81,6 +82,7 @@ class Decision(TypedDict):
     stop_loss: float | None
     take_profit: float | None
     reasoning: str | None
+    status: str | None
 
 
 class RiskReview(TypedDict):
