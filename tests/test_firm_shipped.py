@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import bisect
 import csv
+import itertools
 import json
 import math
 import re
@@ -34,21 +35,31 @@ def dicts(db: Path, sql: str, *params: object) -> list[dict]:
 # ---------------------------------------------------------------- what the checks share
 
 
-def fills_in_execution_order(db: Path, run_id: str, symbols: list[str]) -> list[dict]:
-    """Fills in the order the broker executed them: by bar time, then symbol in the workflow's
-    order (the loop replays symbols in that order), then waiting orders before the stop or
-    take-profit the same bar triggered."""
+def fills_in_execution_order(db: Path, run_id: str) -> list[dict]:
+    """Fills in the order the broker executed them: by time; at one instant the market orders
+    filled at the bars' open come before the stops and take-profits the bars' range triggers,
+    and among market orders reductions come before additions, each in symbol-name order."""
     fills = dicts(db, "SELECT f.*, o.reason FROM fills f JOIN orders o USING (run_id, order_id) "
                       "WHERE f.run_id = ?", run_id)
     exits = ("stop_loss", "take_profit")
-    return sorted(fills, key=lambda f: (f["time"], symbols.index(f["symbol"]), f["reason"] in exits))
+    qty: dict[str, float] = {}
+    out: list[dict] = []
+    for _, group in itertools.groupby(sorted(fills, key=lambda f: (f["time"], f["reason"] in exits)),
+                                      key=lambda f: (f["time"], f["reason"] in exits)):
+        def adds(f: dict) -> bool:
+            return qty.get(f["symbol"], 0.0) * (1 if f["side"] == "buy" else -1) >= 0
+        for f in sorted(group, key=lambda f: (adds(f), f["symbol"])):
+            qty[f["symbol"]] = qty.get(f["symbol"], 0.0) + (f["quantity"] if f["side"] == "buy"
+                                                            else -f["quantity"])
+            out.append(f)
+    return out
 
 
-def daily_closes(symbol: str) -> tuple[list[str], list[float]]:
-    """The shipped daily closes of `symbol`: (ISO dates ascending, closes)."""
+def daily_bars(symbol: str) -> tuple[list[str], list[float], list[float]]:
+    """The shipped daily bars of `symbol`: (ISO dates ascending, opens, closes)."""
     with open(SAMPLE / f"{symbol}.csv") as fh:
-        data = [(r["date"][:10], float(r["close"])) for r in csv.DictReader(fh)]
-    return [d for d, _ in data], [c for _, c in data]
+        data = [(r["date"][:10], float(r["open"]), float(r["close"])) for r in csv.DictReader(fh)]
+    return [d for d, _, _ in data], [o for _, o, _ in data], [c for _, _, c in data]
 
 
 def check_limits_at_fills(db: Path, run_id: str, workflow: str, *, tol_pp: float = 1e-6) -> int:
@@ -56,28 +67,26 @@ def check_limits_at_fills(db: Path, run_id: str, workflow: str, *, tol_pp: float
     that opens or adds to a position, the hard limits at the fill price: position, sector,
     gross exposure and cash floor; and that cash never goes negative nor a position short when
     shorting is off. The traded symbol is valued at its fill price, the others as the broker
-    marks them while it replays a bar: at this bar's close for symbols replayed before it (the
-    workflow's symbol order), else at their previous close. Returns how many adding fills were
-    checked."""
+    marks them at that instant: at the open of their bar of that day (every symbol is marked at
+    its open before any order fills, and stays so until every close of the instant is done),
+    else at their previous close. Returns how many adding fills were checked."""
     spec = load_workflow(ROOT / "workflows" / f"{workflow}.yaml").spec
     symbols = list(spec.market.symbols)
     from flowkit.market.data import SECTORS
 
     sectors = {**SECTORS, **spec.market.sectors}
-    bars = {s: daily_closes(s) for s in symbols}
+    bars = {s: daily_bars(s) for s in symbols}
 
-    def mark(other: str, day: str, replayed: bool) -> float:
-        dates, close = bars[other]
+    def mark(other: str, day: str) -> float:
+        dates, opens, closes = bars[other]
         i = bisect.bisect_right(dates, day) - 1
-        if i >= 0 and dates[i] == day and not replayed:
-            i -= 1
-        return close[i]
+        return opens[i] if i >= 0 and dates[i] == day else closes[i]
 
     risk = spec.risk
     cash = spec.portfolio.initial_cash
     qty: dict[str, float] = {}
     checked = 0
-    for f in fills_in_execution_order(db, run_id, symbols):
+    for f in fills_in_execution_order(db, run_id):
         s, sign = f["symbol"], 1 if f["side"] == "buy" else -1
         before = qty.get(s, 0.0)
         qty[s] = before + sign * f["quantity"]
@@ -89,9 +98,7 @@ def check_limits_at_fills(db: Path, run_id: str, workflow: str, *, tol_pp: float
             continue  # a reduction: always allowed, whatever the limits say
         checked += 1
         day = f["time"].date().isoformat()
-        value = {x: q * (f["price"] if x == s else
-                         mark(x, day, symbols.index(x) < symbols.index(s)))
-                 for x, q in qty.items() if q}
+        value = {x: q * (f["price"] if x == s else mark(x, day)) for x, q in qty.items() if q}
         equity = cash + sum(value.values())
         pct = lambda v: 100 * v / equity  # noqa: E731
         where = f"{f['time']} {f['side']} {f['quantity']} {s} @ {f['price']:.4f}"

@@ -32,7 +32,7 @@ def test_a_signalled_run_is_interrupted_and_resumes_to_the_uninterrupted_result(
 
     assert main(["runs", "--db", str(db)]) == 0
     (line,) = [row for row in capsys.readouterr().out.splitlines() if row.startswith(run_id)]
-    assert "interrupted" in line.split()
+    assert "interrupted, resumable" in line
     with RunStore.open(db) as store:
         run = store.run(run_id)
         done = store.decision_count(run_id)
