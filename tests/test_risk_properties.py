@@ -220,4 +220,7 @@ def test_a_short_squeeze_never_overdraws_cash(start, short_pct, long_pct, squeez
          [{"symbol": "AAPL", "action": "BUY", "size_pct": long_pct}], []], resume_at=0)
     firm = run(scenario)
     assert firm.portfolio.cash >= 0
-    assert any(o.reason == "stop_loss" for o in firm.broker.orders.values())
+    # The short is covered: by its stop in the squeeze, or earlier by its take-profit when the
+    # real prices fell first (AMZN lost 22% on 2006-07-27).
+    assert any(o.reason in ("stop_loss", "take_profit") and o.side == "buy"
+               for o in firm.broker.orders.values())
