@@ -255,6 +255,7 @@ def sweep(args: argparse.Namespace) -> int:
 
     from flowkit.cli.present import table
     from flowkit.sweep.compare import compare, tables
+    from flowkit.sweep.cutoff import sides
     from flowkit.sweep.report import write_report
     from flowkit.sweep.run import DATABASE, compact_sweep, run_sweep
     from flowkit.sweep.spec import load_sweep
@@ -279,7 +280,8 @@ def sweep(args: argparse.Namespace) -> int:
     result = run_sweep(args.file, executor_name=args.executor, workers=args.workers,
                        address=args.address, on_cell=None if args.quiet else progress,
                        force=args.force)
-    comparison = compare(result.records, result.sweep.spec.metrics)
+    comparison = compare(result.records, result.sweep.spec.metrics,
+                         sides(result.sweep, result.records))
     print(f"\n{result.ran} cells run, {result.reused} already done · every cell's tables: "
           f"flowkit runs --db {result.folder / DATABASE}")
     for title, header, rows in tables(comparison):
