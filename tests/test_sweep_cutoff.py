@@ -67,7 +67,7 @@ metrics: [sharpe, cumulative_return]
     assert split == {("offline", "n/a"): 4, ("openai/fake-llm", "before"): 2,
                      ("openai/fake-llm", "after"): 2}
     html = (here / "sweeps" / "cutoff" / "report.html").read_text()
-    assert "window vs cutoff" in html and html.count("<td>n/a</td>") == 1
+    assert "window vs cutoff" in html and html.count('<td class="num">n/a</td>') == 1
     assert re.search(r"<td>Knowledge cutoff split</td><td class=\"ok\">yes</td><td>results split "
                      r"below: 2 cells after the cutoff, 2 cells before the cutoff</td>", html)
 

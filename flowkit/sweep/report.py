@@ -5,6 +5,7 @@ honest-evaluation checklist."""
 from __future__ import annotations
 
 import io
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,7 +70,7 @@ def _plot(c: Comparison, metric: str) -> str:
     names = [v.name for v in c.variants]
     data = [np.array([x for x in v.values[metric] if x is not None], dtype=float)
             for v in c.variants]
-    fig = Figure(figsize=(max(4.0, 1.6 * len(names)), 3.0), dpi=96, layout="constrained")
+    fig = Figure(figsize=(max(4.0, 1.6 * len(names)), 3.4), dpi=96, layout="constrained")
     ax = fig.subplots()
     ax.boxplot([d if len(d) else [np.nan] for d in data], showfliers=False, widths=0.5,
                medianprops={"color": "#0f172a"})
@@ -77,7 +78,9 @@ def _plot(c: Comparison, metric: str) -> str:
     for i, d in enumerate(data, 1):
         ax.scatter(i + rng.uniform(-0.15, 0.15, len(d)), d, s=12, alpha=0.7,
                    color=PALETTE[(i - 1) % len(PALETTE)], zorder=3)
-    ax.set_xticks(range(1, len(names) + 1), [n.replace(" ", "\n") for n in names], fontsize=8)
+    # Variant names carry their overrides: wrap them (anywhere) so neighbours never overlap.
+    ax.set_xticks(range(1, len(names) + 1), ["\n".join(textwrap.wrap(n, 20)) for n in names],
+                  fontsize=7)
     ax.set_title(metric, fontsize=10, loc="left")
     ax.axhline(0, color="#94a3b8", linewidth=0.8)
     ax.grid(True, axis="y", color="#e2e8f0", linewidth=0.8)
