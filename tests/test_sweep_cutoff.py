@@ -10,11 +10,10 @@ import io
 import re
 from pathlib import Path
 
-import pytest
-
 from flowkit.cli import main
 from flowkit.sweep.cutoff import side
 from flowkit.testing.fakeserver import FakeOpenAIServer
+from sweep_support import here  # noqa: F401  (a fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
 SINGLE = ROOT / "workflows" / "sweeps" / "firms" / "single_agent.yaml"
@@ -28,14 +27,6 @@ def test_a_window_is_after_the_cutoff_only_if_it_starts_after_every_models() -> 
     assert side(dt.date(2023, 7, 3), {"a": jan, "b": jun}) == "after"
     assert side(dt.date(2030, 1, 1), {"a": jan, "b": None}) == "unknown"
     assert side(dt.date(2023, 2, 1), {}) == "n/a"  # the offline model only
-
-
-@pytest.fixture
-def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    for name in ("FLOWKIT_MODEL", "FLOWKIT_DEEP_MODEL", "FLOWKIT_DB"):
-        monkeypatch.delenv(name, raising=False)
-    return tmp_path
 
 
 def test_terminal_and_report_split_results_by_the_cutoff(here: Path) -> None:

@@ -21,6 +21,7 @@ import pytest
 from flowkit.cli import main
 from flowkit.sweep.compare import compare
 from flowkit.sweep.run import run_sweep
+from sweep_support import here  # noqa: F401  (a fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
 SINGLE = ROOT / "workflows" / "sweeps" / "firms" / "single_agent.yaml"
@@ -47,14 +48,6 @@ every: {every}
 metrics: [sharpe, cumulative_return, max_drawdown]
 """)
     return path
-
-
-@pytest.fixture
-def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    for name in ("FLOWKIT_MODEL", "FLOWKIT_DEEP_MODEL", "FLOWKIT_DB"):
-        monkeypatch.delenv(name, raising=False)
-    return tmp_path
 
 
 def metrics_by_cell(records: list[dict]) -> dict[str, dict]:

@@ -5,26 +5,18 @@ not per worker). Against the fake OpenAI server, counting what it receives."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from pathlib import Path
-
-import pytest
 
 from flowkit.store import RunStore
 from flowkit.sweep.limits import SharedLimiter
 from flowkit.sweep.run import run_sweep
 from flowkit.testing.fakeserver import FakeOpenAIServer
+from sweep_support import here  # noqa: F401  (a fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
 PARALLEL = ROOT / "workflows" / "examples" / "parallel.yaml"
-
-
-@pytest.fixture
-def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    for name in ("FLOWKIT_MODEL", "FLOWKIT_DEEP_MODEL", "FLOWKIT_DB"):
-        monkeypatch.delenv(name, raising=False)
-    return tmp_path
 
 
 def sweep_file(tmp: Path, srv: FakeOpenAIServer, *, cache: str, concurrency: int = 8) -> Path:
@@ -80,21 +72,19 @@ def test_shared_limiters_in_one_folder_act_as_one(tmp_path: Path) -> None:
     """Two limiters on one folder (as two workers hold): at most `concurrency` slots between
     them, and one rpm schedule, not one each."""
     a, b = SharedLimiter(tmp_path, concurrency=3), SharedLimiter(tmp_path, concurrency=3)
-    inside = peak = 0
+    steps: list[int] = []  # +1 entering a slot, -1 leaving it
 
     async def call(limiter: SharedLimiter) -> None:
-        nonlocal inside, peak
         async with limiter.acquire("m"):
-            inside += 1
-            peak = max(peak, inside)
+            steps.append(1)
             await asyncio.sleep(0.02)
-            inside -= 1
+            steps.append(-1)
 
     async def main() -> None:
         await asyncio.gather(*(call(x) for x in (a, b) * 6))
 
     asyncio.run(main())
-    assert peak == 3
+    assert max(itertools.accumulate(steps)) == 3
 
     async def paced() -> None:
         await asyncio.gather(*(x._pace("m", 0.05) for x in (a, b, a, b)))

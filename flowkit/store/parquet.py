@@ -13,7 +13,10 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from flowkit.errors import StoreError
 from flowkit.store._db import VIEWS_SQL, attached, ensure_schema, schema, sql_literal
@@ -79,42 +82,37 @@ def seed_cache(db: str | os.PathLike[str], folders: str) -> int:
 def write_views(db: str | os.PathLike[str], folders: str) -> None:
     """(Re)write the DuckDB file `db` as views over every table of the Parquet folders matching
     the glob `folders` (absolute paths: readers may run anywhere). A table no folder has yet
-    stays an empty table. Built under a temporary name and renamed over `db`."""
-    target = os.path.abspath(os.fspath(db))
-    tmp = f"{target}.{os.getpid()}.part"
-    _remove(tmp)
-    try:
-        with attached(tmp, read_only=False, timeout=0) as con:
-            ensure_schema(con)
-            for table in exported_tables():
-                pattern = _files(folders, table)
-                if pattern is not None:
-                    con.execute(f'DROP TABLE "{table}"')
-                    con.execute(f'CREATE VIEW "{table}" AS SELECT * FROM '
-                                f"read_parquet({sql_literal(pattern)}, union_by_name = true)")
-            con.execute(VIEWS_SQL.read_text())  # model_calls_full, now over the views
-        os.replace(tmp, target)
-    finally:
-        _remove(tmp)
+    stays an empty table."""
+    with _building(db, folders) as (con, tables):
+        for table, source in tables:
+            con.execute(f'DROP TABLE "{table}"')
+            con.execute(f'CREATE VIEW "{table}" AS SELECT * FROM {source}')
+        con.execute(VIEWS_SQL.read_text())  # model_calls_full, now over the views
 
 
 def compact(folders: str, db: str | os.PathLike[str]) -> int:
-    """Write one DuckDB file `db` holding the rows of every Parquet folder matching `folders`
-    (temporary name, then rename over `db`); the number of runs it holds."""
+    """Write one DuckDB file `db` holding the rows of every Parquet folder matching `folders`;
+    the number of runs it holds."""
+    with _building(db, folders) as (con, tables):
+        for table, source in tables:
+            con.execute(f'INSERT INTO "{table}" BY NAME SELECT * FROM {source}')
+        return int(con.execute("SELECT count(*) FROM runs").fetchone()[0])  # type: ignore[index]
+
+
+@contextmanager
+def _building(db: str | os.PathLike[str], folders: str) -> Iterator[tuple[Any, list[tuple[str, str]]]]:
+    """A connection to a new event log (schema.sql's tables) under a temporary name, renamed
+    over `db` when the block succeeds, with (table, `read_parquet(...)` of its files) for each
+    table the folders matching `folders` have."""
     target = os.path.abspath(os.fspath(db))
     tmp = f"{target}.{os.getpid()}.part"
     _remove(tmp)
     try:
         with attached(tmp, read_only=False, timeout=0) as con:
             ensure_schema(con)
-            for table in exported_tables():
-                pattern = _files(folders, table)
-                if pattern is not None:
-                    con.execute(f'INSERT INTO "{table}" BY NAME SELECT * FROM '
-                                f"read_parquet({sql_literal(pattern)}, union_by_name = true)")
-            runs = con.execute("SELECT count(*) FROM runs").fetchone()[0]  # type: ignore[index]
+            yield con, [(t, f"read_parquet({sql_literal(p)}, union_by_name = true)")
+                        for t in exported_tables() if (p := _files(folders, t)) is not None]
         os.replace(tmp, target)
-        return int(runs)
     finally:
         _remove(tmp)
 
