@@ -56,11 +56,14 @@ def metrics_by_cell(records: list[dict]) -> dict[str, dict]:
 
 def test_every_cell_writes_parquet_and_the_sweep_database_reads_them_all(here: Path) -> None:
     path = sweep_file(here, firms=[SINGLE])
+    code, _, err = cli("sweep", path, "--compact")  # nothing to compact yet
+    assert code == 1 and "no cells in sweeps/grid yet: run `flowkit sweep" in err
     first = run_sweep(path, workers=2)
     assert (first.ran, first.reused) == (8, 0)  # 2 values x 2 symbols x 2 windows
     assert not first.failed
     folder = here / "sweeps" / "grid"
     assert not list((folder / "cells").rglob("*.duckdb"))  # workers share no DuckDB file
+    assert not (folder / "tmp").exists() and not list((folder / "cells").glob(".*"))
     for r in first.records:  # each cell's tables hold exactly its run
         runs = duckdb.sql(f"SELECT run_id, status FROM '{folder}/cells/{r['cell']['id']}/runs.parquet'")
         assert runs.fetchall() == [(r["run_id"], "completed")]
@@ -90,6 +93,8 @@ def test_every_cell_writes_parquet_and_the_sweep_database_reads_them_all(here: P
     again = run_sweep(path)
     assert (again.ran, again.reused) == (0, 8)
     assert metrics_by_cell(again.records) == metrics_by_cell(first.records)
+    summary = json.loads((here / "sweeps" / "grid" / "summary.json").read_text())
+    assert len(summary["cells"]) == 8
 
 
 def test_a_killed_sweep_finishes_only_the_missing_cells(here: Path) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from flowkit.errors import ConfigError
 from flowkit.store.parquet import compact, write_views
 from flowkit.sweep.cells import Cell, cell_glob, done, plan
 from flowkit.sweep.executors import executor
@@ -85,4 +86,6 @@ def sweep_folder(sweep: LoadedSweep, folder: str | Path | None = None) -> Path:
 def compact_sweep(path: str | Path, folder: str | Path | None = None) -> tuple[Path, int]:
     """Write every finished cell's tables into one DuckDB file; its path and run count."""
     out = sweep_folder(load_sweep(path), folder)
+    if not (out / "cells").is_dir():
+        raise ConfigError(f"no cells in {out} yet: run `flowkit sweep {path}` first")
     return out / COMPACTED, compact(cell_glob(out), out / COMPACTED)
