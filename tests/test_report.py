@@ -6,7 +6,6 @@ import json
 import re
 import shutil
 import struct
-import subprocess
 from pathlib import Path
 
 import duckdb
@@ -18,10 +17,10 @@ from flowkit.backtest.baselines import run_baselines
 from flowkit.backtest.metrics import compute_metrics, flag_suspect, round_trips
 from flowkit.errors import RunNotFound
 from flowkit.report import write_comparison, write_report
+from browser_support import CHROMIUM, chromium
 from sample_data import OHLCV, Bars
 
 SCHEMA = Path(__file__).resolve().parents[1] / "flowkit" / "store" / "schema.sql"
-CHROMIUM = Path("/usr/bin/chromium")
 RUN, RUN2 = "20240329-120000-ab12", "20240329-130000-cd34"
 FEE, SLIP = 1e-4, 5e-4
 INJECTION = "<script>alert('x')</script> & \"quotes\""
@@ -336,14 +335,6 @@ def test_comparison(db: Path, tmp_path: Path) -> None:
     assert '<tr class="decision"' not in html and "<script>" not in html
     with pytest.raises(ValueError):
         write_comparison(db, [], tmp_path / "none.html")
-
-
-def chromium(*args: str, tmp: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--no-first-run", f"--user-data-dir={tmp / 'profile'}", *args],
-        capture_output=True, text=True, timeout=120, check=True)
 
 
 @pytest.mark.browser

@@ -35,4 +35,4 @@ every: 1w
     assert [r["cell"] for r in on_ray.records] == [r["cell"] for r in pooled.records]
     assert [r["metrics"] for r in on_ray.records] == [r["metrics"] for r in pooled.records]
     assert [r["returns"] for r in on_ray.records] == [r["returns"] for r in pooled.records]
-    assert len(list((tmp_path / "ray" / "cells").glob("*.duckdb"))) == 8
+    assert len(list((tmp_path / "ray" / "cells").glob("*/runs.parquet"))) == 8

@@ -1,4 +1,4 @@
-"""Running a sweep: one DuckDB log per cell, resume runs only what is missing, a changed firm or
+"""Running a sweep: Parquet tables per cell read through one sweep database, resume runs only what is missing, a changed firm or
 data file re-runs only the cells it touches, failures stay in their cell, executors agree, and
 the comparison and report say what a reviewer needs."""
 
@@ -7,8 +7,12 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import duckdb
@@ -17,6 +21,7 @@ import pytest
 from flowkit.cli import main
 from flowkit.sweep.compare import compare
 from flowkit.sweep.run import run_sweep
+from sweep_support import here  # noqa: F401  (a fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
 SINGLE = ROOT / "workflows" / "sweeps" / "firms" / "single_agent.yaml"
@@ -45,41 +50,73 @@ metrics: [sharpe, cumulative_return, max_drawdown]
     return path
 
 
-@pytest.fixture
-def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    for name in ("FLOWKIT_MODEL", "FLOWKIT_DEEP_MODEL", "FLOWKIT_DB"):
-        monkeypatch.delenv(name, raising=False)
-    return tmp_path
-
-
 def metrics_by_cell(records: list[dict]) -> dict[str, dict]:
     return {r["cell"]["id"]: r["metrics"] for r in records}
 
 
-def test_every_cell_gets_its_own_log_and_a_rerun_resumes(here: Path) -> None:
+def test_every_cell_writes_parquet_and_the_sweep_database_reads_them_all(here: Path) -> None:
     path = sweep_file(here, firms=[SINGLE])
+    code, _, err = cli("sweep", path, "--compact")  # nothing to compact yet
+    assert code == 1 and "no cells in sweeps/grid yet: run `flowkit sweep" in err
     first = run_sweep(path, workers=2)
     assert (first.ran, first.reused) == (8, 0)  # 2 values x 2 symbols x 2 windows
     assert not first.failed
-    dbs = sorted((here / "sweeps" / "grid" / "cells").glob("*.duckdb"))
-    assert len(dbs) == 8 and not list((here / "sweeps" / "grid" / "cells").glob(".*"))
-    for r in first.records:  # each log holds exactly its cell's run, readable by the CLI
-        db = here / "sweeps" / "grid" / "cells" / f"{r['cell']['id']}.duckdb"
-        with duckdb.connect(str(db), read_only=True) as con:
-            assert con.execute("SELECT run_id, status FROM runs").fetchall() == [(r["run_id"], "completed")]
-            symbols = {s for (s,) in con.execute("SELECT DISTINCT symbol FROM decisions").fetchall()}
-        assert symbols == set(r["cell"]["symbols"])
-        code, out, _ = cli("runs", "--db", db)
-        assert code == 0 and r["run_id"] in out
-    code, out, err = cli("show", first.records[0]["run_id"], "--db",
-                         here / "sweeps" / "grid" / "cells" / f"{first.records[0]['cell']['id']}.duckdb")
+    folder = here / "sweeps" / "grid"
+    assert not list((folder / "cells").rglob("*.duckdb"))  # workers share no DuckDB file
+    assert not (folder / "tmp").exists() and not list((folder / "cells").glob(".*"))
+    for r in first.records:  # each cell's tables hold exactly its run
+        runs = duckdb.sql(f"SELECT run_id, status FROM '{folder}/cells/{r['cell']['id']}/runs.parquet'")
+        assert runs.fetchall() == [(r["run_id"], "completed")]
+        symbols = duckdb.sql(f"SELECT DISTINCT symbol FROM "
+                             f"'{folder}/cells/{r['cell']['id']}/decisions.parquet'").fetchall()
+        assert {s for (s,) in symbols} == set(r["cell"]["symbols"])
+        assert r["log_bytes"] == sum(f.stat().st_size for f in (folder / "cells" / r["cell"]["id"]).iterdir())
+    # The sweep database: every cell's run, readable by the CLI like any event log.
+    code, out, err = cli("runs", "--db", folder / "sweep.duckdb")
     assert code == 0, err
+    assert all(r["run_id"] in out for r in first.records)
+    last = first.records[-1]
+    code, out, err = cli("show", last["run_id"], "--db", folder / "sweep.duckdb")
+    assert code == 0 and "⇒ decision (trader)" in out and last["cell"]["symbols"][0] in out, err
+    code, out, err = cli("report", last["run_id"], "--db", folder / "sweep.duckdb",
+                         "--out", here / "cell.html")
+    assert code == 0 and (here / "cell.html").stat().st_size > 0, err
+    # Compaction: the same rows in one DuckDB file.
+    code, out, err = cli("sweep", path, "--compact")
+    assert code == 0 and "8 runs" in out, err
+    with duckdb.connect(str(folder / "compact.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM decisions").fetchone() == \
+            duckdb.connect(str(folder / "sweep.duckdb"), read_only=True).execute(
+                "SELECT count(*) FROM decisions").fetchone()
+    code, out, _ = cli("show", last["run_id"], "--db", folder / "compact.duckdb")
+    assert code == 0 and "⇒ decision (trader)" in out
     again = run_sweep(path)
     assert (again.ran, again.reused) == (0, 8)
     assert metrics_by_cell(again.records) == metrics_by_cell(first.records)
     summary = json.loads((here / "sweeps" / "grid" / "summary.json").read_text())
     assert len(summary["cells"]) == 8
+
+
+def test_a_killed_sweep_finishes_only_the_missing_cells(here: Path) -> None:
+    path = sweep_file(here, firms=[SINGLE])
+    cells = here / "sweeps" / "grid" / "cells"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "flowkit.cli", "sweep", str(path), "--executor",
+                             "serial", "--quiet"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        while len(list(cells.glob("*.json"))) < 2 and proc.poll() is None:
+            time.sleep(0.05)
+    finally:
+        proc.kill()
+        proc.wait()
+    finished = {p.stem for p in cells.glob("*.json")}
+    assert 2 <= len(finished) < 8, "the sweep ended before it could be killed"
+    resumed = run_sweep(path)
+    assert (resumed.ran, resumed.reused) == (8 - len(finished), len(finished))
+    assert not resumed.failed and not (here / "sweeps" / "grid" / "tmp").exists()
+    code, out, _ = cli("runs", "--db", here / "sweeps" / "grid" / "sweep.duckdb")
+    assert code == 0 and len(re.findall(r" completed ", out)) == 8  # no half-written cell
 
 
 def test_a_changed_firm_or_a_lost_cell_reruns_only_those_cells(here: Path) -> None:
@@ -89,7 +126,7 @@ def test_a_changed_firm_or_a_lost_cell_reruns_only_those_cells(here: Path) -> No
     first = run_sweep(path)
     # A killed sweep: one cell's log never made it into place.
     victim = first.records[3]["cell"]["id"]
-    (here / "sweeps" / "grid" / "cells" / f"{victim}.duckdb").unlink()
+    shutil.rmtree(here / "sweeps" / "grid" / "cells" / victim)
     resumed = run_sweep(path)
     assert (resumed.ran, resumed.reused) == (1, 7)
     assert metrics_by_cell(resumed.records) == metrics_by_cell(first.records)

@@ -73,10 +73,15 @@ COMMANDS: dict[str, Command] = {
                       ("--executor", dict(choices=["local", "serial", "ray"], default="local",
                                           help="local: a process pool (default); ray: Ray tasks")),
                       ("--workers", dict(type=int, help="worker processes (default: all cores)")),
-                      ("--address", dict(help="Ray cluster address (default: a local instance)"))),
-                     description="Run the cells of a sweep file not done yet (each its own "
-                     "DuckDB log under sweeps/<name>/cells/), then print the comparison and "
-                     "write the HTML report."),
+                      ("--address", dict(help="Ray cluster address (default: a local instance)")),
+                      ("--force", dict(action="store_true", help="run every cell again (model "
+                                       "answers come from the cells' cache)")),
+                      ("--compact", dict(action="store_true", help="write every finished "
+                                         "cell's tables into one DuckDB file, run nothing"))),
+                     description="Run the cells of a sweep file not done yet (each writes its "
+                     "tables as Parquet under sweeps/<name>/cells/<cell>/), then print the "
+                     "comparison and write the HTML report. sweeps/<name>/sweep.duckdb holds "
+                     "views over every cell: `flowkit runs --db sweeps/<name>/sweep.duckdb`."),
 }
 
 

@@ -255,10 +255,15 @@ def sweep(args: argparse.Namespace) -> int:
 
     from flowkit.cli.present import table
     from flowkit.sweep.compare import compare, tables
+    from flowkit.sweep.cutoff import sides
     from flowkit.sweep.report import write_report
-    from flowkit.sweep.run import run_sweep
+    from flowkit.sweep.run import DATABASE, compact_sweep, run_sweep
     from flowkit.sweep.spec import load_sweep
 
+    if args.compact:
+        db, runs = compact_sweep(args.file)
+        print(f"{db}: {runs} runs in one DuckDB file")
+        return 0
     if args.check:
         s = load_sweep(args.file)
         print(f"{args.file}: ok — {len(s.variants)} variants × {len(s.symbol_sets)} symbol sets "
@@ -273,10 +278,12 @@ def sweep(args: argparse.Namespace) -> int:
               f"({r['seconds']:.1f}s) · ETA {p.eta_s:.0f}s", flush=True)
 
     result = run_sweep(args.file, executor_name=args.executor, workers=args.workers,
-                       address=args.address, on_cell=None if args.quiet else progress)
-    comparison = compare(result.records, result.sweep.spec.metrics)
-    print(f"\n{result.ran} cells run, {result.reused} already done · "
-          f"{result.folder}/cells/<cell>.duckdb per cell")
+                       address=args.address, on_cell=None if args.quiet else progress,
+                       force=args.force)
+    comparison = compare(result.records, result.sweep.spec.metrics,
+                         sides(result.sweep, result.records))
+    print(f"\n{result.ran} cells run, {result.reused} already done · every cell's tables: "
+          f"flowkit runs --db {result.folder / DATABASE}")
     for title, header, rows in tables(comparison):
         print(f"\n{title}\n{table(header, rows)}")
     for warning in comparison.warnings:

@@ -26,6 +26,7 @@ from flowkit.spec import models as m
 from flowkit.spec.loader import LoadedWorkflow
 
 if TYPE_CHECKING:
+    from flowkit.llm.limits import Limiter
     from flowkit.store import EventSink
 
 
@@ -77,10 +78,13 @@ def apply_overrides(spec: m.Workflow, options: RunOptions) -> m.Workflow:
 class Session:
     """`models` maps profile names to ChatModels that serve them instead of what the profile
     names (a custom Python model, or a test double); the other profiles are built as usual.
-    `log` is the run's EventSink (flowkit.store): by default the DuckDB event log at the db path."""
+    `log` is the run's EventSink (flowkit.store): by default the DuckDB event log at the db path.
+    `limiter` caps the model calls (by default a Limiter of the firm's runtime.concurrency; a
+    sweep passes one shared by all its workers)."""
 
     def __init__(self, loaded: LoadedWorkflow, options: RunOptions | None = None,
-                 log: EventSink | None = None, models: dict[str, ChatModel] | None = None):
+                 log: EventSink | None = None, models: dict[str, ChatModel] | None = None,
+                 limiter: Limiter | None = None):
         self.options = options or RunOptions()
         self.loaded = loaded
         self.spec = apply_overrides(loaded.spec, self.options)
@@ -95,7 +99,7 @@ class Session:
         from flowkit.llm.limits import Budget, Limiter
 
         rt = self.spec.runtime
-        self.limiter = Limiter(rt.concurrency)
+        self.limiter = limiter or Limiter(rt.concurrency)
         unknown = sorted(set(models or {}) - set(self.spec.models))
         if unknown:
             raise ConfigError(f"no model profile {', '.join(unknown)}; profiles: "

@@ -2,9 +2,12 @@
 resolved firm, the market data's content and flowkit's version, so a re-run skips what is done
 and a changed firm or data file re-runs only the cells it touches.
 
-A cell runs in a worker process and writes its own DuckDB event log (never shared between
-workers), built under a temporary name and renamed into place once closed, then a small JSON
-record (its metrics, buy-and-hold's, the per-period returns) that marks it done."""
+A cell runs in a worker process on a private DuckDB event log under the sweep's tmp/ folder,
+seeded with the model responses every finished cell cached (so a re-scored sweep asks no model
+again) and capped by the sweep's shared limiter. Once the run is over its tables go to
+cells/<id>/<table>.parquet (one rename puts the folder in place; workers never share a DuckDB
+file), then a small JSON record (its metrics, buy-and-hold's, the per-period returns) marks
+the cell done. The sweep database reads every cell's folder (flowkit.store.parquet)."""
 
 from __future__ import annotations
 
@@ -99,14 +102,19 @@ def data_hash(loaded: Any, symbols: tuple[str, ...]) -> str:
 
 
 def paths(folder: Path, cell: Cell) -> tuple[Path, Path]:
-    """The cell's event log and its record."""
-    return folder / "cells" / f"{cell.id}.duckdb", folder / "cells" / f"{cell.id}.json"
+    """The cell's Parquet tables folder and its record."""
+    return folder / "cells" / cell.id, folder / "cells" / f"{cell.id}.json"
+
+
+def cell_glob(folder: Path) -> str:
+    """The glob of every cell's tables folder (flowkit.store.parquet's `folders`)."""
+    return str(Path(folder).resolve() / "cells" / "*")
 
 
 def done(folder: Path, cell: Cell) -> dict[str, Any] | None:
-    """The cell's record if it completed (its log in place), else None."""
-    db, rec = paths(folder, cell)
-    if not (db.is_file() and rec.is_file()):
+    """The cell's record if it completed (its tables in place), else None."""
+    tables, rec = paths(folder, cell)
+    if not (tables.is_dir() and rec.is_file()):
         return None
     record = json.loads(rec.read_text())
     return record if record.get("status") == "completed" else None
@@ -114,17 +122,21 @@ def done(folder: Path, cell: Cell) -> dict[str, Any] | None:
 
 def run_cell(cell: Cell, folder: str) -> dict[str, Any]:
     """Run one cell to its record; never raises (a failure is the record's status)."""
+    from flowkit.store.parquet import export_tables, seed_cache
+
     started = time.perf_counter()
-    db, rec = paths(Path(folder), cell)
-    tmp = db.parent / f".{cell.id}.{os.getpid()}"
+    out = Path(folder)
+    tables, rec = paths(out, cell)
+    tmp = out / "tmp" / f"{cell.id}.{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    db = str(tmp / "cell.duckdb")
     record: dict[str, Any] = {"cell": asdict(cell), "status": "failed", "error": None}
     try:
-        record.update(_backtest(cell, str(tmp / "cell.duckdb")))
+        record["cache_seeded"] = seed_cache(db, cell_glob(out))
+        record.update(_backtest(cell, db, out / "limits"))
         if record["status"] == "completed":
-            os.replace(tmp / "cell.duckdb", db)
-            record["log_bytes"] = db.stat().st_size
+            record["log_bytes"] = export_tables(db, tables, tmp)
     except Exception as exc:  # isolate the cell: the sweep goes on and says what failed
         if isinstance(exc, FlowkitError):  # a user's mistake says what, not where in flowkit
             record["error"] = str(exc)
@@ -141,10 +153,11 @@ def run_cell(cell: Cell, folder: str) -> dict[str, Any]:
     return json.loads(text)  # what a later run reads back: the same values, NaN as None
 
 
-def _backtest(cell: Cell, db: str) -> dict[str, Any]:
+def _backtest(cell: Cell, db: str, limits: Path) -> dict[str, Any]:
     from flowkit.app import Invocation, RunOptions, run_to_end, train
     from flowkit.runtime.session import Session
     from flowkit.spec.loader import load_workflow
+    from flowkit.sweep.limits import SharedLimiter
 
     options = RunOptions(db=db, model=cell.model, mode="backtest", seed=cell.seed,
                          symbols=list(cell.symbols))
@@ -156,7 +169,8 @@ def _backtest(cell: Cell, db: str) -> dict[str, Any]:
     loaded = load_workflow(cell.firm, list(cell.overrides))
     inv = Invocation(symbols=list(cell.symbols), start=cell.start, end=cell.end, every=cell.every)
     inv.check()
-    outcome = run_to_end(Session(loaded, options), inv)
+    limiter = SharedLimiter(limits, loaded.spec.runtime.concurrency)
+    outcome = run_to_end(Session(loaded, options, limiter=limiter), inv)
     equity = [v for _, v in outcome.equity]
     returns = [b / a - 1.0 for a, b in zip(equity, equity[1:]) if a]
     return {"status": outcome.status, "error": outcome.error, "run_id": outcome.run_id,

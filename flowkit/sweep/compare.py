@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flowkit.sweep import stats
+from flowkit.sweep.cutoff import SIDES
 from flowkit.sweep.stats import Estimate, SharpeTest
 
 BUY_AND_HOLD = "buy-and-hold"
@@ -37,6 +38,9 @@ class Comparison:
     seeds: int
     windows: int
     warnings: list[str] = field(default_factory=list)
+    # (variant, side of the knowledge cutoff, metric -> paired variant - buy-and-hold on those
+    # cells): is an edge still there on windows the models cannot have seen?
+    by_cutoff: list[tuple[str, str, dict[str, Estimate]]] = field(default_factory=list)
 
 
 def _key(record: dict[str, Any]) -> tuple:
@@ -45,7 +49,10 @@ def _key(record: dict[str, Any]) -> tuple:
     return tuple(cell["symbols"]), cell["start"], cell["end"], cell["seed"]
 
 
-def compare(records: list[dict[str, Any]], metrics: list[str]) -> Comparison:
+def compare(records: list[dict[str, Any]], metrics: list[str],
+            sides: dict[str, str] | None = None) -> Comparison:
+    """`sides`: cell id -> its side of the models' knowledge cutoff (flowkit.sweep.cutoff),
+    to split each variant's results by it."""
     by_variant: dict[str, dict[tuple, dict[str, Any]]] = {}
     for r in records:
         by_variant.setdefault(r["cell"]["variant"], {})[_key(r)] = r
@@ -53,8 +60,11 @@ def compare(records: list[dict[str, Any]], metrics: list[str]) -> Comparison:
     ok = {v: {k: r for k, r in cells.items() if r["status"] == "completed"}
           for v, cells in by_variant.items()}
 
-    def column(variant: str, metric: str, side: str = "metrics") -> list[float | None]:
-        return [ok[variant][k][side].get(metric) if k in ok[variant] else None for k in keys]
+    def column(variant: str, metric: str, side: str = "metrics",
+               only: str | None = None) -> list[float | None]:
+        return [ok[variant][k][side].get(metric) if k in ok[variant]
+                and (only is None or (sides or {}).get(ok[variant][k]["cell"]["id"]) == only)
+                else None for k in keys]
 
     deflated = stats.deflate({v: [x for k in keys if k in ok[v] for x in ok[v][k]["returns"]]
                               for v in by_variant})
@@ -78,6 +88,11 @@ def compare(records: list[dict[str, Any]], metrics: list[str]) -> Comparison:
     seeds = len({k[3] for k in keys})
     windows = len({(k[1], k[2]) for k in keys})
     out = Comparison(metrics, variants, baseline, pairs, seeds, windows)
+    for v in by_variant:
+        present = {sides.get(r["cell"]["id"]) for r in ok[v].values()} if sides else set()
+        out.by_cutoff += [(v, s, {m: stats.paired(column(v, m, only=s),
+                                                  column(v, m, "buy_and_hold", only=s))
+                                  for m in metrics}) for s in SIDES if s in present]
     thin = stats.thin_evidence(seeds, windows)
     if thin:
         out.warnings.append(thin)
@@ -131,4 +146,11 @@ def tables(c: Comparison) -> list[Table]:
     out.append((f"cost, and the deflated Sharpe ratio over {len(c.variants)} variants tried "
                 f"(P[true Sharpe > 0])",
                 ["variant", "model calls", "calls/decision", "cost", "deflated SR"], rows))
+    if c.by_cutoff:
+        rows = [[v, s, str(max((e.n for e in d.values()), default=0)),
+                 *(cell_text(d[m], m) for m in c.metrics)] for v, s, d in c.by_cutoff]
+        out.append((f"variant − {BUY_AND_HOLD} on the same cells, split by whether the window "
+                    f"starts after the models' knowledge cutoff (before: a model may have seen "
+                    f"what happened; n/a: the offline model)",
+                    ["variant", "window vs cutoff", "cells", *c.metrics], rows))
     return out

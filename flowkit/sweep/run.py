@@ -1,5 +1,7 @@
 """`flowkit sweep FILE`: plan the cells, run those not done yet with an executor, report
-progress and ETA after each, and write the summary (every planned cell's record)."""
+progress and ETA after each, write the summary (every planned cell's record) and the sweep
+database: sweep.duckdb, views over every cell's Parquet tables, which `flowkit runs/show/report
+--db` read like any event log (`compact` writes them into one DuckDB file instead)."""
 
 from __future__ import annotations
 
@@ -10,9 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from flowkit.sweep.cells import Cell, done, plan
+from flowkit.errors import ConfigError
+from flowkit.store.parquet import compact, write_views
+from flowkit.sweep.cells import Cell, cell_glob, done, plan
 from flowkit.sweep.executors import executor
 from flowkit.sweep.spec import LoadedSweep, load_sweep
+
+
+DATABASE = "sweep.duckdb"    # views over the cells' tables
+COMPACTED = "compact.duckdb"  # the same rows in one file
 
 
 @dataclass(frozen=True)
@@ -41,14 +49,15 @@ class SweepResult:
 
 def run_sweep(path: str | Path, *, executor_name: str = "local", workers: int | None = None,
               address: str | None = None, folder: str | Path | None = None,
-              on_cell: Callable[[CellDone], None] | None = None) -> SweepResult:
+              on_cell: Callable[[CellDone], None] | None = None,
+              force: bool = False) -> SweepResult:
+    """`force`: run every cell again (re-scoring: the model answers come from the cells' cache)."""
     sweep = load_sweep(path)
-    out = Path(folder or Path("sweeps") / sweep.spec.sweep)
+    out = sweep_folder(sweep, folder)
     (out / "cells").mkdir(parents=True, exist_ok=True)
-    for stale in (out / "cells").glob(".*"):  # cells a killed sweep left half-built
-        shutil.rmtree(stale, ignore_errors=True)
+    shutil.rmtree(out / "tmp", ignore_errors=True)  # what a killed sweep left half-built
     cells = plan(sweep)
-    records = {c.id: r for c in cells if (r := done(out, c)) is not None}
+    records = {} if force else {c.id: r for c in cells if (r := done(out, c)) is not None}
     todo = [c for c in cells if c.id not in records]
     run = executor(executor_name)
     started = time.perf_counter()
@@ -65,4 +74,18 @@ def run_sweep(path: str | Path, *, executor_name: str = "local", workers: int | 
                                 "cells": [{k: v for k, v in r.items() if k != "returns"}
                                           for r in ordered]}, indent=1, default=str))
     part.replace(summary)
+    write_views(out / DATABASE, cell_glob(out))
+    shutil.rmtree(out / "tmp", ignore_errors=True)
     return SweepResult(sweep, out, cells, ordered, len(todo), len(cells) - len(todo))
+
+
+def sweep_folder(sweep: LoadedSweep, folder: str | Path | None = None) -> Path:
+    return Path(folder or Path("sweeps") / sweep.spec.sweep)
+
+
+def compact_sweep(path: str | Path, folder: str | Path | None = None) -> tuple[Path, int]:
+    """Write every finished cell's tables into one DuckDB file; its path and run count."""
+    out = sweep_folder(load_sweep(path), folder)
+    if not (out / "cells").is_dir():
+        raise ConfigError(f"no cells in {out} yet: run `flowkit sweep {path}` first")
+    return out / COMPACTED, compact(cell_glob(out), out / COMPACTED)

@@ -87,6 +87,12 @@ class Sweep(_Strict):
     seeds: Int = Field(1, ge=1, le=1000, description="Seeds 0..N-1 per cell (the offline model "
                        "is deterministic: seeds matter for sampled models).")
     model: str | None = Field(None, description="Replace every profile's model, like --model.")
+    knowledge_cutoffs: dict[str, Date] = Field(default_factory=dict, description="model id: "
+                                               "the last date it may have seen in training. "
+                                               "Results are split by whether each window "
+                                               "starts after it; this overrides a profile's "
+                                               "knowledge_cutoff and flowkit's table of "
+                                               "published cutoffs.")
     train: bool = Field(True, description="Firms with learning.train train on each walk-forward "
                         "training window before its test window.")
     metrics: list[Metric] = Field(default_factory=lambda: ["sharpe", "cumulative_return",  # type: ignore[valid-type]
