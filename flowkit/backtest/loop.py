@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
+from flowkit.backtest.metrics import RoundTrips
 from flowkit.domain.decision import Decision
 from flowkit.market.clock import seconds
 from flowkit.patterns.state import DecisionState
@@ -85,7 +86,10 @@ class Trading:
     """Portfolio, risk engine and broker for one run, rebuilt from a checkpoint on resume.
 
     Each order is logged once, when it reaches a final status (filled, rejected, cancelled),
-    or at the end of the run while still working: the `orders` table has one row per order."""
+    or at the end of the run while still working: the `orders` table has one row per order.
+    Once logged, a settled order leaves the broker, so the state a checkpoint saves is the live
+    state (positions, working orders, risk state), whatever the length of the run; `logged`
+    holds only orders logged while still with the broker (on resume, or at the end)."""
 
     def __init__(self, session: Session, symbols: list[str], live: bool = False,
                  state: dict[str, Any] | None = None):
@@ -116,12 +120,17 @@ class Trading:
         return dict(self.broker.marks)
 
     def settled_orders(self, final: bool = False) -> list[dict[str, Any]]:
-        """Order rows not logged yet whose status is final (all of them when the run ends)."""
-        out = []
+        """Order rows not logged yet whose status is final (all of them when the run ends);
+        the broker forgets the settled ones, which the caller logs now."""
+        out, settled = [], []
         for order_id, record in self.broker.orders.items():
+            if record.status != "submitted":
+                settled.append(order_id)
             if order_id not in self.logged and (final or record.status != "submitted"):
                 self.logged.add(order_id)
                 out.append(record.model_dump())
+        self.broker.forget(settled)
+        self.logged.difference_update(settled)
         return out
 
 
@@ -144,6 +153,12 @@ class Loop:
         self.outcome = Outcome(session.run_id, "running")
         self.snapshots: list[dict[str, Any]] = []
         self.logged_fills: set[str] = set()  # on resume: fills the log kept (see preload)
+        # What the trade metrics need of every fill so far, bounded: checkpointed with the rest.
+        self.trips = RoundTrips(state.get("trips") if state else None)
+        self.notional = float(state.get("notional", 0.0)) if state else 0.0
+        if state and "trips" not in state:  # an older checkpoint: its broker kept every fill
+            for fill in self.trading.broker.fills:
+                self._count(fill.model_dump())
         self.memory = _memory(session)
         if self.memory is not None and state and state.get("memory"):
             self.memory.from_state(state["memory"])
@@ -161,32 +176,35 @@ class Loop:
         it; if the process dies first, resume starts from the previous checkpoint. The loop
         does not wait for the disk."""
         state = {"trading": self.trading.state(), "cursor": self.cursor, "opened": self.opened,
-                 "memory": self.memory.to_state() if self.memory else None}
+                 "memory": self.memory.to_state() if self.memory else None,
+                 "trips": self.trips.to_state(), "notional": self.notional}
         self.log.append("checkpoints", checkpoint_row(self.session.run_id, seq, _ts(t), state))
 
-    def preload(self) -> None:
-        """On resume: the equity curve and fills already done, for the final metrics, and what
-        the log already holds, so nothing is written twice.
+    def preload(self, seq: int) -> None:
+        """On resume from the checkpoint at decision time `seq`: the equity curve, for the
+        final metrics, and what the log already holds, so nothing is written twice (the trade
+        metrics' inputs come with the checkpoint: the `fills` table has no order within one bar
+        time, and round trips depend on it).
 
-        - Fills come from the checkpointed broker, in execution order (the `fills` table has
-          no order within one bar time, and round trips depend on it).
         - An order is logged once it settles, under its decision time, which may be at or
           before the checkpoint even when it settled after it: such rows survive the discard.
-          The redone dates settle them identically, so they count as logged already.
+          The redone dates settle them identically, so they count as logged already (such an
+          order was still working at the checkpoint: the broker holds it).
         - Likewise a fill is logged under the time its bar opened, which may be at the checkpoint
-          though it executed after it: redone, it is not logged again.
+          though it executed after it: redone, it is not logged again (nor counted twice).
         - Step numbers continue after the last one kept."""
-        run_id = self.session.run_id
+        run_id, working = self.session.run_id, self.trading.broker.orders
+        since = _ts(self.times[seq])
         with self.log.reader() as store:
             snapshots, orders = store.snapshots(run_id), store.orders(run_id)
-            self.logged_fills = {f["fill_id"] for f in store.fills(run_id)}
+            fills = store.fills(run_id)
             last_seq = store.last_step_seq(run_id)
         for snap in snapshots:
             self.outcome.equity.append((_iso(np.datetime64(snap["time"], "s")), snap["equity"]))
             self.snapshots.append({"gross_exposure": snap["gross_exposure"]})
-        for fill in self.trading.broker.fills:
-            self.outcome.fills.append({"run_id": run_id, **fill.model_dump()})
-        self.trading.logged |= {o["order_id"] for o in orders}
+        self.outcome.fills += fills
+        self.logged_fills = {f["fill_id"] for f in fills if f["time"] >= since}
+        self.trading.logged |= {o["order_id"] for o in orders if o["order_id"] in working}
         self.session.ctx.seq = itertools.count(last_seq + 1)
 
     # ---------------------------------------------------------------- the loop
@@ -357,9 +375,14 @@ class Loop:
     def record_fills(self, fills: list[Any]) -> None:
         for fill in fills:
             row = {"run_id": self.session.run_id, **fill.model_dump()}
+            self._count(row)
             if row["fill_id"] not in self.logged_fills:
                 self.log.append("fills", row)
-            self.outcome.fills.append(row)
+                self.outcome.fills.append(row)
+
+    def _count(self, fill: dict[str, Any]) -> None:
+        self.trips.add(fill)
+        self.notional += abs(fill["quantity"] * fill["price"])
 
     def snapshot(self, t: np.datetime64) -> None:
         snap = self.trading.portfolio.snapshot(_ts(t), self.trading.prices())
