@@ -36,8 +36,7 @@ def evaluate(session: Any, loop: Any, outcome: Any, every: str) -> None:
     spec = session.spec
     ppy, basis = periods_per_year(session, loop.symbols, every, loop.times)
     rf = spec.backtest.risk_free_rate if spec.backtest else 0.0
-    equity = [e for _, e in outcome.equity]
-    exposure = [r.get("gross_exposure", 0.0) for r in loop.snapshots]
+    equity, exposure = outcome.equity.values, np.frombuffer(loop.exposure) if loop.exposure else []
     firm = compute_metrics(equity, periods_per_year=ppy, risk_free_rate=rf,
                            trades=loop.trips.closed, exposure=exposure,
                            turnover_notional=loop.notional)

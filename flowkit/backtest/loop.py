@@ -20,6 +20,8 @@ import itertools
 import math
 import os
 import time
+from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable
@@ -37,10 +39,45 @@ if TYPE_CHECKING:
     from flowkit.broker.base import Broker
 
 
+class EquityCurve(Sequence[tuple[str, float]]):
+    """(ISO time, equity) at each decision time, kept as two compact arrays (16 bytes a point)
+    so a long run's memory does not grow by Python objects per date."""
+
+    def __init__(self) -> None:
+        self._t = array("q")   # seconds since the epoch
+        self._v = array("d")
+
+    def append(self, point: tuple[str, float]) -> None:
+        self._t.append(int(np.datetime64(point[0].rstrip("Z"), "s").astype(np.int64)))
+        self._v.append(float(point[1]))
+
+    def __len__(self) -> int:
+        return len(self._v)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        return _iso(np.datetime64(self._t[i], "s")), self._v[i]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    def __repr__(self) -> str:
+        return f"EquityCurve({list(self)!r})"
+
+    @property
+    def values(self) -> np.ndarray:
+        return np.frombuffer(self._v, dtype=float) if len(self._v) else np.empty(0)
+
+
 @dataclass
 class Outcome:
     """What a run produced: the loop fills it date by date; the application layer adds the
-    status, the metrics and the warnings."""
+    status, the metrics and the warnings.
+
+    `decisions`, `reviews`, `orders` and `fills` hold those of the latest decision time (all of
+    them for a one-decision run): a run's whole record is in the event log (`flowkit.read_run`,
+    `RunStore`), so a long run does not keep it in memory. `equity` is the whole curve."""
 
     run_id: str
     status: str
@@ -48,7 +85,7 @@ class Outcome:
     reviews: list[dict[str, Any]] = field(default_factory=list)
     orders: list[dict[str, Any]] = field(default_factory=list)
     fills: list[dict[str, Any]] = field(default_factory=list)
-    equity: list[tuple[str, float]] = field(default_factory=list)
+    equity: EquityCurve = field(default_factory=EquityCurve)
     metrics: dict[str, Any] = field(default_factory=dict)
     baselines: dict[str, dict[str, Any]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -151,7 +188,7 @@ class Loop:
             {s: max(0, self.bars[s].index_asof(times[0])) for s in symbols}
         self.opened = {s: int(state["opened"][s]) for s in symbols} if state else dict(self.cursor)
         self.outcome = Outcome(session.run_id, "running")
-        self.snapshots: list[dict[str, Any]] = []
+        self.exposure = array("d")  # gross exposure at each decision time, for the metrics
         self.logged_fills: set[str] = set()  # on resume: fills the log kept (see preload)
         # What the trade metrics need of every fill so far, bounded: checkpointed with the rest.
         self.trips = RoundTrips(state.get("trips") if state else None)
@@ -201,8 +238,7 @@ class Loop:
             last_seq = store.last_step_seq(run_id)
         for snap in snapshots:
             self.outcome.equity.append((_iso(np.datetime64(snap["time"], "s")), snap["equity"]))
-            self.snapshots.append({"gross_exposure": snap["gross_exposure"]})
-        self.outcome.fills += fills
+            self.exposure.append(snap["gross_exposure"])
         self.logged_fills = {f["fill_id"] for f in fills if f["time"] >= since}
         self.trading.logged |= {o["order_id"] for o in orders if o["order_id"] in working}
         self.session.ctx.seq = itertools.count(last_seq + 1)
@@ -211,8 +247,11 @@ class Loop:
 
     async def run(self, start_seq: int = 0) -> Outcome:
         engine, portfolio = self.trading.engine, self.trading.portfolio
+        out = self.outcome
         for seq in range(start_seq, len(self.times)):
             t = self.times[seq]
+            for rows in (out.decisions, out.reviews, out.orders, out.fills):
+                rows.clear()  # the log holds them: keep only this decision time's
             self.replay_bars(t)
             self.close_ended(seq, t)
             prices = self.trading.prices()
@@ -387,7 +426,7 @@ class Loop:
     def snapshot(self, t: np.datetime64) -> None:
         snap = self.trading.portfolio.snapshot(_ts(t), self.trading.prices())
         self.log.append("portfolio", {"run_id": self.session.run_id, **snap})
-        self.snapshots.append(snap)
+        self.exposure.append(snap["gross_exposure"])
         self.outcome.equity.append((_iso(t), snap["equity"]))
 
     def progress(self, done: int) -> None:
