@@ -90,7 +90,8 @@ def file_report(db: str, decisions: int) -> str:
            for t in tables}
     compact = db + ".compact"
     con.execute(f"ATTACH '{compact}' AS compact")
-    con.execute("COPY FROM DATABASE long TO compact")
+    (name,) = con.execute("SELECT current_database()").fetchone()
+    con.execute(f'COPY FROM DATABASE "{name}" TO compact')
     con.close()
     size, small = os.path.getsize(db), os.path.getsize(compact)
     top = sorted(((sum(v or 0 for v in vals), t) for t, vals in raw.items()), reverse=True)[:5]

@@ -105,8 +105,11 @@ class Progress:
     elapsed_s: float
 
 
-CHECKPOINT_SECONDS = 1.0
-# FLOWKIT_CHECKPOINT_EVERY=N: a checkpoint every N decision times instead of every second, so
+# A checkpoint commits a transaction, and every commit leaves DuckDB free space behind: at most
+# one every 10 s (a decision slower than that is checkpointed each time; a faster one redoes at
+# most 10 s on resume). Measured on 3 symbols x 2024: 36.1 KB per decision at 1 s, 23.2 at 10 s.
+CHECKPOINT_SECONDS = 10.0
+# FLOWKIT_CHECKPOINT_EVERY=N: a checkpoint every N decision times instead of every 10 s, so
 # the kill/resume tests' kill points do not depend on the machine's speed.
 CHECKPOINT_EVERY = int(os.environ.get("FLOWKIT_CHECKPOINT_EVERY") or 0)
 
@@ -269,7 +272,7 @@ class Loop:
             self.snapshot(t)
             if self.memory:
                 self.memory.observe(seq, t, decided, self.bars)
-            # A checkpoint commits everything so far (one DuckDB transaction, ~0.1 s): taken at
+            # A checkpoint commits everything so far (one DuckDB transaction): taken at
             # most every CHECKPOINT_SECONDS and at the end. Resume redoes the dates after the last
             # one, which are deterministic, so results do not depend on where the run was killed.
             if seq == len(self.times) - 1 or (
