@@ -437,7 +437,7 @@ class Loop:
             return
         ctx = self.session.ctx
         self.on_progress(Progress(
-            done=done, total=len(self.times), decisions=len(self.outcome.decisions),
+            done=done, total=len(self.times), decisions=self.session.decided,
             equity=self.outcome.equity[-1][1], model_calls=ctx.calls,
             cost_usd=ctx.budget.cost_usd if ctx.budget is not None else 0.0,
             elapsed_s=time.perf_counter() - self.started))
