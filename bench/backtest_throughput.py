@@ -38,7 +38,7 @@ def one(symbols: list[str], start: str, end: str, db: str | None) -> dict[str, f
     t3 = time.perf_counter()
     steps = session.ctx.calls
     return {"setup_s": t1 - t0, "run_s": t2 - t1, "close_s": t3 - t2, "total_s": t3 - t0,
-            "decisions": len(outcome.decisions), "agent_steps": steps,
+            "decisions": session.decided, "agent_steps": steps,
             "final_equity": outcome.equity[-1][1] if outcome.equity else float("nan")}
 
 

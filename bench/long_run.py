@@ -1,11 +1,13 @@
 """Long runs: does the cost of a decision stay constant over the length of a backtest?
 
-The TradingAgents firm (workflows/tradingagents.yaml) with the offline model, on 5 symbols over
---years years ending --end, run twice in this process: with the DuckDB event log, and with a
-NullSink (no logging). Prints, per run: wall time; RSS and the size of the checkpoint state at each
-year boundary (the first checkpoint in each new year); peak RSS; and for the logged run, the
-DuckDB file's bytes per decision after CHECKPOINT, split by table. Targets (issue 12): RSS at
-the last year <= 1.2x the first, checkpoint size flat, <= 8 KB per decision, logging <= +25%.
+The TradingAgents firm (workflows/tradingagents.yaml) with the offline model, on --symbols over
+--years years ending --end, run twice, each in its own process so neither inherits the other's
+heap: with the DuckDB event log, and with a NullSink (no logging). Prints, per run: wall time;
+RSS, peak RSS so far and the size of the checkpoint state at each year boundary (the first
+checkpoint in each new year); peak RSS; and for the logged run, the DuckDB file's bytes per
+decision after CHECKPOINT and after compaction (the tables copied into a fresh file, which drops
+the free space many small commits leave), split by table. Targets (issue 12): RSS at the last
+year <= 1.2x the first, checkpoint size flat, <= 8 KB per decision, logging <= +25%.
 
     python bench/long_run.py [--years 10] [--end 2024-12-31] [--symbols AAPL,MSFT,GOOGL,AMZN,NVDA]
 """
@@ -17,6 +19,8 @@ import asyncio
 import json
 import os
 import resource
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import asdict
@@ -24,12 +28,7 @@ from typing import Any
 
 from _common import WORKFLOW, machine_line
 
-import flowkit
-from flowkit.app import Invocation, RunOptions, Session, run_session
-from flowkit.backtest import loop as loop_mod
-from flowkit.store import NullSink
-
-SAMPLES: list[tuple[str, float, int]] = []  # (as_of, RSS MB, checkpoint state bytes)
+SAMPLES: list[tuple[str, float, float, int]] = []  # (as_of, RSS MB, peak MB, checkpoint bytes)
 
 
 def rss_mb() -> float:
@@ -37,18 +36,30 @@ def rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
 
 
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+
+
 def _instrument_checkpoints() -> None:
+    from flowkit.backtest import loop as loop_mod
+
     real = loop_mod.checkpoint_row
 
     def measured(run_id: str, seq: int, as_of: Any, state: dict[str, Any]) -> dict[str, Any]:
-        SAMPLES.append((str(as_of)[:10], rss_mb(), len(json.dumps(state, default=str))))
+        SAMPLES.append((str(as_of)[:10], rss_mb(), peak_mb(), len(json.dumps(state, default=str))))
         return real(run_id, seq, as_of, state)
 
     loop_mod.checkpoint_row = measured  # type: ignore[assignment]
 
 
-def one(loaded: Any, symbols: list[str], start: str, end: str, db: str | None) -> dict[str, Any]:
-    SAMPLES.clear()
+def child(symbols: list[str], start: str, end: str, db: str | None) -> dict[str, Any]:
+    """One run in this process; what main() prints about it."""
+    import flowkit
+    from flowkit.app import Invocation, RunOptions, Session, run_session
+    from flowkit.store import NullSink
+
+    loaded = flowkit.load(WORKFLOW)
+    _instrument_checkpoints()
     t0 = time.perf_counter()
     session = Session(loaded, RunOptions(db=db or ":memory:", symbols=symbols, mode="backtest"),
                       log=NullSink() if db is None else None)
@@ -59,11 +70,13 @@ def one(loaded: Any, symbols: list[str], start: str, end: str, db: str | None) -
     wall = time.perf_counter() - t0
     if outcome.status != "completed":
         raise SystemExit(f"run {outcome.run_id} {outcome.status}: {outcome.error}")
-    years: dict[str, tuple[str, float, int]] = {}
+    years: dict[str, tuple[str, float, float, int]] = {}
     for sample in SAMPLES:
         years.setdefault(sample[0][:4], sample)
-    return {"wall_s": wall, "decisions": len(outcome.decisions), "years": years,
-            "run_id": outcome.run_id}
+    years["end"] = SAMPLES[-1]  # the last checkpoint: the loop's end, before the evaluation
+    decisions = session.decided
+    return {"wall_s": wall, "decisions": decisions, "years": years, "peak_mb": peak_mb(),
+            "file": file_report(db, decisions) if db else None}
 
 
 def file_report(db: str, decisions: int) -> str:
@@ -75,12 +88,17 @@ def file_report(db: str, decisions: int) -> str:
                                          "WHERE table_type = 'BASE TABLE'").fetchall()]
     raw = {t: con.execute(f'SELECT sum(length(CAST(COLUMNS(*) AS VARCHAR))) FROM "{t}"').fetchall()[0]
            for t in tables}
+    compact = db + ".compact"
+    con.execute(f"ATTACH '{compact}' AS compact")
+    (name,) = con.execute("SELECT current_database()").fetchone()
+    con.execute(f'COPY FROM DATABASE "{name}" TO compact')
     con.close()
-    size = os.path.getsize(db)
+    size, small = os.path.getsize(db), os.path.getsize(compact)
     top = sorted(((sum(v or 0 for v in vals), t) for t, vals in raw.items()), reverse=True)[:5]
     parts = ", ".join(f"{t} {n / decisions / 1e3:.1f}" for n, t in top)
-    return (f"{size / 1e6:.1f} MB file, {size / decisions / 1e3:.1f} KB per decision "
-            f"(uncompressed text per decision, KB: {parts})")
+    return (f"{size / 1e6:.1f} MB file, {size / decisions / 1e3:.1f} KB per decision after "
+            f"CHECKPOINT, {small / decisions / 1e3:.1f} KB compacted (uncompressed text per "
+            f"decision, KB: {parts})")
 
 
 def main() -> None:
@@ -88,31 +106,40 @@ def main() -> None:
     ap.add_argument("--symbols", default="AAPL,MSFT,GOOGL,AMZN,NVDA")
     ap.add_argument("--years", type=int, default=10)
     ap.add_argument("--end", default="2024-12-31")
+    ap.add_argument("--child", choices=["log", "null"], help=argparse.SUPPRESS)
+    ap.add_argument("--db", help=argparse.SUPPRESS)
     args = ap.parse_args()
     symbols = args.symbols.split(",")
     start = f"{int(args.end[:4]) - args.years + 1}-01-01"
-    loaded = flowkit.load(WORKFLOW)
-    _instrument_checkpoints()
-    print(f"long run: {loaded.spec.name} firm, offline model, {len(symbols)} symbols, "
-          f"{start}..{args.end}")
+    if args.child:
+        print(json.dumps(child(symbols, start, args.end, args.db if args.child == "log" else None)))
+        return
+    print(f"long run: tradingagents firm, offline model, {len(symbols)} symbols, {start}..{args.end}")
     print(f"  {machine_line()}")
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        db = os.path.join(tmp, "long.duckdb")
-        for name, where in [("DuckDB log", db), ("NullSink", None)]:
-            r = results[name] = one(loaded, symbols, start, args.end, where)
-            print(f"  {name}: {r['decisions']} decisions in {r['wall_s']:.1f} s")
-            for year, (as_of, rss, state) in sorted(r["years"].items()):
-                print(f"    {as_of}: RSS {rss:7.0f} MB · checkpoint {state / 1e3:9.1f} KB")
-            if where:
-                print(f"    {file_report(db, r['decisions'])}")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+        for name, mode in [("DuckDB log", "log"), ("NullSink", "null")]:
+            out = subprocess.run([sys.executable, __file__, "--child", mode, "--db",
+                                  os.path.join(tmp, "long.duckdb"), "--symbols", args.symbols,
+                                  "--years", str(args.years), "--end", args.end],
+                                 check=True, capture_output=True, text=True).stdout
+            r = results[name] = json.loads(out.splitlines()[-1])
+            print(f"  {name}: {r['decisions']} decisions in {r['wall_s']:.1f} s, "
+                  f"peak RSS {r['peak_mb']:.0f} MB")
+            for _, (as_of, rss, peak, state) in sorted(r["years"].items()):
+                print(f"    {as_of}: RSS {rss:6.0f} MB (peak {peak:6.0f}) · checkpoint "
+                      f"{state / 1e3:8.1f} KB")
+            if r["file"]:
+                print(f"    {r['file']}")
     d, n = results["DuckDB log"], results["NullSink"]
-    rss = [s[1] for _, s in sorted(n["years"].items())]
-    cps = [s[2] for _, s in sorted(n["years"].items())]
-    print(f"  peak RSS {peak:.0f} MB; RSS last/first year {rss[-1] / rss[0]:.2f}x; checkpoint "
-          f"last/first year {cps[-1] / max(cps[0], 1):.2f}x; logging {100 * (d['wall_s'] / n['wall_s'] - 1):+.0f}% "
-          f"wall time")
+    for name, r in results.items():
+        # year 1: the first checkpoint of the second year; the end: the loop's last checkpoint
+        ys = [s for _, s in sorted(r["years"].items())]  # "end" sorts after the years
+        y1, end = ys[1] if len(ys) > 2 else ys[0], ys[-1]
+        print(f"  {name}: at the end / after year 1: RSS {end[1] / y1[1]:.2f}x, peak RSS "
+              f"{end[2] / y1[2]:.2f}x, checkpoint {end[3] / max(y1[3], 1):.2f}x")
+    print(f"  logging {100 * (d['wall_s'] / n['wall_s'] - 1):+.0f}% wall time")
+    print(f"  {machine_line()}")
 
 
 if __name__ == "__main__":

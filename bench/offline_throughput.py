@@ -70,7 +70,7 @@ def one(loaded, symbols: list[str], start: str, end: str, db: str | None) -> dic
     if outcome.status != "completed":
         raise SystemExit(f"run {outcome.run_id} {outcome.status}: {outcome.error}")
     loop_s = LOOP_S[-1]
-    return {"steps": session.ctx.calls, "decisions": len(outcome.decisions), "loop_s": loop_s,
+    return {"steps": session.ctx.calls, "decisions": session.decided, "loop_s": loop_s,
             "eval_s": (t2 - t1) - loop_s, "close_s": t3 - t2, "total_s": t3 - t0,
             "setup_s": t1 - t0,
             "equity": outcome.equity[-1][1] if outcome.equity else float("nan")}

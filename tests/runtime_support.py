@@ -53,6 +53,19 @@ def backtest(path: Path, db: Path, start: str, end: str, every: str) -> Any:
     return out
 
 
+def logged(db: Path, run_id: str) -> Any:
+    """A run's whole record of orders, fills and risk reviews, as the event log holds it (an
+    Outcome keeps only its latest decision time's)."""
+    from types import SimpleNamespace
+
+    from flowkit.store import RunStore
+
+    with RunStore.open(str(db)) as store:
+        return SimpleNamespace(orders=[dict(o) for o in store.orders(run_id)],
+                               fills=[dict(f) for f in store.fills(run_id)],
+                               reviews=[dict(r) for r in store.risk_reviews(run_id)])
+
+
 def user_prompt(messages: list[dict[str, Any]]) -> str:
     """The first user message: the rendered prompt template."""
     return next(m["content"] for m in messages if m["role"] == "user")

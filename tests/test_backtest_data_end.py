@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime_support import ANALYST_TRADER, SAMPLE_OHLCV, backtest, firm
+from runtime_support import ANALYST_TRADER, SAMPLE_OHLCV, backtest, firm, logged
 
 FIRM = ANALYST_TRADER.replace("{", "{{").replace("}", "}}") + """\
 market:
@@ -52,25 +52,26 @@ CASES = [
 def test_a_symbol_whose_data_ends_is_closed_at_its_last_close(tmp_path, symbols, cut, until,
                                                               every, start, end, drawdown):
     out = cut_backtest(tmp_path, symbols, cut, until, every, start, end, drawdown)
+    log = logged(tmp_path / "x.duckdb", out.run_id)  # the whole run's orders, fills, reviews
     last_line = [ln for ln in (tmp_path / "data" / "ohlcv" / f"{cut}.csv").read_text().splitlines()
                  if ln][-1].split(",")
     assert last_line[0] == until
     last_close = float(last_line[4])
     # The first decision time after the last one the symbol had a bar for.
-    last_decision = max(r["as_of"] for r in out.reviews if r["symbol"] == cut)
+    last_decision = max(r["as_of"] for r in log.reviews if r["symbol"] == cut)
     exit_time = next(t for t, _ in out.equity if t[:19] > last_decision.isoformat()[:19])
-    (order,) = [o for o in out.orders if o["reason"] == "data_end"]
+    (order,) = [o for o in log.orders if o["reason"] == "data_end"]
     assert (order["symbol"], order["status"], order["side"]) == (cut, "filled", "sell")
     assert order["as_of"].isoformat()[:19] == exit_time[:19]
-    (fill,) = [f for f in out.fills if f["order_id"] == order["order_id"]]
+    (fill,) = [f for f in log.fills if f["order_id"] == order["order_id"]]
     assert fill["price"] == pytest.approx(last_close * (1 - 5 / 10_000), rel=1e-12)
     # Nothing of the symbol afterwards: no position, no order, no fill.
-    assert not [o for o in out.orders if o["symbol"] == cut and o["as_of"] > order["as_of"]]
-    assert not [f for f in out.fills if f["symbol"] == cut and f["time"] > fill["time"]]
+    assert not [o for o in log.orders if o["symbol"] == cut and o["as_of"] > order["as_of"]]
+    assert not [f for f in log.fills if f["symbol"] == cut and f["time"] > fill["time"]]
     assert any(f"{cut}: the data ends on {until}" in w and "data_end" in w for w in out.warnings)
     # No order is left working, except those placed at the last decision time.
-    final = max(o["as_of"] for o in out.orders)
-    assert all(o["status"] != "submitted" or o["as_of"] == final for o in out.orders)
+    final = max(o["as_of"] for o in log.orders)
+    assert all(o["status"] != "submitted" or o["as_of"] == final for o in log.orders)
 
 
 def test_working_orders_are_cancelled_or_expired_never_left_submitted():

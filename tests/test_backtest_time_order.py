@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime_support import ANALYST_TRADER, SAMPLE_OHLCV, backtest, firm
+from runtime_support import ANALYST_TRADER, SAMPLE_OHLCV, backtest, firm, logged
 
 STOCKS = ["NVDA", "AAPL", "MSFT"]
 COINS = ["BTC-USDT", "ETH-USDT", "MIX-USDT"]
@@ -60,13 +60,15 @@ def results(tmp_path: Path, data: Path, symbols: list[str], every: str, start: s
     # The firm sits beside its data: a workflow reads data from its own folder only.
     path = firm(data, FIRM.format(symbols=", ".join(symbols), path=data, drawdown=drawdown,
                                   fractional=str(crypto).lower()), f"{name}-{every}.yaml")
-    out = backtest(path, tmp_path / f"{name}-{every}.duckdb", start, end, every)
+    db = tmp_path / f"{name}-{every}.duckdb"
+    out = backtest(path, db, start, end, every)
+    log = logged(db, out.run_id)  # the whole run's orders and fills
     drop = {"run_id", "order_id", "fill_id"}  # the run id is hashed into them
     return {
         "orders": sorted(tuple(sorted((k, str(v)) for k, v in o.items() if k not in drop))
-                         for o in out.orders),
+                         for o in log.orders),
         "fills": sorted(tuple(sorted((k, str(v)) for k, v in f.items() if k not in drop))
-                        for f in out.fills),
+                        for f in log.fills),
         "equity": out.equity,
         "metrics": out.metrics,
     }

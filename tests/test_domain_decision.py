@@ -14,6 +14,7 @@ from runtime_support import WORKFLOWS
 import flowkit
 from flowkit.domain.decision import Decision, decision_from_output
 from flowkit.risk import RiskEngine
+from flowkit.runtime.session import Session
 from flowkit.roles.outputs import ManagerPlan, TradeProposal
 
 
@@ -25,19 +26,28 @@ def test_a_shipped_firms_decisions_reach_the_risk_engine_as_the_same_objects(
         firm: str, symbols: list[str], every: str, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     reviewed: list[Any] = []
-    review = RiskEngine.review
+    decided: list[Any] = []  # every decision the firm made (the Outcome keeps the latest only)
+    review, deliberate = RiskEngine.review, Session.deliberate
 
     def spy(self: RiskEngine, proposal: Any, *args: Any, **kwargs: Any) -> Any:
         reviewed.append(proposal)
         return review(self, proposal, *args, **kwargs)
 
+    async def made(self: Session, *args: Any, **kwargs: Any) -> Any:
+        decision, state = await deliberate(self, *args, **kwargs)
+        decided.append(decision)
+        return decision, state
+
     monkeypatch.setattr(RiskEngine, "review", spy)
+    monkeypatch.setattr(Session, "deliberate", made)
     outcome = flowkit.run(flowkit.load(WORKFLOWS / firm), symbols=symbols, start="2024-02-01",
                           end="2024-02-29", every=every, db=str(tmp_path / "log.duckdb"))
     assert outcome.status == "completed" and outcome.decisions
-    assert len(reviewed) == len(outcome.decisions)
-    assert all(r is d for r, d in zip(reviewed, outcome.decisions))
-    assert all(isinstance(d, Decision) and d.reasoning for d in outcome.decisions)
+    assert len(reviewed) == len(decided) == outcome.metrics["decisions"]
+    key = lambda d: (d.as_of, d.symbol)  # noqa: E731  (review runs in symbol-name order)
+    assert all(r is d for r, d in zip(sorted(reviewed, key=key), sorted(decided, key=key)))
+    assert all(r is d for r, d in zip(reviewed[-len(outcome.decisions):], outcome.decisions))
+    assert all(isinstance(d, Decision) and d.reasoning for d in decided)
 
 
 def test_a_trade_proposal_becomes_a_decision_field_by_field() -> None:

@@ -6,7 +6,6 @@ import asyncio
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-import numpy as np
 
 from flowkit.app import live
 from flowkit.app.events import Reporter
@@ -57,8 +56,7 @@ def replay(run_id: str, db: str | None = None, reporter: Reporter | None = None)
         raise
     outcome = run_to_end(session, plan.inv, reporter)
     before = sorted((s, str(t), a, round(z, 6)) for s, t, a, z in stored.decisions)
-    after = sorted((d.symbol, str(np.datetime64(d.as_of.rstrip("Z"), "us").astype(datetime)),
-                    d.action, round(d.size_pct, 6)) for d in outcome.decisions)
+    after = sorted((s, str(t), a, round(z, 6)) for s, t, a, z in load_run(db, outcome.run_id).decisions)
     return Replay(run_id, outcome, stored.invocation, before == after, len(after),
                   session.ctx.provider_calls, plan.note)
 

@@ -146,7 +146,7 @@ async def run_session(session: Session, inv: Invocation, reporter: Reporter | No
                 st.symbol, st.as_of, step, status)
     else:
         if state is not None:
-            loop.preload()
+            loop.preload(resume["seq"])
         start_seq = resume["seq"] + 1
         resumed_after = str(resume["as_of"])[:19] if state is not None else ""
     # for `flowkit runs`: progress, and whether the process that runs it is still alive

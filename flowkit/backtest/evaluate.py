@@ -8,8 +8,7 @@ from typing import Any
 import numpy as np
 
 from flowkit.backtest.baselines import excess_return, run_baselines
-from flowkit.backtest.metrics import (compute_metrics, flag_suspect, measured_periods_per_year,
-                                      round_trips)
+from flowkit.backtest.metrics import compute_metrics, flag_suspect, measured_periods_per_year
 
 
 def periods_per_year(session: Any, symbols: list[str], every: str,
@@ -37,12 +36,10 @@ def evaluate(session: Any, loop: Any, outcome: Any, every: str) -> None:
     spec = session.spec
     ppy, basis = periods_per_year(session, loop.symbols, every, loop.times)
     rf = spec.backtest.risk_free_rate if spec.backtest else 0.0
-    equity = [e for _, e in outcome.equity]
-    exposure = [r.get("gross_exposure", 0.0) for r in loop.snapshots]
-    notional = sum(abs(f["quantity"] * f["price"]) for f in outcome.fills)
+    equity, exposure = outcome.equity.values, np.frombuffer(loop.exposure) if loop.exposure else []
     firm = compute_metrics(equity, periods_per_year=ppy, risk_free_rate=rf,
-                           trades=round_trips(outcome.fills), exposure=exposure,
-                           turnover_notional=notional)
+                           trades=loop.trips.closed, exposure=exposure,
+                           turnover_notional=loop.notional)
     # From the log, so a resumed run counts the calls made before it was killed too.
     with session.log.reader() as store:
         n_decisions = store.decision_count(session.run_id)

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -57,13 +58,14 @@ def compute_metrics(
     *,
     periods_per_year: int,
     risk_free_rate: float = 0.0,
-    trades: list[dict] | None = None,
+    trades: list[dict] | TradeSummary | None = None,
     exposure: Sequence[float] | np.ndarray | None = None,
     turnover_notional: float | None = None,
 ) -> dict[str, float]:
     """Metrics of an equity curve sampled once per period; conventions in the module docstring.
 
-    `trades` are closed round trips, each a mapping with a ``pnl`` key (e.g. from `round_trips`);
+    `trades` are closed round trips, each a mapping with a ``pnl`` key (e.g. from `round_trips`),
+    or their `TradeSummary`;
     `exposure` is the gross exposure at each snapshot; `turnover_notional` is the summed
     |quantity x price| of every fill.
     """
@@ -110,25 +112,41 @@ def measured_periods_per_year(times: Sequence[Any]) -> int | None:
 
 
 def round_trips(fills: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Closed round trips from fills in execution order, per symbol.
+    """Closed round trips from fills in execution order, per symbol (the rule is `RoundTrips`).
+    Trips still open at the end are left out."""
+    trips = RoundTrips()
+    return [trip for f in fills for trip in trips.add(f)]
+
+
+class RoundTrips:
+    """Round trips built fill by fill, for a run of any length: it holds only the trips still
+    open (one per symbol) and the closed trips' `TradeSummary`, so its state is bounded.
 
     A round trip runs from a flat position to flat again (scaling in or out stays inside it);
     a fill that flips the position closes one trip and opens the next, its quantity and fee
     split pro rata. ``pnl`` is the realised cash flow of the trip net of fees. A fill is a
     mapping with ``symbol``, ``side`` (buy | sell), ``quantity`` (> 0), ``price``, and optional
-    ``fee`` and ``time``, as in the ``fills`` table. Trips still open at the end are left out.
-    """
-    open_trips: dict[str, dict[str, Any]] = {}
-    closed: list[dict[str, Any]] = []
-    for f in fills:
+    ``fee`` and ``time``, as in the ``fills`` table."""
+
+    def __init__(self, state: Mapping[str, Any] | None = None):
+        self.open: dict[str, dict[str, Any]] = dict((state or {}).get("open", {}))
+        self.closed = TradeSummary(**(state or {}).get("closed", {}))
+
+    def to_state(self) -> dict[str, Any]:
+        return {"open": {s: {**t, "opened": _text(t["opened"])} for s, t in self.open.items()},
+                "closed": asdict(self.closed)}
+
+    def add(self, f: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Book one fill; the trips it closed."""
         sign = 1.0 if f["side"] == "buy" else -1.0
         qty, price = float(f["quantity"]), float(f["price"])
         fee_per_unit = float(f.get("fee") or 0.0) / qty if qty else 0.0
         symbol = f["symbol"]
+        closed = []
         while qty > _FLAT:
-            trip = open_trips.get(symbol)
+            trip = self.open.get(symbol)
             if trip is None:
-                trip = open_trips[symbol] = {
+                trip = self.open[symbol] = {
                     "symbol": symbol, "direction": "long" if sign > 0 else "short",
                     "opened": f.get("time"), "position": 0.0, "cash": 0.0, "fees": 0.0,
                 }
@@ -141,12 +159,36 @@ def round_trips(fills: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             trip["fees"] += part * fee_per_unit
             qty -= part
             if abs(trip["position"]) <= _FLAT:
-                del open_trips[symbol]
+                del self.open[symbol]
+                self.closed.add(trip["cash"])
                 closed.append({
                     "symbol": symbol, "direction": trip["direction"], "opened": trip["opened"],
                     "closed": f.get("time"), "pnl": trip["cash"], "fees": trip["fees"],
                 })
-    return closed
+        return closed
+
+
+@dataclass
+class TradeSummary:
+    """What the trade metrics need of closed round trips, summed as they close."""
+
+    count: int = 0
+    wins: int = 0
+    profit: float = 0.0   # gross profit of the winning trips
+    loss: float = 0.0     # gross loss of the losing trips, positive
+
+    def add(self, pnl: float) -> None:
+        self.count += 1
+        self.wins += pnl > 0
+        self.profit += max(pnl, 0.0)
+        self.loss -= min(pnl, 0.0)
+
+    def stats(self) -> dict[str, float]:
+        return {
+            "num_trades": self.count,
+            "win_rate": self.wins / self.count if self.count else _NAN,
+            "profit_factor": self.profit / self.loss if self.loss > 0 else _NAN,
+        }
 
 
 def flag_suspect(metrics: Mapping[str, float], *, baseline: bool = False) -> list[str]:
@@ -166,16 +208,20 @@ def flag_suspect(metrics: Mapping[str, float], *, baseline: bool = False) -> lis
     return flags
 
 
-def _trade_stats(trades: list[dict] | None) -> dict[str, float]:
+def _trade_stats(trades: list[dict] | TradeSummary | None) -> dict[str, float]:
     if trades is None:
         return {"num_trades": _NAN, "win_rate": _NAN, "profit_factor": _NAN}
-    pnl = np.array([float(t["pnl"]) for t in trades])
-    gross_loss = -pnl[pnl < 0].sum()
-    return {
-        "num_trades": len(pnl),
-        "win_rate": float((pnl > 0).mean()) if len(pnl) else _NAN,
-        "profit_factor": float(pnl[pnl > 0].sum() / gross_loss) if gross_loss > 0 else _NAN,
-    }
+    if isinstance(trades, TradeSummary):
+        return trades.stats()
+    summary = TradeSummary()
+    for t in trades:
+        summary.add(float(t["pnl"]))
+    return summary.stats()
+
+
+def _text(t: Any) -> Any:
+    """A trip's opening time as JSON can hold it."""
+    return t.isoformat() if hasattr(t, "isoformat") else t
 
 
 def _finite(value: float) -> float:

@@ -1,14 +1,15 @@
 """The broker contract, and what every broker shares: the
 orders and fills it produced, keyed by order id (the idempotency key) and exposed for the caller
 to log; the latest price seen per symbol; and booking fills into the portfolio and the risk
-engine. Saved whole in checkpoints."""
+engine. Once the caller has logged a settled order it tells the broker to `forget` it, so what a
+broker holds (and a checkpoint saves) is the live state: working orders and marks."""
 
 from __future__ import annotations
 
 import datetime as dt
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +44,8 @@ class Broker(ABC):
     BrokerError); every booked fill goes through `_book`, so the portfolio and the engine's
     stops follow; `on_bar` sees each bar once, in time order, records the latest price in
     `marks` and returns the fills it caused; `to_state`/`load_state` round-trip through JSON
-    so a resumed run continues where it stopped.
+    so a resumed run continues where it stopped; `forget` drops settled orders (an id forgotten
+    is no longer known to `submit`).
 
     The backtest feeds bars in time order across symbols, through `open_bars` (every bar opening
     at one instant) and `close_bars` (every bar closing at one instant). Their defaults suit a
@@ -153,6 +155,14 @@ class Broker(ABC):
             self.portfolio.apply_fill(fill)
             if self.risk is not None:
                 self.risk.on_fill(fill, self.portfolio)
+
+    def forget(self, order_ids: Iterable[str]) -> None:
+        """Drop these orders and their fills once they are settled (filled, rejected, cancelled,
+        expired) and logged by the caller; working orders are kept."""
+        for order_id in order_ids:
+            if self._orders[order_id].status != "submitted":
+                del self._orders[order_id]
+                self._fills.pop(order_id, None)
 
     def to_state(self) -> dict[str, Any]:
         return {"orders": [o.model_dump(mode="json") for o in self._orders.values()],

@@ -27,7 +27,7 @@ SECTORS = {
     "GOOGL": "Communication Services", "AMZN": "Consumer Discretionary", "SPY": "ETF",
     "BTC-USDT": "Crypto", "ETH-USDT": "Crypto",
 }
-_MEMO_SIZE = 4096  # views kept: enough for every agent of a decision to share one
+_MEMO_SIZE = 256  # views kept: every agent of a decision time shares one; not a long run's history
 
 
 class MarketData:

@@ -20,6 +20,9 @@ import numpy as np
 from flowkit.errors import FlowkitError
 
 
+LESSONS_SHOWN = 5  # the latest lessons of a symbol its agents read
+
+
 @dataclass
 class Memory:
     run_id: str
@@ -30,14 +33,17 @@ class Memory:
     reflect_agents: list[str] = field(default_factory=list)
     horizon: int = 5
     pending: list[dict[str, Any]] = field(default_factory=list)   # decisions awaiting an outcome
-    lessons: dict[str, list[str]] = field(default_factory=dict)   # symbol -> lessons, oldest first
-    trajectory: list[dict[str, Any]] = field(default_factory=list)  # matured decisions (training)
+    # symbol -> its latest LESSONS_SHOWN lessons, oldest first (all of them are in the log)
+    lessons: dict[str, list[str]] = field(default_factory=dict)
+    # matured decisions, kept only by a training episode (which distils them at its end)
+    trajectory: list[dict[str, Any]] = field(default_factory=list)
+    keep_trajectory: bool = False
 
     @classmethod
     def for_session(cls, session: Any, beliefs: list[dict[str, Any]] | None = None) -> "Memory":
         learning = session.spec.learning
         b, r = learning.beliefs, learning.reflection
-        memory = cls(session.run_id, session.log)
+        memory = cls(session.run_id, session.log, keep_trajectory=session.options.mode == "train")
         if b is not None and b.enabled:
             memory.top_k = b.top_k
             memory.beliefs = beliefs if beliefs is not None else load_beliefs(session)
@@ -61,7 +67,7 @@ class Memory:
                 if len(got) < self.top_k:
                     got.append({"text": belief["text"], "condition": belief["condition"],
                                 "effect": belief["effect"]})
-        recent = self.lessons.get(symbol, [])[-5:] if self.reflect else []
+        recent = self.lessons.get(symbol, []) if self.reflect else []
         lessons = {a: recent for a in self.reflect_agents} if recent else {}
         return per_agent, lessons
 
@@ -89,7 +95,8 @@ class Memory:
     def _mature(self, p: dict[str, Any], ret: float, t: Any) -> None:
         sign = {"BUY": 1, "SELL": -1}.get(p["action"], 0)
         signed = sign * ret
-        self.trajectory.append({**p, "ret": ret, "signed": signed})
+        if self.keep_trajectory:
+            self.trajectory.append({**p, "ret": ret, "signed": signed})
         if not self.reflect:
             return
         if sign:
@@ -105,7 +112,9 @@ class Memory:
         drivers = ", ".join(f"{a} {s}" for a, s in p["features"]["signals"].items())
         if drivers:
             text += f" Signals then: {drivers}."
-        self.lessons.setdefault(p["symbol"], []).append(text)
+        kept = self.lessons.setdefault(p["symbol"], [])
+        kept.append(text)
+        del kept[:-LESSONS_SHOWN]
         self.log.append("lessons", {"run_id": self.run_id, "symbol": p["symbol"],
                                     "as_of": np.datetime64(t, "us").astype(object),
                                     "decided_at": p["as_of"].rstrip("Z"),
@@ -119,7 +128,7 @@ class Memory:
 
     def from_state(self, state: dict[str, Any]) -> None:
         self.pending = list(state["pending"])
-        self.lessons = {k: list(v) for k, v in state["lessons"].items()}
+        self.lessons = {k: list(v)[-LESSONS_SHOWN:] for k, v in state["lessons"].items()}
         self.trajectory = list(state["trajectory"])
 
 

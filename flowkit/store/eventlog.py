@@ -4,7 +4,7 @@ DuckDB lets one process at a time open a file, so the log never keeps it open: a
 buffer in memory, and a background thread attaches the file, writes everything buffered in one
 transaction (a DataFrame insert per table), commits and detaches it again, every
 `flush_interval` seconds, when `max_buffer_rows` rows are waiting, or when someone waits on
-`flush()`. Between flushes other processes (`flowkit runs`, `flowkit show`, `open_reader`) can
+`flush()` (a checkpoint does). Few commits keep the file small: each one leaves free space. Between flushes other processes (`flowkit runs`, `flowkit show`, `open_reader`) can
 read the file; while they hold it the writer keeps the rows and retries, dropping nothing.
 (Queries through the log also attach the file just for their duration: see _db.attached.)
 """
@@ -93,7 +93,7 @@ class EventLog:
     process to release the file before raising StoreError (the rows stay buffered).
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, flush_interval: float = 0.5,
+    def __init__(self, path: str | os.PathLike[str], *, flush_interval: float = 5.0,
                  max_buffer_rows: int = 20000, lock_timeout: float = 60.0):
         # Loaded now, not at the first flush: that may run at interpreter exit, when imports that
         # register atexit hooks (pandas does) fail.
