@@ -5,7 +5,7 @@
     DuckDB log on, cache off), --reps times. Method: the analyst stage runs in sequence instead
     of in parallel (the compiled tree is rewritten in memory: same agents, prompts and calls),
     so no two steps overlap and every interval of wall time belongs to exactly one call.
-    Wrappers record wall time and main-thread CPU time around Session.decide, each agent step
+    Wrappers record wall time and main-thread CPU time around Session.deliberate (one decision), each agent step
     (agent.run_agent: prompt render, model call, validation, step and model_call rows appended
     to the log), LiteLLMModel.complete and litellm.acompletion. Per call:
         http      time inside litellm.acompletion: litellm + OpenAI SDK + socket + server
@@ -139,7 +139,7 @@ def instrument_globals(litellm_too: bool) -> None:
 
 
 def instrument_session(session: Session) -> None:
-    session.decide = SPANS.wrap_async("decide", session.decide)  # type: ignore[method-assign]
+    session.deliberate = SPANS.wrap_async("decide", session.deliberate)  # type: ignore[method-assign]
     for agent in session.firm.agents.values():
         agent.validate = SPANS.wrap_sync("validate", agent.validate)
     session.log.append = SPANS.wrap_sync("append", session.log.append)
