@@ -6,8 +6,9 @@
     of in parallel (the compiled tree is rewritten in memory: same agents, prompts and calls),
     so no two steps overlap and every interval of wall time belongs to exactly one call.
     Wrappers record wall time and main-thread CPU time around Session.deliberate (one
-    decision), each agent step (agent.run_agent: prompt render, model call, validation, step and model_call rows appended
-    to the log), LiteLLMModel.complete and litellm.acompletion. Per call:
+    decision), each agent step (agent.run_agent: prompt render, model call, validation, step
+    and model_call rows appended to the log), LiteLLMModel.complete and litellm.acompletion.
+    Per call:
         http      time inside litellm.acompletion: litellm + OpenAI SDK + socket + server
         flowkit   (decision - http) / calls: all the rest, split into
           step      agent step - http: render, ModelRequest, validation, log rows, and
