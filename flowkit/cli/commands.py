@@ -266,8 +266,10 @@ def sweep(args: argparse.Namespace) -> int:
         return 0
     if args.check:
         s = load_sweep(args.file)
-        print(f"{args.file}: ok — {len(s.variants)} variants × {len(s.symbol_sets)} symbol sets "
-              f"× {len(s.windows)} windows × {s.spec.seeds} seeds")
+        sizes = [(len(s.variants), "variant"), (len(s.symbol_sets), "symbol set"),
+                 (len(s.windows), "window"), (s.spec.seeds, "seed")]
+        print(f"{args.file}: ok — " + " × ".join(f"{n} {what}{'s' * (n != 1)}"
+                                                 for n, what in sizes))
         return 0
 
     def progress(p: Any) -> None:
