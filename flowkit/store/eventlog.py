@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import os
+import signal
 import random
 import threading
 import time
@@ -44,9 +45,11 @@ _RETRY_MIN = 0.002                     # writer's first retry delay after a fail
 _RETRY_MAX_BUSY = 0.05                 # ... while another process holds the file (it will let go)
 _RETRY_MAX_BROKEN = 2.0                # ... when writing fails otherwise (disk full, table dropped)
 _FRAME = "flowkit_rows"                # name the batch frame is registered under while inserting
-# Test hook: the process dies (os._exit, like kill -9) once its Nth checkpoint is committed, so
-# kill/resume tests choose their kill point by count, never by timing.
+# Test hooks: the process dies (os._exit, like kill -9) once its Nth checkpoint is committed, so
+# kill/resume tests choose their kill point by count, never by timing; with KILL_SIGNAL set
+# (SIGTERM, SIGINT) it sends itself that signal instead, as a user or a scheduler would.
 KILL_AFTER_CHECKPOINTS = "FLOWKIT_TEST_KILL_AFTER_CHECKPOINTS"
+KILL_SIGNAL = "FLOWKIT_TEST_KILL_SIGNAL"
 
 T = TypeVar("T")
 
@@ -152,7 +155,10 @@ class EventLog:
             self._kill_after -= 1
             if not self._kill_after:
                 self.flush()
-                os._exit(137)
+                if os.environ.get(KILL_SIGNAL):
+                    os.kill(os.getpid(), signal.Signals[os.environ[KILL_SIGNAL]])
+                else:
+                    os._exit(137)
 
     def _add_part(self, key: str, text: str) -> None:
         """A prompt line new to this log (called under the lock, from append)."""
