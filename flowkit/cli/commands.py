@@ -10,7 +10,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-from flowkit.errors import FlowkitError
+from flowkit.errors import ConfigError, FlowkitError
 
 
 def validate(args: argparse.Namespace) -> int:
@@ -81,6 +81,12 @@ def run(args: argparse.Namespace) -> int:
     inv = app.Invocation(symbols=args.symbols or None, date=args.date, start=args.start,
                          end=args.end, every=args.every, seeds=args.seeds, live=args.live)
     loaded = load_workflow(args.file, args.set)
+    if args.estimate:
+        if args.live:
+            raise ConfigError("--estimate calls no model and trades nothing: drop --live")
+        present.estimate(app.estimate(loaded, _options(args, symbols=args.symbols), inv),
+                         sys.stdout)
+        return 0
     outcomes = app.run(loaded, _options(args, symbols=args.symbols), inv, _reporter(args))
     for o in outcomes:
         present.outcome(o, inv, sys.stdout)

@@ -66,6 +66,9 @@ class RunContext:
     progress: Callable[[DecisionState, str, str], None] | None = None  # (state, step, status)
     calls: int = 0
     provider_calls: int = 0             # answered by a provider: not the cache, not offline
+    prompt_tokens: int = 0              # spent on answers (not cached ones), for the estimate
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
     # id(DecisionState) -> the first agent failure of that decision that was the model's
     # (no answer, or none that validated): what makes a held decision `invalid`
     never_valid: dict[int, str] = field(default_factory=dict)
@@ -178,8 +181,11 @@ async def _converse(ctx: RunContext, agent: CompiledAgent, state: DecisionState,
                           attempt, started, None)
             raise
         ctx.calls += 1
-        if not response.cached and response.model != "offline":
-            ctx.provider_calls += 1
+        if not response.cached:
+            ctx.provider_calls += response.model != "offline"
+            ctx.prompt_tokens += response.prompt_tokens
+            ctx.completion_tokens += response.completion_tokens
+            ctx.cost_usd += response.cost_usd
         tools_called = bool(response.tool_calls and request.tools)
         output, invalid, fixed = None, None, []
         if not tools_called:
