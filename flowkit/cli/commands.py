@@ -229,6 +229,8 @@ def _print_step(s: dict[str, Any], out: TextIO) -> None:
         out.write(f"  ▸ {label}\n")
         for line in _speech(s["output"]):
             out.write(f"      {line}\n")
+    if s.get("repairs"):  # what the repair ladder changed before the answer validated
+        out.write(f"      repaired: {'; '.join(map(str, s['repairs']))}\n")
 
 
 def _speech(out: dict[str, Any]) -> list[str]:
@@ -247,7 +249,9 @@ def _speech(out: dict[str, Any]) -> list[str]:
 
 def _print_outcome(moment: Any, out: TextIO) -> None:
     d, r = moment.decision, moment.review
-    if d:
+    if d and d.get("status") == "invalid":
+        out.write(f"  ⇒ decision ({d['agent']}): invalid, held: {d['reasoning']}\n")
+    elif d:
         out.write(f"  ⇒ decision ({d['agent']}): {d['action']} size {d['size_pct']:.1f}% "
                   f"confidence {d['confidence']:.2f}\n")
     if r:

@@ -100,6 +100,7 @@ def write_report(db: Db, run_id: str, out_html: Path, *, png: Path | None = None
         run = _load_run(store, run_id, prices)
         decisions = _load_decisions(store, run_id)
         risk = _risk_chart(store.risk_state(run_id))
+    invalid = sum(d["status"] == "invalid" for d in decisions)
     drawdowns = [c.drawdown() for c in run.curves]
     charts = [
         _chart("equity", "Equity: firm vs baselines", run.curves, "money"),
@@ -126,7 +127,9 @@ def write_report(db: Db, run_id: str, out_html: Path, *, png: Path | None = None
     page = _render(
         title=f"{run.run['workflow_name']} — run {run_id}",
         subtitle=run.config.get("description") or f"flowkit {run.run['mode']} run",
-        info=[*run.info(), ("Decisions", f"{len(decisions)} ({len(run.fills)} fills)", "")],
+        info=[*run.info(), ("Decisions", f"{len(decisions)} ({len(run.fills)} fills"
+                                         + (f", {invalid} invalid, held" if invalid else "")
+                                         + ")", "bad" if invalid else "")],
         alerts=error + [f"Firm: {f}" for f in _flags(run.strategies["firm"])],
         charts=charts, table=table, decisions=decisions)
     out_html = Path(out_html)
@@ -352,7 +355,7 @@ def _load_decisions(store: RunStore, run_id: str) -> list[dict[str, Any]]:
             "action": (d["action"] or "—").upper(), "size": _fmt(d["size_pct"], "ratio"),
             "target": _fmt(d["target_weight"], "ratio"),
             "confidence": _fmt(d["confidence"], "ratio"),
-            "reasoning": reasoning,
+            "reasoning": reasoning, "status": d["status"] or "ok",
             "reasoning_short": reasoning if len(reasoning) <= 140 else reasoning[:137] + "…",
             "fill_summary": "; ".join(filled) or "—",
             "orders": lines,
@@ -366,6 +369,7 @@ def _load_decisions(store: RunStore, run_id: str) -> list[dict[str, Any]]:
                 "round": s["round"], "step_id": s["step_id"], "status": s["status"] or "ok",
                 "duration": _duration(s["duration_ms"]),
                 "output": _pretty(s["output"]) or s["error"] or "(no output)",
+                "repairs": _loads(s["repairs"]) or [],
             } for s in steps.get(key, []) + steps.get((None, d["as_of"]), [])],
         })
     return out
