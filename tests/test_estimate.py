@@ -3,16 +3,13 @@ compiled topology; and, after a run with a real model, the estimate beside what 
 
 from __future__ import annotations
 
-import contextlib
-import io
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
-from runtime_support import dicts, firm
+from runtime_support import dicts, firm, without_ambient
+from runtime_support import flowkit_cli as cli
 
-from flowkit.cli import main
 from flowkit.testing.fakeserver import FakeOpenAIServer
 
 # A debate (2 rounds, 2 speakers, a judge) and a `when:` step that always holds.
@@ -35,11 +32,6 @@ market: {{symbols: [{symbols}], timeframe: {timeframe}}}
 PER_DECISION = 1 + 2 * 2 + 1 + 1
 
 
-def cli(*args: Any) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in args])
-    return code, out.getvalue(), err.getvalue()
 
 
 def row(text: str, label: str) -> list[str]:
@@ -54,8 +46,7 @@ def number(cell: str) -> float:
 
 @pytest.fixture(autouse=True)
 def _no_ambient(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("FLOWKIT_MODEL", "FLOWKIT_DEEP_MODEL", "FLOWKIT_DB", "OPENAI_API_KEY"):
-        monkeypatch.delenv(name, raising=False)
+    without_ambient(monkeypatch)
 
 
 @pytest.mark.parametrize("symbols,timeframe,window", [

@@ -4,17 +4,14 @@ lists the invalid decisions and shows the repairs in the transcript."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
-from runtime_support import dicts, firm
+from runtime_support import dicts, firm, without_ambient
+from runtime_support import flowkit_cli as cli
 
-from flowkit.cli import main
 from flowkit.testing.fakeserver import FakeOpenAIServer, Say, instance
 
 FIRM = """
@@ -27,17 +24,11 @@ market: {symbols: [SYMBOL]}
 """
 
 
-def cli(*args: Any) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in args])
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(autouse=True)
 def _no_ambient(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("FLOWKIT_MODEL", "FLOWKIT_DEEP_MODEL", "FLOWKIT_DB", "OPENAI_API_KEY"):
-        monkeypatch.delenv(name, raising=False)
+    without_ambient(monkeypatch)
 
 
 @pytest.mark.parametrize("symbol,start,end", [("MSFT", "2024-02-05", "2024-02-07"),
