@@ -51,10 +51,10 @@ def check_run(db: Path, decisions: int) -> None:
     assert {r["status"] for r in rows} <= {"ok", "invalid"}
     for r in rows:
         assert r["action"] in ("BUY", "SELL", "HOLD") and 0 <= r["confidence"] <= 1
-    calls = dicts(db, "SELECT * FROM model_calls")
+    calls = dicts(db, "SELECT *, request->>'structured_output' AS mode FROM model_calls")
     # llama.cpp's server refuses json_schema: negotiated down to json_object with the schema
     assert any("json_schema refused" in (c["error"] or "") for c in calls)
-    assert "json_object" in {c["request"]["structured_output"] for c in calls}
+    assert "json_object" in {c["mode"] for c in calls}
     [[repairs]] = [[r["n"]] for r in dicts(
         db, "SELECT count(*) AS n FROM steps, unnest(CAST(repairs AS VARCHAR[])) AS t(r)")]
     answered = [c for c in calls if c["latency_ms"] and not c["error"]]
