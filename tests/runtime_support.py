@@ -139,5 +139,24 @@ def cli(*args: str) -> tuple[int, str]:
     return rc, out.getvalue() + err.getvalue()
 
 
+def flowkit_cli(*args: Any) -> tuple[int, str, str]:
+    """`flowkit ARGS` in this process; (exit code, stdout, stderr)."""
+    from flowkit.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = main([str(a) for a in args])
+    return code, out.getvalue(), err.getvalue()
+
+
+AMBIENT = ("FLOWKIT_MODEL", "FLOWKIT_DEEP_MODEL", "FLOWKIT_DB", "OPENAI_API_KEY")
+
+
+def without_ambient(monkeypatch: Any) -> None:
+    """No model, database or key from the environment the tests run in."""
+    for name in AMBIENT:
+        monkeypatch.delenv(name, raising=False)
+
+
 def rows(db: Path | str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
     return query(db, sql, list(params))

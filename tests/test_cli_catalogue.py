@@ -3,8 +3,6 @@ cache options, and they reach the models of the run it starts (run, compare, tra
 
 from __future__ import annotations
 
-import contextlib
-import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,8 +10,9 @@ from typing import Any
 import duckdb
 import pytest
 from runtime_support import WORKFLOWS, dicts
+from runtime_support import flowkit_cli as cli
 
-from flowkit.cli import COMMANDS, main, parser
+from flowkit.cli import COMMANDS, parser
 from flowkit.cli.options import CATALOGUE, MODEL_OPTIONS
 from flowkit.testing.fakeserver import FakeOpenAIServer
 
@@ -22,11 +21,6 @@ FINCON = str(WORKFLOWS / "fincon.yaml")
 MODEL_COMMANDS = ["run", "compare", "train", "resume"]
 
 
-def cli(*args: Any) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in args])
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(autouse=True)

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from flowkit.app.read import (RunSummary, Transcript, export, list_runs, report, resumable,
                                   run_state, transcript)
     from flowkit.app.replaying import Replay, Resumed, replay, resume
-    from flowkit.app.running import Invocation, run, run_session, run_to_end
+    from flowkit.app.estimating import Estimate, Spend
+    from flowkit.app.running import Invocation, estimate, run, run_session, run_to_end
     from flowkit.app.training import Training, train
     from flowkit.backtest.loop import Outcome, Progress
     from flowkit.runtime.session import RunOptions, Session
@@ -31,7 +32,8 @@ _HOME = {
     "flowkit.app.read": ["RunSummary", "Transcript", "export", "list_runs", "report", "resumable",
                          "run_state", "transcript"],
     "flowkit.app.replaying": ["Replay", "Resumed", "replay", "resume"],
-    "flowkit.app.running": ["Invocation", "run", "run_session", "run_to_end"],
+    "flowkit.app.estimating": ["Estimate", "Spend"],
+    "flowkit.app.running": ["Invocation", "estimate", "run", "run_session", "run_to_end"],
     "flowkit.app.training": ["Training", "train"],
     "flowkit.backtest.loop": ["Outcome", "Progress"],
     "flowkit.runtime.session": ["RunOptions", "Session"],

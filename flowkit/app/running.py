@@ -184,6 +184,11 @@ async def run_session(session: Session, inv: Invocation, reporter: Reporter | No
         loop.log_orders()
     outcome = loop.outcome
     outcome.status, outcome.error = status, error
+    if status == "completed" and resume is None and _priced(session):
+        from flowkit.app.estimating import actual, estimate
+
+        outcome.estimate = await estimate(session, symbols, times)
+        outcome.spent = actual(session)
     if inv.start and outcome.equity:
         from flowkit.backtest.evaluate import evaluate
 
@@ -199,6 +204,28 @@ def run_to_end(session: Session, inv: Invocation, reporter: Reporter | None = No
         return asyncio.run(run_session(session, inv, reporter))
     finally:
         session.close()
+
+
+def _priced(session: Session) -> bool:
+    """Does the run call a real model (one whose spend is worth comparing to the estimate)?"""
+    return any(p.model != "offline" for p in session.spec.models.values())
+
+
+def estimate(loaded: Any, options: RunOptions, inv: Invocation) -> Any:
+    """What `run` would call and spend, from the topology and one dry decision; no model is
+    called and nothing is logged (`flowkit run --estimate`)."""
+    from flowkit.app.estimating import dry_session, measure
+
+    inv.check()
+    session, recorder = dry_session(loaded, options)
+    try:
+        symbols = _symbols(session, inv)
+        times = decision_times(session, symbols, inv)
+        result = asyncio.run(measure(session, recorder, symbols, times))
+    finally:
+        session.close()
+    result.decisions *= inv.seeds
+    return result
 
 
 def run(loaded: Any, options: RunOptions, inv: Invocation,

@@ -90,6 +90,8 @@ class Outcome:
     baselines: dict[str, dict[str, Any]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
+    estimate: Any = None  # app.estimating.Estimate: what a run with real models was expected
+    spent: Any = None     # app.estimating.Spend: and what it spent
 
 
 @dataclass(frozen=True)

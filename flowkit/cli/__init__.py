@@ -40,7 +40,7 @@ COMMANDS: dict[str, Command] = {
                      description="Print every agent, pattern and edge of a workflow."),
     "run": Command("run the firm: one decision, or a backtest with --start/--end", (_FILE,),
                    ("symbol", "date", "start", "end", "every", *MODEL_OPTIONS, "seeds", "live",
-                    "quiet", "db", "set"),
+                    "estimate", "quiet", "db", "set"),
                    description="Run a workflow. Without --start/--end: one decision per symbol "
                    "at --date (default: the latest data)."),
     "runs": Command("list runs in the event log", (), ("db",),

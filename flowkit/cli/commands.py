@@ -10,7 +10,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-from flowkit.errors import FlowkitError
+from flowkit.errors import ConfigError, FlowkitError
 
 
 def validate(args: argparse.Namespace) -> int:
@@ -81,6 +81,12 @@ def run(args: argparse.Namespace) -> int:
     inv = app.Invocation(symbols=args.symbols or None, date=args.date, start=args.start,
                          end=args.end, every=args.every, seeds=args.seeds, live=args.live)
     loaded = load_workflow(args.file, args.set)
+    if args.estimate:
+        if args.live:
+            raise ConfigError("--estimate calls no model and trades nothing: drop --live")
+        present.estimate(app.estimate(loaded, _options(args, symbols=args.symbols), inv),
+                         sys.stdout)
+        return 0
     outcomes = app.run(loaded, _options(args, symbols=args.symbols), inv, _reporter(args))
     for o in outcomes:
         present.outcome(o, inv, sys.stdout)
@@ -223,6 +229,8 @@ def _print_step(s: dict[str, Any], out: TextIO) -> None:
         out.write(f"  ▸ {label}\n")
         for line in _speech(s["output"]):
             out.write(f"      {line}\n")
+    if s.get("repairs"):  # what the repair ladder changed before the answer validated
+        out.write(f"      repaired: {'; '.join(map(str, s['repairs']))}\n")
 
 
 def _speech(out: dict[str, Any]) -> list[str]:
@@ -241,7 +249,9 @@ def _speech(out: dict[str, Any]) -> list[str]:
 
 def _print_outcome(moment: Any, out: TextIO) -> None:
     d, r = moment.decision, moment.review
-    if d:
+    if d and d.get("status") == "invalid":
+        out.write(f"  ⇒ decision ({d['agent']}): invalid, held: {d['reasoning']}\n")
+    elif d:
         out.write(f"  ⇒ decision ({d['agent']}): {d['action']} size {d['size_pct']:.1f}% "
                   f"confidence {d['confidence']:.2f}\n")
     if r:

@@ -37,6 +37,9 @@ CATALOGUE: dict[str, Option] = {
                                                   "for every profile")),
     "cache": Option(("--cache",), dict(choices=["off", "read_write", "replay"],
                                        help="response cache mode")),
+    "estimate": Option(("--estimate",), dict(action="store_true", help="call no model: print "
+                       "the calls, prompt and completion tokens and dollars per decision and "
+                       "for the whole window (litellm's prices; offline and local are $0)")),
     # the firm and the log
     "set": Option(("--set",), dict(action="append", default=[], metavar="dotted.path=value",
                   help="override a workflow value, e.g. --set risk.max_position_pct=10")),

@@ -39,8 +39,38 @@ def outcome(o: Any, inv: Any, out: TextIO) -> None:
         metrics(o, out)
     for w in o.warnings if not inv.start else []:
         out.write(f"warning: {w}\n")
+    if o.estimate is not None and o.spent is not None:
+        against(o.estimate, o.spent, out)
     status = "" if o.status == "completed" else f" ({o.status}: {o.error})"
     out.write(f"\nrun {o.run_id} logged{status}. See it with: flowkit show {o.run_id}\n")
+
+
+def _spend(s: Any) -> list[str]:
+    return [f"{s.calls:,}", f"{s.prompt_tokens:,}", f"{s.completion_tokens:,}",
+            f"${s.cost_usd:.4f}"]
+
+
+def _decisions(n: int) -> str:
+    return f"{n} decision{'' if n == 1 else 's'}"
+
+
+def estimate(e: Any, out: TextIO) -> None:
+    """`run --estimate`: per decision, the bound with re-asks, and the whole window."""
+    out.write(table(["", "calls", "prompt tokens", "completion tokens", "cost"], [
+        ["per decision", *_spend(e.per_decision)],
+        ["  at most (re-asks, max_tokens)", *_spend(e.at_most)],
+        [f"whole window ({_decisions(e.decisions)})", *_spend(e.window)],
+        ["  at most", *_spend(e.at_most.times(e.decisions))]]) + "\n")
+    for note in e.notes:
+        out.write(f"note: {note}\n")
+    out.write("estimate only: no model was called and nothing was logged\n")
+
+
+def against(e: Any, spent: Any, out: TextIO) -> None:
+    """After a run with real models: the estimate next to what the run spent."""
+    out.write("\n" + table(["spend", "calls", "prompt tokens", "completion tokens", "cost"], [
+        [f"estimated ({_decisions(e.decisions)})", *_spend(e.window)],
+        ["actual", *_spend(spent)]]) + "\n")
 
 
 def decisions(o: Any, out: TextIO) -> None:

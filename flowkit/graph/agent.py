@@ -66,6 +66,9 @@ class RunContext:
     progress: Callable[[DecisionState, str, str], None] | None = None  # (state, step, status)
     calls: int = 0
     provider_calls: int = 0             # answered by a provider: not the cache, not offline
+    prompt_tokens: int = 0              # spent on answers (not cached ones), for the estimate
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
     seq: Any = field(default_factory=itertools.count)
 
     def record(self, table: str, row: dict[str, Any]) -> None:
@@ -175,8 +178,11 @@ async def _converse(ctx: RunContext, agent: CompiledAgent, state: DecisionState,
                           attempt, started, None)
             raise
         ctx.calls += 1
-        if not response.cached and response.model != "offline":
-            ctx.provider_calls += 1
+        if not response.cached:
+            ctx.provider_calls += response.model != "offline"
+            ctx.prompt_tokens += response.prompt_tokens
+            ctx.completion_tokens += response.completion_tokens
+            ctx.cost_usd += response.cost_usd
         tools_called = bool(response.tool_calls and request.tools)
         output, invalid, fixed = None, None, []
         if not tools_called:

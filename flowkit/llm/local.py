@@ -5,8 +5,11 @@
 starts llama-cpp-python's OpenAI-compatible server (`python -m llama_cpp.server`) on a free
 loopback port, waits until it answers, and from then on every agent goes through the same
 litellm HTTP path as any endpoint (`openai/<alias>` at that address: retries, structured-output
-negotiation, faults, cache). The server is stopped when the run closes its models, and at
-interpreter exit whatever happened before."""
+negotiation, faults, cache). Profiles that serve the same GGUF share one server (two would
+halve each other's CPU). The server answers one request at a time, so flowkit queues them
+itself: a call's timeout counts from when the server takes it, not from the queue. The server
+is stopped when the last run model using it closes, and at interpreter exit whatever happened
+before."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Sequence
@@ -61,6 +65,8 @@ class LlamaServer:
         self.path, self.alias = path, alias
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
+        self.users = 0                   # LocalModels using it; the last to close stops it
+        self.turn = asyncio.Lock()       # one request at a time, queued here
 
     @property
     def base_url(self) -> str:
@@ -125,27 +131,45 @@ class LocalModel:
             async with self._lock:
                 if self.inner is None:
                     await asyncio.to_thread(self._start)
-        assert self.inner is not None
-        response = await self.inner.complete(request)
+        assert self.inner is not None and self.server is not None
+        async with self.server.turn:
+            response = await self.inner.complete(request)
         response.model = self.name
         return response
 
     def _start(self) -> None:
         from flowkit.llm.litellm_model import LiteLLMModel
 
-        alias = self.profile.model.partition("/")[2] or Path(model_file(self.profile)).stem
-        server = LlamaServer(model_file(self.profile), alias)
-        server.start()
+        path = model_file(self.profile)
+        alias = self.profile.model.partition("/")[2] or path.stem
+        with _SERVERS_LOCK:
+            server = _SERVERS.get(path)
+            if server is None:
+                server = LlamaServer(path, alias)
+                server.start()
+                _SERVERS[path] = server
+            server.users += 1
         self.server = server
-        served = self.profile.model_copy(update={"model": f"openai/{alias}",
+        served = self.profile.model_copy(update={"model": f"openai/{server.alias}",
                                                  "api_base": server.base_url, "model_path": None})
-        self.inner = LiteLLMModel(served, self.fallbacks, limiter=self.limiter)
+        # a fallback served by this same server would only ask it again
+        fallbacks = [f for f in self.fallbacks if not (f.model.split("/")[0] == "local"
+                                                       and model_file(f) == path)]
+        self.inner = LiteLLMModel(served, fallbacks, limiter=self.limiter)
 
     async def aclose(self) -> None:
         if self.inner is not None:
             await self.inner.aclose()
-        if self.server is not None:
-            self.server.stop()
+        self.inner = None
+        server, self.server = self.server, None
+        if server is None:
+            return
+        with _SERVERS_LOCK:
+            server.users -= 1
+            if server.users > 0:
+                return
+            _SERVERS.pop(server.path, None)
+        server.stop()
 
 
 class LocalProvider:
@@ -156,6 +180,10 @@ class LocalProvider:
     def create(self, profile: ModelProfile, fallbacks: Sequence[ModelProfile],
                limiter: Limiter) -> LocalModel:
         return LocalModel(profile, fallbacks, limiter)
+
+
+_SERVERS: dict[Path, LlamaServer] = {}  # GGUF -> its running server, shared by profiles
+_SERVERS_LOCK = threading.Lock()
 
 
 def _free_port() -> int:

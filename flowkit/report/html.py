@@ -43,7 +43,8 @@ from flowkit.backtest.metrics import (compute_metrics, flag_suspect, measured_pe
                                       round_trips)
 from flowkit.memory import describe_beliefs
 from flowkit.report.charts import Curve, chart, write_png
-from flowkit.report.fmt import cell, day, duration, fmt, num, pretty, qty, series, stamp, usd, utc
+from flowkit.report.fmt import (cell, day, duration, fmt, loads, num, pretty, qty, series, stamp,
+                                usd, utc)
 from flowkit.store.runstore import RunStore
 
 Db: TypeAlias = "str | Path | RunStore"  # or an open DuckDB connection: see RunStore.of
@@ -99,6 +100,7 @@ def write_report(db: Db, run_id: str, out_html: Path, *, png: Path | None = None
         run = _load_run(store, run_id, prices)
         decisions = _load_decisions(store, run_id)
         risk = _risk_chart(store.risk_state(run_id))
+    invalid = sum(d["status"] == "invalid" for d in decisions)
     drawdowns = [c.drawdown() for c in run.curves]
     charts = [
         chart("equity", "Equity: firm vs baselines", run.curves, "money"),
@@ -125,7 +127,9 @@ def write_report(db: Db, run_id: str, out_html: Path, *, png: Path | None = None
     page = _render(
         title=f"{run.run['workflow_name']} — run {run_id}",
         subtitle=run.config.get("description") or f"flowkit {run.run['mode']} run",
-        info=[*run.info(), ("Decisions", f"{len(decisions)} ({len(run.fills)} fills)", "")],
+        info=[*run.info(), ("Decisions", f"{len(decisions)} ({len(run.fills)} fills"
+                                         + (f", {invalid} invalid, held" if invalid else "")
+                                         + ")", "bad" if invalid else "")],
         alerts=error + [f"Firm: {f}" for f in _flags(run.strategies["firm"])],
         charts=charts, table=table, decisions=decisions)
     out_html = Path(out_html)
@@ -336,7 +340,7 @@ def _load_decisions(store: RunStore, run_id: str) -> list[dict[str, Any]]:
             "action": (d["action"] or "—").upper(), "size": fmt(d["size_pct"], "ratio"),
             "target": fmt(d["target_weight"], "ratio"),
             "confidence": fmt(d["confidence"], "ratio"),
-            "reasoning": reasoning,
+            "reasoning": reasoning, "status": d["status"] or "ok",
             "reasoning_short": reasoning if len(reasoning) <= 140 else reasoning[:137] + "…",
             "fill_summary": "; ".join(filled) or "—",
             "orders": lines,
@@ -350,6 +354,7 @@ def _load_decisions(store: RunStore, run_id: str) -> list[dict[str, Any]]:
                 "round": s["round"], "step_id": s["step_id"], "status": s["status"] or "ok",
                 "duration": duration(s["duration_ms"]),
                 "output": pretty(s["output"]) or s["error"] or "(no output)",
+                "repairs": loads(s["repairs"]) or [],
             } for s in steps.get(key, []) + steps.get((None, d["as_of"]), [])],
         })
     return out
