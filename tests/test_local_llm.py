@@ -6,6 +6,7 @@ does). A 135M model is for plumbing: the tests assert that every decision is val
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 from datetime import date, timedelta
 from pathlib import Path
@@ -90,3 +91,19 @@ market: {symbols: [AAPL]}
     assert code == 0, capsys.readouterr().err
     check_run(db, len(dicts(db, "SELECT DISTINCT as_of FROM decisions")))
     assert len(dicts(db, "SELECT * FROM decisions")) == 5
+
+
+def test_the_shipped_local_sweep(capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """workflows/sweeps/local.yaml: 2 structured-output modes x 2 windows, every cell completed
+    with each decision valid or held `invalid`, the comparison printed, no server left."""
+    monkeypatch.chdir(tmp_path)
+    code = main(["sweep", str(WORKFLOWS / "sweeps" / "local.yaml"), "--executor", "serial"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    folder = tmp_path / "sweeps" / "local-smollm2"
+    records = [json.loads(p.read_text()) for p in (folder / "cells").glob("*.json")]
+    assert len(records) == 4 and all(r["status"] == "completed" for r in records), records
+    decisions = dicts(folder / "sweep.duckdb", "SELECT status FROM decisions")
+    assert len(decisions) == 4 * 5 and {d["status"] for d in decisions} <= {"ok", "invalid"}
+    assert "json_object" in out and "prompt" in out
+    assert not our_servers()
