@@ -45,7 +45,8 @@ metrics: {METRICS}
                     "metrics": {"sharpe": x, "cumulative_return": x / 10, "max_drawdown": -abs(x) / 5,
                                 "model_calls": 52, "cost_usd": 0.0, "decisions": 52},
                     "buy_and_hold": {"sharpe": 0.4, "cumulative_return": 0.05, "max_drawdown": -0.1},
-                    "returns": [x / 100, -x / 200, x / 150] * 10})
+                    "returns": [[f"{w.start}+{n:02}", r] for n, r in
+                                enumerate([x / 100, -x / 200, x / 150] * 10)]})
     c = compare(records, METRICS, sides(sweep, records))
     return write_report(sweep, c, tmp_path / "report.html")
 

@@ -81,7 +81,8 @@ windows:
     records = [{"cell": {"id": f"{v.name}{w.start}", "variant": v.name, "symbols": ["AAPL"],
                          "start": str(w.start), "end": str(w.end), "seed": 0},
                 "status": "completed", "metrics": {"sharpe": 1.0}, "buy_and_hold": {"sharpe": 0.5},
-                "returns": [0.01, -0.01, 0.02]} for v in sweep.variants for w in sweep.windows]
+                "returns": [[f"{w.start}T{h:02}", r] for h, r in enumerate([0.01, -0.01, 0.02])]}
+               for v in sweep.variants for w in sweep.windows]
     found = sides(sweep, records)
     # gpt-4o-mini's published cutoff is 2023-10-01: September before it, January after.
     assert sorted(found.values()) == ["after", "before", "unknown", "unknown"]

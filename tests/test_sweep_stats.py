@@ -117,3 +117,26 @@ def test_thin_evidence_warning(seeds, windows, warned):
     assert (message is not None) == warned
     if warned:
         assert "fewer than 5" in message
+
+
+def test_cells_side_by_side_count_once_in_the_deflated_sharpe():
+    """Five symbols over the same dates are one observation a date for the variant, not five:
+    five copies of a cell give the deflated Sharpe ratio one copy gives, over as many days."""
+    from flowkit.sweep.compare import compare
+
+    days = [f"2024-02-{d:02}" for d in range(1, 29)]
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(0.002, 0.01, len(days)), rng.normal(0.0, 0.01, len(days))
+
+    def record(variant: str, symbol: str, returns: np.ndarray) -> dict:
+        return {"cell": {"id": variant + symbol, "variant": variant, "symbols": [symbol],
+                         "start": days[0], "end": days[-1], "seed": 0},
+                "status": "completed", "metrics": {"sharpe": 1.0}, "buy_and_hold": {"sharpe": 0.5},
+                "returns": [[t, float(r)] for t, r in zip(days, returns)]}
+
+    one = compare([record("a", "AAPL", a), record("b", "AAPL", b)], ["sharpe"])
+    five = compare([record(v, s, r) for s in ("AAPL", "MSFT", "GOOGL", "AMZN", "NVDA")
+                    for v, r in (("a", a), ("b", b))], ["sharpe"])
+    for x, y in zip(one.variants, five.variants, strict=True):
+        assert y.sharpe_test.n_obs == x.sharpe_test.n_obs == len(days)
+        assert y.sharpe_test.deflated == pytest.approx(x.sharpe_test.deflated)

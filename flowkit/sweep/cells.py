@@ -171,8 +171,8 @@ def _backtest(cell: Cell, db: str, limits: Path) -> dict[str, Any]:
     inv.check()
     limiter = SharedLimiter(limits, loaded.spec.runtime.concurrency)
     outcome = run_to_end(Session(loaded, options, limiter=limiter), inv)
-    equity = [v for _, v in outcome.equity]
-    returns = [b / a - 1.0 for a, b in zip(equity, equity[1:]) if a]
+    curve = list(outcome.equity)  # (time, equity) at each decision time
+    returns = [[str(t), b / a - 1.0] for (_, a), (t, b) in zip(curve, curve[1:]) if a]
     return {"status": outcome.status, "error": outcome.error, "run_id": outcome.run_id,
             "metrics": _pick(outcome.metrics),
             "buy_and_hold": _pick(outcome.baselines.get("buy_and_hold", {})),

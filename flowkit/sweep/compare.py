@@ -49,6 +49,18 @@ def _key(record: dict[str, Any]) -> tuple:
     return tuple(cell["symbols"]), cell["start"], cell["end"], cell["seed"]
 
 
+def _by_date(cells: list[list[list[Any]]]) -> list[float]:
+    """A variant's return series: one return per decision time, the mean over its cells trading
+    then. Cells that run side by side (other symbols, other seeds of a window) move together,
+    so they count as one observation of the variant, not as independent evidence; pooling
+    them would inflate the deflated Sharpe ratio's n."""
+    by_time: dict[str, list[float]] = {}
+    for returns in cells:
+        for t, r in returns:
+            by_time.setdefault(t, []).append(r)
+    return [sum(rs) / len(rs) for _, rs in sorted(by_time.items())]
+
+
 def compare(records: list[dict[str, Any]], metrics: list[str],
             sides: dict[str, str] | None = None) -> Comparison:
     """`sides`: cell id -> its side of the models' knowledge cutoff (flowkit.sweep.cutoff),
@@ -66,7 +78,7 @@ def compare(records: list[dict[str, Any]], metrics: list[str],
                 and (only is None or (sides or {}).get(ok[variant][k]["cell"]["id"]) == only)
                 else None for k in keys]
 
-    deflated = stats.deflate({v: [x for k in keys if k in ok[v] for x in ok[v][k]["returns"]]
+    deflated = stats.deflate({v: _by_date([ok[v][k]["returns"] for k in keys if k in ok[v]])
                               for v in by_variant})
     variants = []
     for v, cells in by_variant.items():
