@@ -106,6 +106,15 @@ def test_a_file_without_a_sweep_key_is_not_a_sweep(tmp_path: Path) -> None:
     assert code == 1 and "cannot read" in err
 
 
+@pytest.mark.parametrize("workers", ["0", "-2"])
+def test_fewer_than_one_worker_is_one_clean_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 workers: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli("sweep", SHIPPED[0], "--workers", workers)
+    assert code == 1 and err == f"error: --workers {workers}: expected at least 1\n"
+    assert not (tmp_path / "sweeps").exists()  # refused before any cell ran
+
+
 @pytest.mark.parametrize("start,train,test,step,end", [
     (dt.date(2019, 1, 1), 12, 12, None, dt.date(2025, 6, 30)),
     (dt.date(2019, 1, 31), 6, 3, 1, dt.date(2021, 2, 28)),

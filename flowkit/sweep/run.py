@@ -52,6 +52,8 @@ def run_sweep(path: str | Path, *, executor_name: str = "local", workers: int | 
               on_cell: Callable[[CellDone], None] | None = None,
               force: bool = False) -> SweepResult:
     """`force`: run every cell again (re-scoring: the model answers come from the cells' cache)."""
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers {workers}: expected at least 1")
     sweep = load_sweep(path)
     out = sweep_folder(sweep, folder)
     (out / "cells").mkdir(parents=True, exist_ok=True)
