@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from flowkit.llm import catalog
 from flowkit.llm.base import ModelRequest, ModelResponse
 from flowkit.llm.offline import OfflineModel
 from flowkit.patterns.plan import call_plan
@@ -123,7 +124,7 @@ async def measure(session: Session, recorder: _Recorder, symbols: list[str],
         turn[call.agent] += 1
         profile = session.spec.models[agent.model_profile]
         limit = agent.max_tokens or profile.max_tokens
-        price = _price(litellm, profile.model, unpriced)
+        price = _price(profile.model, unpriced)
         per.calls += 1
         per.prompt_tokens += prompt
         per.completion_tokens += min(answer, limit)
@@ -156,19 +157,15 @@ def _tokens(litellm: Any, model: str, messages: list[dict[str, Any]]) -> int:
         return int(litellm.token_counter(model="gpt-4o", messages=messages))
 
 
-def _price(litellm: Any, model: str, unpriced: set[str]) -> tuple[float, float]:
+def _price(model: str, unpriced: set[str]) -> tuple[float, float]:
     """Dollars per prompt and per completion token."""
     if model.split("/", 1)[0] in FREE:
         return 0.0, 0.0
-    try:
-        info = litellm.get_model_info(model)
-    except Exception:
-        info = {}
-    prompt, completion = info.get("input_cost_per_token"), info.get("output_cost_per_token")
-    if prompt is None or completion is None:
+    info = catalog.model_info(model)
+    if info is None or not info.priced:
         unpriced.add(model)
         return 0.0, 0.0
-    return float(prompt), float(completion)
+    return info.cost(1, 0), info.cost(0, 1)
 
 
 def _decisions(session: Session, symbols: list[str], times: list[np.datetime64]) -> int:
