@@ -187,8 +187,11 @@ async def run_session(session: Session, inv: Invocation, reporter: Reporter | No
     if status == "completed" and resume is None and _priced(session):
         from flowkit.app.estimating import actual, estimate
 
-        outcome.estimate = await estimate(session, symbols, times)
-        outcome.spent = actual(session)
+        try:
+            outcome.estimate = await estimate(session, symbols, times)
+            outcome.spent = actual(session)
+        except FlowkitError:  # the dry decision could not run (a prompt that cannot fit its
+            pass              # window with the offline answers): the run itself completed
     if inv.start and outcome.equity:
         from flowkit.backtest.evaluate import evaluate
 

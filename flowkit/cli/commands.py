@@ -231,6 +231,11 @@ def _print_step(s: dict[str, Any], out: TextIO) -> None:
             out.write(f"      {line}\n")
     if s.get("repairs"):  # what the repair ladder changed before the answer validated
         out.write(f"      repaired: {'; '.join(map(str, s['repairs']))}\n")
+    trimmed = s["input"].get("trimmed") if isinstance(s.get("input"), dict) else None
+    if trimmed:  # what was left out of the prompt to fit the model's context window
+        from flowkit.graph.fit import describe
+
+        out.write(f"      {describe(trimmed)}\n")
 
 
 def _speech(out: dict[str, Any]) -> list[str]:

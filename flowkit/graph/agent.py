@@ -13,7 +13,10 @@ from datetime import datetime
 from typing import Any, Callable
 
 from flowkit.errors import FlowkitError, ModelError, OutputNeverValid, RunAborted, StepError
+from flowkit.graph.fit import Fitter, Trim
+from flowkit.llm import faults
 from flowkit.llm.base import ChatModel, ModelRequest, ModelResponse
+from flowkit.llm.context import Budget
 from flowkit.llm.repair import repair
 from flowkit.patterns.node import now
 from flowkit.patterns.state import DecisionState, Scope
@@ -45,6 +48,7 @@ class CompiledAgent:
     temperature: float | None = None
     max_tokens: int | None = None
     timeout: float | None = None
+    budget: Budget | None = None        # prompt tokens its model takes (None: window unknown)
 
     @property
     def info(self) -> dict[str, Any]:
@@ -124,15 +128,14 @@ async def run_agent(ctx: RunContext, agent: CompiledAgent, state: DecisionState,
         ctx.step_row(state, step_id, agent=agent.id, role=agent.role, pattern="agent",
                      round=scope.round, started_at=started, finished_at=now(),
                      duration_ms=(time.perf_counter() - t0) * 1000, status=status,
-                     input=_step_input(scope), **fields)
+                     input=_step_input(scope, fitter.trim), **fields)
 
-    ctx_vars = variables(agent, state, scope)
+    fitter = Fitter(agent.id, agent.system, agent.output_schema, agent.tool_specs, agent.budget,
+                    lambda v: templates.render(agent.template, v, agent.id))
     repairs: list[str] = []
     try:
-        user = templates.render(agent.template, ctx_vars, agent.id)
-        messages: list[dict[str, Any]] = [{"role": "system", "content": agent.system},
-                                          {"role": "user", "content": user}]
-        output = await _converse(ctx, agent, state, step_id, messages, ctx_vars, repairs)
+        output = await _converse(ctx, agent, state, step_id, fitter,
+                                 variables(agent, state, scope), repairs)
     except RunAborted as exc:  # the run stops; the step still shows why
         row("failed", error=str(exc), repairs=repairs or None)
         raise
@@ -151,16 +154,20 @@ async def run_agent(ctx: RunContext, agent: CompiledAgent, state: DecisionState,
     return output
 
 
-def _step_input(scope: Scope) -> dict[str, Any]:
-    return {"round": scope.round, "task": scope.task, "transcript_turns": len(scope.transcript),
+def _step_input(scope: Scope, trim: Trim | None) -> dict[str, Any]:
+    seen = {"round": scope.round, "task": scope.task, "transcript_turns": len(scope.transcript),
             "reports": [r["agent"] for r in scope.reports]}
+    return {**seen, "trimmed": trim.record()} if trim else seen
 
 
 async def _converse(ctx: RunContext, agent: CompiledAgent, state: DecisionState, step_id: str,
-                    messages: list[dict[str, Any]], ctx_vars: dict[str, Any],
+                    fitter: Fitter, variables: dict[str, Any],
                     repairs: list[str]) -> dict[str, Any]:
+    # The model's context is what its prompt saw: the variables after any trimming.
+    ctx_vars, messages = fitter.prompt(variables)
     attempt, reasks, tool_rounds = 0, 0, 0
     while True:
+        messages = fitter.conversation(messages)
         request = ModelRequest(
             agent=agent.id, role=agent.role, messages=messages, output_name=agent.output_name,
             output_schema=agent.output_schema,
@@ -176,7 +183,14 @@ async def _converse(ctx: RunContext, agent: CompiledAgent, state: DecisionState,
         except ModelError as exc:
             _log_attempts(ctx, agent, state, step_id, request, exc.attempts,
                           attempt, started, None)
-            raise
+            # The window was smaller than known or estimated: trim harder, ask once more.
+            if not any(faults.context_overflow(getattr(a, "error", None))
+                       for a in exc.attempts) or not fitter.harder(messages):
+                raise
+            attempt += len(exc.attempts)
+            ctx_vars, first = fitter.prompt(variables)
+            messages = first + messages[2:]
+            continue
         ctx.calls += 1
         if not response.cached:
             ctx.provider_calls += response.model != "offline"

@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from flowkit import patterns
-from flowkit.errors import FlowkitError
+from flowkit.errors import ConfigError, FlowkitError
 from flowkit.graph.agent import CompiledAgent
+from flowkit.graph.fit import fixed_tokens
 from flowkit.llm.base import ChatModel
+from flowkit.llm.context import Budget
 from flowkit.patterns.node import Node
 from flowkit.patterns.sequential import SequentialNode
 from flowkit.roles.registry import BUILTIN_ROLES, DECISION_KINDS
@@ -65,13 +67,20 @@ def _agent(aid: str, a: m.AgentSpec, spec: m.Workflow, base_dir: Path,
         or (builtin.description if builtin else "")
     output_name, schema, validate = _output(output, aid)
     tools = {name: tool_registry.get(name) for name in a.tools}
+    tool_specs = [t.spec for t in tools.values()] or None
+    system = _system(aid, a.role, description, a.stance, schema)
+    profile = spec.models[a.model]
+    budget = Budget.of([profile, *(spec.models[f] for f in profile.fallbacks)])
+    if budget is not None and (fixed := fixed_tokens(system, schema, tool_specs)) > budget.tokens:
+        raise ConfigError(f"agent '{aid}' cannot fit a prompt: {budget.describe()}, but its "
+                          f"system message and output schema alone take ~{fixed:,}. Raise the "
+                          f"profile's context_window or lower its max_tokens")
     return CompiledAgent(
         id=aid, role=a.role, kind=kind, description=description, stance=a.stance,
         params=dict(a.params), model=models[a.model], model_profile=a.model,
         template=templates.template(prompt, builtin.prompt if builtin else None, base_dir),
-        system=_system(aid, a.role, description, a.stance, schema),
-        output_name=output_name, output_schema=schema, validate=validate,
-        tools=tools, tool_specs=[t.spec for t in tools.values()] or None, inputs=tuple(a.inputs),
+        system=system, output_name=output_name, output_schema=schema, validate=validate,
+        tools=tools, tool_specs=tool_specs, inputs=tuple(a.inputs), budget=budget,
         # No per-call temperature/max_tokens/timeout: the model applies each profile's own, so
         # a fallback profile answers with its settings, not the primary's.
         max_tool_rounds=a.max_tool_rounds)

@@ -8,11 +8,17 @@ server traceback. `retryable` says whether the same request may succeed if sent 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flowkit import secrets
 
 MAX_ERROR_CHARS = 300  # a server's traceback is cut here: the row and the message stay one line
+# How endpoints say a prompt is longer than the model's context: OpenAI's code and message,
+# litellm's ContextWindowExceededError, llama-cpp-python's and llama.cpp's servers, Anthropic.
+_OVERFLOW = re.compile(r"context_length_exceeded|maximum context length|ContextWindowExceeded|"
+                       r"exceeds? (the available )?context (size|window)|exceed_context_size|"
+                       r"prompt is too long", re.IGNORECASE)
 
 
 class ProviderFault(Exception):
@@ -32,6 +38,11 @@ def retryable(exc: BaseException) -> bool:
     if isinstance(status, int):
         return status in (408, 409, 429) or status >= 500
     return False
+
+
+def context_overflow(error: str | None) -> bool:
+    """Does an attempt's error (as `describe` wrote it) say the prompt did not fit?"""
+    return bool(error and _OVERFLOW.search(error))
 
 
 def describe(exc: BaseException, api_base: str | None) -> str:

