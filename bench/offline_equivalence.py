@@ -56,7 +56,7 @@ finally:
 decisions = [[d.symbol, d.as_of, d.action, d.size_pct, d.confidence, d.reasoning]
              for d in outcome.decisions]
 json.dump({"status": outcome.status, "error": outcome.error, "decisions": decisions,
-           "answers": sorted(answers), "equity": outcome.equity}, sys.stdout)
+           "answers": sorted(answers), "equity": [list(p) for p in outcome.equity]}, sys.stdout)
 """
 
 

@@ -21,7 +21,7 @@ from flowkit.llm import faults
 from flowkit.llm.context import Budget, estimate, request_tokens, window
 from flowkit.spec import templates
 from flowkit.spec.models import InlinePrompt, ModelProfile
-from flowkit.testing.fakeserver import FakeOpenAIServer, FakeRequest, Say, instance
+from flowkit.testing.fakeserver import FakeOpenAIServer, FakeRequest, Wordy
 
 TA = str(WORKFLOWS / "tradingagents.yaml")
 NEWS_TEXT = (Path(__file__).resolve().parents[1] / "flowkit" / "market" / "sample" / "news"
@@ -73,22 +73,6 @@ def real_counter(encodings: list[Any]) -> Callable[[FakeRequest], int]:
     return count
 
 
-def long_answers(seed: int) -> Callable[[FakeRequest], str]:
-    """Schema-valid answers whose free-text fields are real news prose (long, varied)."""
-    rng = random.Random(seed)
-
-    def make(req: FakeRequest) -> str:
-        schema = req.schema or {}
-        obj = instance(schema) if schema else {}
-        for key, value in list(obj.items()):
-            prop = schema.get("properties", {}).get(key, {})
-            if isinstance(value, str) and not {"enum", "const", "anyOf"} & set(prop):
-                obj[key] = " ".join(rng.choice(NEWS_TEXT)[:rng.randrange(150, 400)]
-                                    for _ in range(rng.randrange(1, 4)))
-        return json.dumps(obj)
-    return make
-
-
 def ta_args(srv: FakeOpenAIServer, db: Path, window_tokens: int | None, *extra: str) -> list[str]:
     sets = ["pipeline.1.debate.rounds=3", "models.default.max_tokens=300",
             "models.deep.max_tokens=300"]
@@ -112,7 +96,7 @@ def test_a_small_window_trims_the_firm_and_no_request_overflows(
     db = tmp_path / "log.duckdb"
     count = real_counter(encodings)
     with FakeOpenAIServer(context_window=4000, count_tokens=count) as srv:
-        srv.default(Say(long_answers(seed=3)))
+        srv.default(Wordy(NEWS_TEXT, seed=3))
         code, out = cli(*ta_args(srv, db, 4000, "--symbol", "NVDA", "--symbol", "GOOGL",
                                  "--date", "2023-08-15"))
         sent = list(srv.requests)
@@ -144,7 +128,7 @@ def test_the_estimate_over_counts_real_tokenizers_on_the_firms_prompts(
     """The firm's real prompts (news, bars, long debate turns) without trimming: flowkit's
     estimate is never below what OpenAI's tokenizers count."""
     with FakeOpenAIServer() as srv:
-        srv.default(Say(long_answers(seed=11)))
+        srv.default(Wordy(NEWS_TEXT, seed=11))
         code, out = cli(*ta_args(srv, tmp_path / "log.duckdb", None, "--symbol", "MSFT",
                                  "--date", "2024-02-20"))
         sent = list(srv.requests)
@@ -172,7 +156,7 @@ def test_an_endpoint_that_overflows_anyway_gets_a_harder_trim_and_one_more_try(
     db = tmp_path / "log.duckdb"
     count = real_counter(encodings)
     with FakeOpenAIServer(context_window=2600, count_tokens=count) as srv:
-        srv.default(Say(long_answers(seed=5)))
+        srv.default(Wordy(NEWS_TEXT, seed=5))
         code, out = cli(*ta_args(srv, db, None, "--symbol", "AAPL", "--date", "2023-06-01"))
         sent = list(srv.requests)
     assert code == 0, out

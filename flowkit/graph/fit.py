@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flowkit.errors import ConfigError
-from flowkit.llm.context import Budget, request_tokens
+from flowkit.llm.context import Budget, request_tokens, utf8_bytes
 
 KEEP_NEWS = 3
 CUT_MARK = " …[cut]"
@@ -76,7 +76,8 @@ class Fitter:
     def prompt(self, variables: Vars) -> tuple[Vars, list[dict[str, Any]]]:
         """The variables the prompt was rendered from and its first two messages."""
         user = self.render(variables)
-        if self.limit is None or (tokens := self._cost(user)) <= self.limit:
+        if self.limit is None or self._fits(self._messages(user)) \
+                or (tokens := self._cost(user)) <= self.limit:
             return variables, self._messages(user)
         earlier = self.trim  # fitting again after an overflow starts from the full variables
         trim = Trim(self.budget.window if self.budget else None, self.limit,
@@ -105,7 +106,7 @@ class Fitter:
     def conversation(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """`messages` with later turns (tool results, a quoted bad answer) halved until the
         request fits; the first two are the fitted prompt."""
-        if self.limit is None:
+        if self.limit is None or self._fits(messages):
             return messages
         tokens = request_tokens(messages, self.schema, self.tools)
         if tokens <= self.limit:
@@ -159,6 +160,11 @@ class Fitter:
         kept, text = best if best else (least, fewest)
         trim.dropped[name] = trim.dropped.get(name, 0) + have - kept
         return keep(variables, kept), text
+
+    def _fits(self, messages: list[dict[str, Any]]) -> bool:
+        """Cheap and sure: the bytes bound is within the limit (most calls of a big window)."""
+        assert self.limit is not None
+        return request_tokens(messages, self.schema, self.tools, count=utf8_bytes) <= self.limit
 
     def _cost(self, user: str) -> int:
         return request_tokens(self._messages(user), self.schema, self.tools)

@@ -11,17 +11,19 @@ The count (`estimate`) is an over-estimate by design, scanned in one regex pass:
 letters costs 1 token per 4 letters when it is word-sized (up to 12 letters; +1 per camelCase
 hump) and 3 per 4 letters beyond (identifiers, base64, gibberish); every digit, punctuation
 mark, newline and UTF-8 byte of non-ASCII text costs 1; a single space costs nothing (it joins
-the next word). Measured on the TradingAgents firm's real prompts (`bench/context_tokens.py`)
-it over-counts OpenAI's cl100k and o200k tokenizers by 1.5-1.8x and SmolLM2's (the least
-efficient one measured) by 1.15-1.55x. Adversarial strings (hex, base64, long numbers) can be
-under-counted by up to 10% on SmolLM2, which the margin covers; an endpoint that still reports
-an overflow gets a harder trim and one more try (`flowkit.graph.fit`)."""
+the next word); no piece costs more than its bytes. Measured on the TradingAgents firm's real
+prompts (`bench/context_tokens.py`), per whole request it over-counts OpenAI's cl100k and o200k
+tokenizers by 1.5-1.7x and SmolLM2's (the least efficient measured) by 1.2-1.6x; a
+numbers-heavy message alone comes down to 1.01x on SmolLM2. Adversarial strings (base64, hex, long numbers) can be under-counted by up to 11% on
+SmolLM2, which the margin covers; an endpoint that still reports an overflow gets a harder
+trim and one more try (`flowkit.graph.fit`). It costs about 0.2 ms per KB, so a call first
+checks the bytes bound (`utf8_bytes`), which settles every prompt far from its window."""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -44,8 +46,8 @@ def estimate(text: str) -> int:
         c = s[0]
         if c.isascii() and c.isalpha():
             k = len(s)
-            n += 1 + (k - 1) // 4 if k <= WORD_LETTERS else (3 * k + 3) // 4
-            n += len(_HUMP.findall(s)) if k > 1 else 0
+            cost = 1 + (k - 1) // 4 if k <= WORD_LETTERS else (3 * k + 3) // 4
+            n += min(k, cost + (len(_HUMP.findall(s)) if k > 1 else 0))
         elif not c.isascii():
             n += len(s.encode("utf-8"))
         elif c.isspace():
@@ -55,18 +57,25 @@ def estimate(text: str) -> int:
     return n
 
 
+def utf8_bytes(text: str) -> int:
+    """An upper bound of `estimate` (no piece costs more than its bytes), in microseconds."""
+    return len(text.encode("utf-8"))
+
+
 def request_tokens(messages: Iterable[dict[str, Any]], schema: dict[str, Any] | None = None,
-                   tools: Sequence[dict[str, Any]] | None = None) -> int:
+                   tools: Sequence[dict[str, Any]] | None = None, *,
+                   count: Callable[[str], int] = estimate) -> int:
     """What a chat request costs in prompt tokens: every message, plus the output schema and
-    tool specs, which some endpoints put in the prompt (counted even where they do not)."""
+    tool specs, which some endpoints put in the prompt (counted even where they do not).
+    `count=utf8_bytes` gives a bound that is cheap enough to check before every call."""
     total = 0
     for message in messages:
-        total += MESSAGE_TOKENS + estimate(str(message.get("content") or ""))
+        total += MESSAGE_TOKENS + count(str(message.get("content") or ""))
         if message.get("tool_calls"):
-            total += estimate(json.dumps(message["tool_calls"]))
+            total += count(json.dumps(message["tool_calls"]))
     for extra in (schema, tools):
         if extra:
-            total += estimate(json.dumps(extra, separators=(",", ":")))
+            total += count(json.dumps(extra, separators=(",", ":")))
     return total
 
 

@@ -241,6 +241,26 @@ class Say:
         return _completion(req, self.make(req))
 
 
+class Wordy:
+    """A valid answer whose free-text fields (no enum or const) are long prose drawn, seeded,
+    from `texts`: prompts then grow turn after turn as they do with a real model."""
+
+    def __init__(self, texts: list[str], seed: int = 0) -> None:
+        import random
+
+        self.texts, self.delay, self._random = texts, 0.0, random.Random(seed)
+
+    def reply(self, req: FakeRequest) -> _Reply:
+        schema, rng = req.schema or {}, self._random
+        answer = instance(schema) if schema else {}
+        for key, value in list(answer.items()):
+            prop = schema.get("properties", {}).get(key, {})
+            if isinstance(value, str) and not {"enum", "const", "anyOf"} & set(prop):
+                answer[key] = " ".join(rng.choice(self.texts)[:rng.randrange(150, 400)]
+                                       for _ in range(rng.randrange(1, 4)))
+        return _completion(req, json.dumps(answer))
+
+
 class FaultStorm:
     """A seeded mix: each request fails with probability `rate`, the fault drawn from `faults`;
     otherwise a normal answer. Same seed, same sequence of draws."""
@@ -271,7 +291,7 @@ class RawBody:
 
 
 Behaviour = (Answer | CallTools | RateLimited | Fail | Hang | Malformed | Violating | EmptyChoices
-             | Refusal | Garbage | Drip | Reset | Say | FaultStorm)
+             | Refusal | Garbage | Drip | Reset | Say | Wordy | FaultStorm)
 
 
 class _Rejected:
