@@ -83,6 +83,17 @@ def ta_args(srv: FakeOpenAIServer, db: Path, window_tokens: int | None, *extra: 
             "--cache", "off", "--quiet", *[a for s in sets for a in ("--set", s)], *extra]
 
 
+def run_ta(encodings: list[Any], db: Path, server_window: int | None, declared: int | None,
+           seed: int, *extra: str) -> tuple[int, str, list[FakeRequest], Callable[..., int]]:
+    """The firm against a fake server of `server_window` tokens (None: any size), the profiles
+    declaring `declared`; (exit code, output, requests received, the real counter)."""
+    count = real_counter(encodings)
+    with FakeOpenAIServer(context_window=server_window, count_tokens=count) as srv:
+        srv.default(Wordy(NEWS_TEXT, seed=seed))
+        code, out = cli(*ta_args(srv, db, declared, *extra))
+        return code, out, list(srv.requests), count
+
+
 def trims(db: Path, run_id: str) -> list[dict[str, Any]]:
     return [s for s in steps(db, run_id) if s["pattern"] == "agent"
             and isinstance(s["input"], dict) and s["input"].get("trimmed")]
@@ -94,12 +105,8 @@ def trims(db: Path, run_id: str) -> list[dict[str, Any]]:
 def test_a_small_window_trims_the_firm_and_no_request_overflows(
         tmp_path: Path, encodings: list[Any]) -> None:
     db = tmp_path / "log.duckdb"
-    count = real_counter(encodings)
-    with FakeOpenAIServer(context_window=4000, count_tokens=count) as srv:
-        srv.default(Wordy(NEWS_TEXT, seed=3))
-        code, out = cli(*ta_args(srv, db, 4000, "--symbol", "NVDA", "--symbol", "GOOGL",
-                                 "--date", "2023-08-15"))
-        sent = list(srv.requests)
+    code, out, sent, count = run_ta(encodings, db, 4000, 4000, 3, "--symbol", "NVDA",
+                                    "--symbol", "GOOGL", "--date", "2023-08-15")
     assert code == 0, out
     # every request the server received fits, with its completion, and none was refused
     assert sent and all(count(r) + r.body["max_tokens"] <= 4000 for r in sent)
@@ -127,11 +134,8 @@ def test_the_estimate_over_counts_real_tokenizers_on_the_firms_prompts(
         tmp_path: Path, encodings: list[Any]) -> None:
     """The firm's real prompts (news, bars, long debate turns) without trimming: flowkit's
     estimate is never below what OpenAI's tokenizers count."""
-    with FakeOpenAIServer() as srv:
-        srv.default(Wordy(NEWS_TEXT, seed=11))
-        code, out = cli(*ta_args(srv, tmp_path / "log.duckdb", None, "--symbol", "MSFT",
-                                 "--date", "2024-02-20"))
-        sent = list(srv.requests)
+    code, out, sent, _ = run_ta(encodings, tmp_path / "log.duckdb", None, None, 11,
+                                "--symbol", "MSFT", "--date", "2024-02-20")
     assert code == 0, out
     assert len(sent) == 16  # 4 analysts, 3 rounds of bull and bear, judge, trader, 3 risk, pm
     for req in sent:
@@ -154,11 +158,8 @@ def test_an_endpoint_that_overflows_anyway_gets_a_harder_trim_and_one_more_try(
         tmp_path: Path, encodings: list[Any]) -> None:
     """No window known (openai/fake is in no table): the server's 400 is the only sign."""
     db = tmp_path / "log.duckdb"
-    count = real_counter(encodings)
-    with FakeOpenAIServer(context_window=2600, count_tokens=count) as srv:
-        srv.default(Wordy(NEWS_TEXT, seed=5))
-        code, out = cli(*ta_args(srv, db, None, "--symbol", "AAPL", "--date", "2023-06-01"))
-        sent = list(srv.requests)
+    code, out, sent, count = run_ta(encodings, db, 2600, None, 5, "--symbol", "AAPL",
+                                    "--date", "2023-06-01")
     assert code == 0, out
     [run] = dicts(db, "SELECT run_id, status FROM runs")
     assert run["status"] == "completed"
