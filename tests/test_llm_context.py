@@ -127,7 +127,9 @@ def test_a_small_window_trims_the_firm_and_no_request_overflows(
     assert n == len(trimmed) > 0
     code, shown = cli("show", run["run_id"], "--db", str(db))
     assert code == 0 and shown.count("trimmed to fit the 4,000-token window") == len(trimmed)
-    assert "oldest debate turns" in shown
+    for t in dropped_turns:  # what each step lost, under it
+        n = t["input"]["trimmed"]["dropped"]["debate_turns"]
+        assert f"dropped the {n} oldest debate turn{'s' if n > 1 else ''}" in shown
 
 
 def test_the_estimate_over_counts_real_tokenizers_on_the_firms_prompts(

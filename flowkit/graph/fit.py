@@ -52,10 +52,11 @@ class Trim:
 
 def describe(trim: dict[str, Any]) -> str:
     """One line for `flowkit show`."""
-    names = {"debate_turns": "oldest debate turns", "news": "oldest news items",
-             "bars": "oldest price bars", "quarters": "oldest reported quarters"}
-    parts = [f"{n} {names.get(k, k)}" for k, n in (trim.get("dropped") or {}).items()]
-    parts += [f"cut {c}" for c in trim.get("cut") or []]
+    nouns = {"debate_turns": "debate turn", "news": "news item", "bars": "price bar",
+             "quarters": "reported quarter"}
+    parts = [f"dropped the {n} oldest {nouns.get(k, k)}{'s' if n != 1 else ''}"
+             for k, n in (trim.get("dropped") or {}).items()]
+    parts += [f"halved {c}" for c in trim.get("cut") or []]
     window = f"{trim['window']:,}-token window" if trim.get("window") else "the endpoint's window"
     again = "; the endpoint still overflowed, trimmed harder" if trim.get("retried") else ""
     return (f"trimmed to fit the {window}: {', '.join(parts) or 'nothing dropped'} "
