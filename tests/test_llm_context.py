@@ -331,3 +331,31 @@ def test_the_fake_server_refuses_like_openai(srv: FakeOpenAIServer) -> None:
     assert error["code"] == "context_length_exceeded"
     assert error["type"] == "invalid_request_error"
     assert "maximum context length is 50 tokens" in error["message"]
+
+
+def test_a_large_tool_result_is_cut_to_fit_before_it_is_sent(
+        tmp_path: Path, encodings: list[Any]) -> None:
+    from runtime_support import firm
+
+    from flowkit.testing.fakeserver import CallTools
+
+    count = real_counter(encodings)
+    with FakeOpenAIServer(context_window=3000, count_tokens=count) as srv:
+        srv.script(CallTools(calls=(("price_history", {"n": 400}),)))
+        path = firm(tmp_path, "models: {default: {model: openai/fake, api_base: "
+                    f"'{srv.base_url}', context_window: 3000, max_tokens: 300}}}}\n"
+                    "agents: {technical: {role: technical_analyst, tools: [price_history]},\n"
+                    "         trader: {role: trader}}\n"
+                    "pipeline: [technical, trader]\n"
+                    "market: {symbols: [ETH-USDT], source: sample}\n")
+        db = tmp_path / "log.duckdb"
+        code, out = cli("run", str(path), "--db", str(db), "--quiet", "--cache", "off")
+        sent = list(srv.requests)
+    assert code == 0, out
+    assert len(sent) == 3  # the tool call, the answer after the tool result, the trader
+    assert all(count(r) + r.body["max_tokens"] <= 3000 for r in sent)
+    tool_turn = sent[1].messages[-1]
+    assert tool_turn["role"] == "tool" and tool_turn["content"].endswith("…[cut]")
+    [run] = dicts(db, "SELECT run_id FROM runs")
+    [step] = [t for t in trims(db, run["run_id"]) if t["agent"] == "technical"]
+    assert step["input"]["trimmed"]["cut"] == ["message 4 (tool)"]
