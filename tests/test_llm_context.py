@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import random
 import string
 from collections.abc import Callable, Iterator
@@ -14,14 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from runtime_support import WORKFLOWS, cli, dicts, steps, without_ambient
+from runtime_support import WORKFLOWS, cli, dicts, firm, steps, without_ambient
 
 from flowkit.graph.fit import KEEP_NEWS, Fitter
 from flowkit.llm import faults
 from flowkit.llm.context import Budget, estimate, request_tokens, window
 from flowkit.spec import templates
 from flowkit.spec.models import InlinePrompt, ModelProfile
-from flowkit.testing.fakeserver import FakeOpenAIServer, FakeRequest, Wordy
+from flowkit.testing.fakeserver import CallTools, FakeOpenAIServer, FakeRequest, Wordy
 
 TA = str(WORKFLOWS / "tradingagents.yaml")
 NEWS_TEXT = (Path(__file__).resolve().parents[1] / "flowkit" / "market" / "sample" / "news"
@@ -40,8 +41,6 @@ def encodings() -> list[Any]:
     spec = importlib.util.find_spec("litellm")
     assert spec is not None and spec.origin is not None
     folder = Path(spec.origin).parent / "litellm_core_utils" / "tokenizers"
-    import os
-
     saved = os.environ.get("TIKTOKEN_CACHE_DIR")
     os.environ["TIKTOKEN_CACHE_DIR"] = str(folder)
     try:
@@ -335,10 +334,6 @@ def test_the_fake_server_refuses_like_openai(srv: FakeOpenAIServer) -> None:
 
 def test_a_large_tool_result_is_cut_to_fit_before_it_is_sent(
         tmp_path: Path, encodings: list[Any]) -> None:
-    from runtime_support import firm
-
-    from flowkit.testing.fakeserver import CallTools
-
     count = real_counter(encodings)
     with FakeOpenAIServer(context_window=3000, count_tokens=count) as srv:
         srv.script(CallTools(calls=(("price_history", {"n": 400}),)))
