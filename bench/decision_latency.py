@@ -3,7 +3,7 @@
 What runs: workflows/tradingagents.yaml, every profile pointed at `openai/fake` on flowkit's
 FakeOpenAIServer (own process, 127.0.0.1, every answer delayed by exactly --latency-ms), through
 `run_session` (the same entry point as `flowkit run --date`), DuckDB event log on, cache off. So
-each call goes flowkit -> LiteLLMModel (tenacity, limiter) -> litellm.acompletion -> OpenAI SDK
+each call goes flowkit -> RemoteModel (tenacity, limiter) -> litellm.acompletion -> OpenAI SDK
 -> HTTP -> server, and back through output validation and logging. Every measured run is a
 fresh Session and event loop, as `flowkit run` would be; a warm-up decision runs first and is
 reported on its own (litellm's import and first-call setup).
@@ -63,7 +63,7 @@ HTTP_SPANS: list[float] = []  # seconds inside litellm.acompletion, per call
 
 def instrument_litellm() -> float:
     """Import litellm (timed) and record the wall time of each acompletion call."""
-    from flowkit.llm.litellm_model import _litellm
+    from flowkit.llm.transport import _litellm
 
     t0 = time.perf_counter()
     litellm = _litellm()

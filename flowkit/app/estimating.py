@@ -94,7 +94,7 @@ async def estimate(session: Session, symbols: list[str], times: list[np.datetime
 async def measure(session: Session, recorder: _Recorder, symbols: list[str],
                   times: list[np.datetime64]) -> Estimate:
     """Estimate from a dry session: one dry decision, then the call plan."""
-    from flowkit.llm.litellm_model import _litellm
+    from flowkit.llm.transport import _litellm
 
     litellm = _litellm()
     await session.deliberate(symbols[0], times[0])
