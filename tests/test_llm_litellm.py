@@ -19,6 +19,8 @@ from flowkit.llm.limits import Limiter
 from flowkit.llm.remote import RemoteModel
 from flowkit.spec.models import ModelProfile
 
+pytestmark = pytest.mark.usefixtures("http_path")  # lean and litellm transports alike
+
 SCHEMA = {
     "type": "object",
     "properties": {

@@ -32,6 +32,8 @@ from flowkit.testing.fakeserver import (
     instance,
 )
 
+pytestmark = pytest.mark.usefixtures("http_path")  # lean and litellm transports alike
+
 TA = str(WORKFLOWS / "tradingagents.yaml")
 SCHEMA = {"type": "object", "required": ["action", "confidence"], "properties": {
     "action": {"enum": ["BUY", "SELL", "HOLD"]},
