@@ -220,6 +220,32 @@ class Drip:
 
 
 @dataclass(frozen=True)
+class Chunked:
+    """A valid answer sent with `Transfer-Encoding: chunked` (no Content-Length), in pieces of
+    `chunk` bytes, as proxies and streaming servers send bodies."""
+
+    chunk: int = 64
+    delay: float = 0.0
+
+    def reply(self, req: FakeRequest) -> _Reply:
+        status, headers, body = Answer().reply(req)
+        return status, {**headers, "x-chunked": str(self.chunk)}, body
+
+
+@dataclass(frozen=True)
+class Truncated:
+    """A valid answer cut after `keep` bytes of the body its Content-Length announces; then the
+    server hangs up."""
+
+    keep: int = 40
+    delay: float = 0.0
+
+    def reply(self, req: FakeRequest) -> _Reply:
+        status, headers, body = Answer().reply(req)
+        return status, {**headers, "x-truncate": str(self.keep)}, body
+
+
+@dataclass(frozen=True)
 class Reset:
     """Close the connection without answering."""
 
@@ -271,7 +297,7 @@ class RawBody:
 
 
 Behaviour = (Answer | CallTools | RateLimited | Fail | Hang | Malformed | Violating | EmptyChoices
-             | Refusal | Garbage | Drip | Reset | Say | FaultStorm)
+             | Refusal | Garbage | Drip | Chunked | Truncated | Reset | Say | FaultStorm)
 
 
 class _Rejected:
@@ -545,7 +571,9 @@ class FakeOpenAIServer:
             if status == 0:  # Reset: hang up without a word
                 writer.transport.abort()
                 return False
-            await self._write(writer, status, extra, payload)
+            if not await self._write(writer, status, extra, payload):
+                writer.transport.abort()  # Truncated: the body was cut
+                return False
         finally:
             self._in_flight -= 1
         req.handled_ms = (time.perf_counter() - started) * 1000
@@ -553,12 +581,16 @@ class FakeOpenAIServer:
 
     @staticmethod
     async def _write(writer: asyncio.StreamWriter, status: int, extra: dict[str, str],
-                     payload: Any) -> None:
+                     payload: Any) -> bool:
+        """Send a reply; False when the body was cut short on purpose (Truncated)."""
         data = payload.text.encode() if isinstance(payload, RawBody) else json.dumps(payload).encode()
         reason = {200: "OK", 404: "Not Found", 429: "Too Many Requests"}.get(status, "Error")
         drip = extra.pop("x-drip", None)
-        lines = [f"HTTP/1.1 {status} {reason}", "Content-Type: application/json",
-                 f"Content-Length: {len(data)}", *(f"{k}: {v}" for k, v in extra.items())]
+        chunked = extra.pop("x-chunked", None)
+        truncate = extra.pop("x-truncate", None)
+        length = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {len(data)}"
+        lines = [f"HTTP/1.1 {status} {reason}", "Content-Type: application/json", length,
+                 *(f"{k}: {v}" for k, v in extra.items())]
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
         if drip:
             interval, chunk = drip.split(":")
@@ -566,6 +598,14 @@ class FakeOpenAIServer:
                 writer.write(data[i:i + int(chunk)])
                 await writer.drain()
                 await asyncio.sleep(float(interval))
-            return
-        writer.write(data)
+            return True
+        if chunked:
+            size = int(chunked)
+            for i in range(0, len(data), size):
+                piece = data[i:i + size]
+                writer.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+            writer.write(b"0\r\n\r\n")
+        else:
+            writer.write(data[:int(truncate)] if truncate else data)
         await writer.drain()
+        return truncate is None
