@@ -10,8 +10,9 @@ contract in `flowkit.llm.transport`); prices come from litellm's model table
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+import orjson
 
 from flowkit.llm.transport import Completion, catalog_price, read
 
@@ -57,7 +58,7 @@ class OpenAICompatTransport:
         try:
             reply = await self._client.post(
                 args["api_base"].rstrip("/") + "/chat/completions",
-                content=json.dumps(body).encode(), timeout=args["timeout"],
+                content=orjson.dumps(body), timeout=args["timeout"],
                 headers={"authorization": f"Bearer {args['api_key']}",
                          "content-type": "application/json", "accept": "application/json"})
         except httpx.TimeoutException as exc:
@@ -65,7 +66,7 @@ class OpenAICompatTransport:
                                f"({type(exc).__name__})", {}) from exc
         if reply.status_code >= 400:
             raise _status_error(reply)
-        return read(json.loads(reply.content), self.price)
+        return read(orjson.loads(reply.content), self.price)
 
     async def aclose(self) -> None:
         client, self._client = self._client, None
@@ -76,7 +77,7 @@ class OpenAICompatTransport:
 def _status_error(reply: Any) -> APIError:
     text = reply.text
     try:  # OpenAI's form: {"error": {"message": ...}}; else the body as it came
-        error = json.loads(text).get("error")
+        error = orjson.loads(text).get("error")
         text = str(error.get("message", error) if isinstance(error, dict) else error or text)
     except (ValueError, AttributeError):
         pass
