@@ -19,10 +19,9 @@ import asyncio
 import email.utils
 import logging
 import random
-import sys
 import time
 from contextlib import nullcontext
-from typing import Any, AsyncContextManager, Awaitable, Sequence, TypeVar
+from typing import Any, AsyncContextManager, Sequence
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
@@ -32,12 +31,12 @@ from flowkit.llm import faults, structured
 from flowkit.llm.base import Attempt, ModelRequest, ModelResponse
 from flowkit.llm.cache import request_params, response_text
 from flowkit.llm.limits import Limiter
-from flowkit.llm.transport import Completion, Transport, connection, supports_schema, transport_for
+from flowkit.llm.transport import (Completion, Transport, connection, supports_schema,
+                                   transport_for, within)
 from flowkit.spec.models import ModelProfile
 
 log = logging.getLogger("flowkit.llm")
 DEADLINE_FACTOR = 2  # one attempt's total deadline, in multiples of the profile's timeout
-T = TypeVar("T")
 
 
 class RemoteModel:
@@ -182,7 +181,7 @@ class RemoteModel:
             started = time.perf_counter()
             try:
                 # The client's timeout restarts with every byte: a slow drip would outlive it.
-                answer = await _within(transport.send(kwargs), DEADLINE_FACTOR * kwargs["timeout"])
+                answer = await within(transport.send(kwargs), DEADLINE_FACTOR * kwargs["timeout"])
                 response, attempt = _parse(profile.model, answer, _ms(started), mode,
                                            request.output_name)
             except asyncio.CancelledError:  # cancelled from outside: the try still gets its row
@@ -264,15 +263,6 @@ def _parse(model: str, answer: Completion, latency_ms: float, mode: str | None,
                              prompt_tokens=answer.prompt_tokens,
                              completion_tokens=answer.completion_tokens)
     return response, attempt
-
-
-async def _within(awaitable: Awaitable[T], seconds: float) -> T:
-    """`awaitable` or TimeoutError after `seconds`; without wait_for's extra task where the
-    running Python has asyncio.timeout."""
-    if sys.version_info >= (3, 11):
-        async with asyncio.timeout(seconds):
-            return await awaitable
-    return await asyncio.wait_for(awaitable, seconds)  # pragma: no cover - Python 3.10
 
 
 def _retry_after(exc: BaseException | None) -> float | None:

@@ -26,12 +26,14 @@ Contract of a Transport (checked by tests/test_llm_transports.py on both):
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import importlib
 import os
+import sys
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Callable, Protocol
+from typing import Any, Awaitable, Callable, Protocol, TypeVar
 
 from flowkit.errors import ConfigError
 from flowkit.llm import faults
@@ -43,6 +45,7 @@ from flowkit.spec.models import ModelProfile
 LOCAL_API_KEY = "sk-local"
 # Model id prefixes served by the lean transport when the profile has an api_base.
 LEAN_PREFIXES: tuple[str, ...] = ("openai/",)
+T = TypeVar("T")
 
 
 @dataclass
@@ -68,6 +71,15 @@ def transport_for(profile: ModelProfile) -> Transport:
 
         return OpenAICompatTransport(profile.model)
     return LiteLLMTransport()
+
+
+async def within(awaitable: Awaitable[T], seconds: float) -> T:
+    """`awaitable` or TimeoutError after `seconds`; without wait_for's extra task where the
+    running Python has asyncio.timeout."""
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(seconds):
+            return await awaitable
+    return await asyncio.wait_for(awaitable, seconds)  # pragma: no cover - Python 3.10
 
 
 def connection(profile: ModelProfile) -> dict[str, Any]:
@@ -160,8 +172,6 @@ class LiteLLMTransport:
 
     async def aclose(self) -> None:
         # Only if a call imported litellm: closing must not pay for the import.
-        import sys
-
         if "litellm" in sys.modules:
             litellm = _litellm()
             await litellm.close_litellm_async_clients()
