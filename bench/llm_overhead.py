@@ -59,8 +59,9 @@ async def measure() -> None:
     litellm_ms, flowkit_ms = statistics.median(raw), statistics.median(ours)
     hit_ms = statistics.median(hits)
     print(f"\nper call, median of {CALLS}, server time excluded: "
-          f"litellm.acompletion {litellm_ms:.2f} ms; RemoteModel.complete {flowkit_ms:.2f} ms "
-          f"(flowkit's own share {flowkit_ms - litellm_ms:+.2f} ms); cache hit {hit_ms:.3f} ms")
+          f"litellm.acompletion {litellm_ms:.2f} ms; RemoteModel.complete (lean transport) "
+          f"{flowkit_ms:.2f} ms "
+          f"(difference {flowkit_ms - litellm_ms:+.2f} ms); cache hit {hit_ms:.3f} ms")
 
 
 if __name__ == "__main__":
