@@ -215,8 +215,7 @@ class Drip:
     delay: float = 0.0
 
     def reply(self, req: FakeRequest) -> _Reply:
-        status, headers, body = Answer().reply(req)
-        return status, {**headers, "x-drip": f"{self.interval}:{self.chunk}"}, body
+        return _sent_as(req, "x-drip", f"{self.interval}:{self.chunk}")
 
 
 @dataclass(frozen=True)
@@ -228,8 +227,7 @@ class Chunked:
     delay: float = 0.0
 
     def reply(self, req: FakeRequest) -> _Reply:
-        status, headers, body = Answer().reply(req)
-        return status, {**headers, "x-chunked": str(self.chunk)}, body
+        return _sent_as(req, "x-chunked", str(self.chunk))
 
 
 @dataclass(frozen=True)
@@ -241,8 +239,7 @@ class Truncated:
     delay: float = 0.0
 
     def reply(self, req: FakeRequest) -> _Reply:
-        status, headers, body = Answer().reply(req)
-        return status, {**headers, "x-truncate": str(self.keep)}, body
+        return _sent_as(req, "x-truncate", str(self.keep))
 
 
 @dataclass(frozen=True)
@@ -311,6 +308,13 @@ class _Rejected:
                   "msg": "Input should be 'text' or 'json_object'", "input": req.mode}
         return 500, {}, _error(f"1 validation error: {detail}\n  File \"llama_cpp/server/app.py\""
                                f", line 376, in create_chat_completion", "internal_server_error")
+
+
+def _sent_as(req: FakeRequest, how: str, value: str) -> _Reply:
+    """A normal answer with an instruction to `_write` on how to send it (x-drip, x-chunked,
+    x-truncate; never sent as a header)."""
+    status, headers, body = Answer().reply(req)
+    return status, {**headers, how: value}, body
 
 
 def _error(message: str, code: str) -> dict[str, Any]:
