@@ -112,6 +112,34 @@ async def test_a_body_cut_short_is_a_lost_connection_and_retried(srv: FakeOpenAI
     await m.aclose()
 
 
+# ---------------------------------------------------------------- keys
+
+
+@pytest.mark.usefixtures("http_path")
+async def test_a_key_goes_only_to_its_own_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-proj-ambient-openai-key-0123456789")
+    monkeypatch.setenv("PRIMARY_KEY", "sk-primary-0123456789abcdef")
+    monkeypatch.setenv("BACKUP_KEY", "sk-backup-0123456789abcdef")
+    async with FakeOpenAIServer() as first, FakeOpenAIServer() as second, \
+            FakeOpenAIServer() as third:
+        first.default(Fail(503))
+        second.default(Fail(503))
+        m = RemoteModel(
+            ModelProfile(model="openai/a", api_base=first.base_url, api_key_env="PRIMARY_KEY",
+                         retries=0),
+            [ModelProfile(model="openai/b", api_base=second.base_url, api_key_env="BACKUP_KEY",
+                          retries=0),
+             ModelProfile(model="openai/c", api_base=third.base_url, retries=0)], backoff=0.01)
+        response = await m.complete(request())
+        await m.aclose()
+        sent = {name: {r.headers["authorization"] for r in srv.requests}
+                for name, srv in (("first", first), ("second", second), ("third", third))}
+    assert response.model == "openai/c"
+    assert sent == {"first": {"Bearer sk-primary-0123456789abcdef"},
+                    "second": {"Bearer sk-backup-0123456789abcdef"},
+                    "third": {"Bearer sk-local"}}  # never the ambient OPENAI_API_KEY
+
+
 # ---------------------------------------------------------------- cancelled calls
 
 
