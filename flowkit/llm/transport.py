@@ -21,7 +21,9 @@ Contract of a Transport (checked by tests/test_llm_transports.py on both):
   in its chain, a dropped one a `ReadError`/`RemoteProtocolError`, an unreadable body a
   `JSONDecodeError`, a timeout is a TimeoutError; an unusable 200 is a `ProviderFault` that
   carries the tokens and cost the provider billed for it;
-- it never sends a key but `args["api_key"]`; `aclose` may be called more than once.
+- it never sends a key but `args["api_key"]`; `aclose` may be called more than once;
+- an optional `prepare()` does slow one-time setup (litellm's import) before the first
+  attempt's deadline starts.
 """
 
 from __future__ import annotations
