@@ -106,8 +106,8 @@ def read(raw: Any, price: Callable[[int, int], float]) -> Completion:
     """The first choice of a parsed completion (an SDK object or the JSON dict), or a
     ProviderFault saying why it is unusable, carrying the usage the provider billed anyway."""
     usage = faults.field(raw, "usage")
-    prompt_tokens = int(faults.field(usage, "prompt_tokens") or 0)
-    completion_tokens = int(faults.field(usage, "completion_tokens") or 0)
+    prompt_tokens = _tokens(faults.field(usage, "prompt_tokens"))
+    completion_tokens = _tokens(faults.field(usage, "completion_tokens"))
     cost = price(prompt_tokens, completion_tokens) if usage is not None else 0.0
     try:
         message = faults.check_completion(raw)
@@ -123,6 +123,11 @@ def read(raw: Any, price: Callable[[int, int], float]) -> Completion:
                               arguments=faults.field(function, "arguments") or "{}"))
     return Completion(faults.field(message, "content") or "", calls, prompt_tokens,
                       completion_tokens, cost)
+
+
+def _tokens(value: Any) -> int:
+    """A usage count as a server wrote it; anything but a non-negative number counts 0."""
+    return int(value) if isinstance(value, (int, float)) and value > 0 else 0
 
 
 def catalog_price(model: str) -> Callable[[int, int], float]:
