@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import importlib
+import json
 import os
 import sys
 from dataclasses import dataclass, field
@@ -121,8 +122,10 @@ def read(raw: Any, price: Callable[[int, int], float]) -> Completion:
         calls.append(ToolCall(id=faults.field(call, "id") or "",
                               name=faults.field(function, "name") or "",
                               arguments=faults.field(function, "arguments") or "{}"))
-    return Completion(faults.field(message, "content") or "", calls, prompt_tokens,
-                      completion_tokens, cost)
+    content = faults.field(message, "content") or ""
+    if not isinstance(content, str):  # a server's list of parts or an object: its JSON text
+        content = json.dumps(content, default=str)
+    return Completion(content, calls, prompt_tokens, completion_tokens, cost)
 
 
 def _tokens(value: Any) -> int:
