@@ -112,6 +112,33 @@ async def test_a_body_cut_short_is_a_lost_connection_and_retried(srv: FakeOpenAI
     await m.aclose()
 
 
+@pytest.mark.parametrize("body, content, tokens", [
+    ({"choices": [{"message": {"content": {"action": "HOLD"}}}]}, '{"action": "HOLD"}', (0, 0)),
+    ({"choices": [{"message": {"content": "ok"}}], "usage": {"prompt_tokens": "many",
+                                                            "completion_tokens": -3}}, "ok", (0, 0)),
+    ({"choices": [{"message": {"content": None, "tool_calls": [
+        {"id": "t1", "function": {"name": "get_price", "arguments": None}}]}}],
+      "usage": {"prompt_tokens": 7, "completion_tokens": 2}}, "", (7, 2)),
+], ids=["object-content", "garbage-usage", "null-arguments"])
+def test_a_hostile_completion_body_is_read_without_a_crash(body: dict[str, Any], content: str,
+                                                            tokens: tuple[int, int]) -> None:
+    answer = transport.read(body, transport.catalog_price("openai/gpt-4o-mini"))
+    assert answer.content == content
+    assert (answer.prompt_tokens, answer.completion_tokens) == tokens
+    assert all(c.arguments == "{}" for c in answer.tool_calls)
+
+
+@pytest.mark.parametrize("body", [{}, {"choices": []}, {"choices": "none"},
+                                  {"choices": [{"message": "text"}]}, {"choices": [None]}],
+                         ids=["no-choices", "empty", "string", "message-string", "null-choice"])
+def test_a_body_without_a_usable_choice_is_a_retryable_fault(body: dict[str, Any]) -> None:
+    from flowkit.llm import faults
+
+    with pytest.raises(faults.ProviderFault) as caught:
+        transport.read(body, transport.catalog_price("openai/fake"))
+    assert faults.retryable(caught.value)
+
+
 # ---------------------------------------------------------------- keys
 
 
