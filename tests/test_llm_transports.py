@@ -29,6 +29,7 @@ from flowkit.testing.fakeserver import (
     Fail,
     FakeOpenAIServer,
     Hang,
+    RateLimited,
     Refusal,
     Truncated,
 )
@@ -137,6 +138,21 @@ def test_a_body_without_a_usable_choice_is_a_retryable_fault(body: dict[str, Any
     with pytest.raises(faults.ProviderFault) as caught:
         transport.read(body, transport.catalog_price("openai/fake"))
     assert faults.retryable(caught.value)
+
+
+async def test_an_endpoint_behind_a_proxy_goes_through_httpx_alike(
+        srv: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from flowkit.llm import openai_compat
+
+    monkeypatch.setattr(openai_compat, "_proxied", lambda url: True)  # as HTTP_PROXY would
+    srv.script(RateLimited(retry_after=0.05), Hang(30))
+    m = model(srv, timeout=0.3)
+    response = await m.complete(request())
+    limited, hung, ok = response.attempts
+    assert limited.error.startswith("HTTP 429: RateLimitError") and "Timeout" in hung.error
+    assert ok.error is None and response.prompt_tokens > 0
+    assert {r.headers["authorization"] for r in srv.requests} == {"Bearer sk-local"}
+    await m.aclose()
 
 
 # ---------------------------------------------------------------- keys
