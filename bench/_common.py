@@ -104,6 +104,8 @@ with FakeOpenAIServer(latency_ms=float(sys.argv[1])) as srv:
             reqs = list(srv.requests)
             print(json.dumps({"requests": len(reqs), "handled_ms": [r.handled_ms for r in reqs],
                               "max_in_flight": srv.max_in_flight}), flush=True)
+        elif line.strip() == "bodies":
+            print(json.dumps([r.body for r in srv.requests]), flush=True)
         elif line.strip() == "reset":
             srv.requests.clear(); srv.max_in_flight = 0
             print("{}", flush=True)
@@ -144,6 +146,10 @@ class FakeServerProcess:
     def stats(self) -> dict[str, Any]:
         """requests served, each request's handling time (ms, latency included), max in flight."""
         return self._ask("stats")
+
+    def bodies(self) -> list[dict[str, Any]]:
+        """The JSON bodies of the requests served since the last reset."""
+        return self._ask("bodies")  # type: ignore[return-value]
 
     def reset(self) -> None:
         self._ask("reset")

@@ -1,10 +1,10 @@
-"""Decision latency: the TradingAgents firm over litellm's real HTTP path, fixed model latency.
+"""Decision latency: the TradingAgents firm over its real HTTP path, fixed model latency.
 
 What runs: workflows/tradingagents.yaml, every profile pointed at `openai/fake` on flowkit's
 FakeOpenAIServer (own process, 127.0.0.1, every answer delayed by exactly --latency-ms), through
 `run_session` (the same entry point as `flowkit run --date`), DuckDB event log on, cache off. So
-each call goes flowkit -> LiteLLMModel (tenacity, limiter) -> litellm.acompletion -> OpenAI SDK
--> HTTP -> server, and back through output validation and logging. Every measured run is a
+each call goes flowkit -> RemoteModel (tenacity, limiter) -> the lean OpenAI-compatible transport
+(flowkit.llm.openai_compat) -> HTTP -> server, and back through output validation and logging. Every measured run is a
 fresh Session and event loop, as `flowkit run` would be; a warm-up decision runs first and is
 reported on its own (litellm's import and first-call setup).
 
@@ -58,27 +58,29 @@ from _common import (
 import flowkit
 from flowkit.app import Invocation, RunOptions, Session, run_session
 
-HTTP_SPANS: list[float] = []  # seconds inside litellm.acompletion, per call
+HTTP_SPANS: list[float] = []  # seconds inside a transport's send (client + HTTP), per call
 
 
-def instrument_litellm() -> float:
-    """Import litellm (timed) and record the wall time of each acompletion call."""
-    from flowkit.llm.litellm_model import _litellm
+def instrument_transports() -> float:
+    """Record the wall time of each model call's transport (the lean one and litellm's); the
+    seconds `import litellm` takes, for scale (the lean path never pays it)."""
+    from flowkit.llm.openai_compat import OpenAICompatTransport
+    from flowkit.llm.transport import LiteLLMTransport, _litellm
 
+    for cls in (OpenAICompatTransport, LiteLLMTransport):
+        real = cls.send
+
+        async def timed(self: Any, args: Any, real: Any = real) -> Any:
+            t = time.perf_counter()
+            try:
+                return await real(self, args)
+            finally:
+                HTTP_SPANS.append(time.perf_counter() - t)
+
+        cls.send = timed  # type: ignore[method-assign]
     t0 = time.perf_counter()
-    litellm = _litellm()
-    import_s = time.perf_counter() - t0
-    real = litellm.acompletion
-
-    async def timed(*a: Any, **k: Any) -> Any:
-        t = time.perf_counter()
-        try:
-            return await real(*a, **k)
-        finally:
-            HTTP_SPANS.append(time.perf_counter() - t)
-
-    litellm.acompletion = timed
-    return import_s
+    _litellm()
+    return time.perf_counter() - t0
 
 
 def decide_once(loaded, symbols: list[str], date: str, srv: FakeServerProcess, db: str) -> dict:
@@ -88,7 +90,7 @@ def decide_once(loaded, symbols: list[str], date: str, srv: FakeServerProcess, d
     inv = Invocation(symbols=symbols, date=date)
     session.invocation = asdict(inv)
     spans: list[tuple[float, float]] = []
-    inner = session.decide
+    inner = session.deliberate
 
     async def timed_decide(*a, **k):
         t = time.perf_counter()
@@ -97,7 +99,7 @@ def decide_once(loaded, symbols: list[str], date: str, srv: FakeServerProcess, d
         finally:
             spans.append((t, time.perf_counter()))
 
-    session.decide = timed_decide  # type: ignore[method-assign]
+    session.deliberate = timed_decide  # type: ignore[method-assign]
     srv.reset()
     HTTP_SPANS.clear()
     t1 = time.perf_counter()
@@ -134,7 +136,7 @@ def main() -> None:
     concurrency = loaded.spec.runtime.concurrency
     lat = args.latency_ms / 1000
 
-    print(f"decision latency: {loaded.spec.name} firm, litellm -> FakeOpenAIServer (own process), "
+    print(f"decision latency: {loaded.spec.name} firm, lean transport -> FakeOpenAIServer (own process), "
           f"{args.latency_ms:g} ms per call, cache off, DuckDB log on, runtime.concurrency "
           f"{concurrency}, {args.date}")
     print(f"  {machine_line()}")
@@ -142,7 +144,7 @@ def main() -> None:
     rows = []
     with FakeServerProcess(args.latency_ms) as srv, tempfile.TemporaryDirectory() as tmp:
         db = os.path.join(tmp, "bench.duckdb")
-        import_s = instrument_litellm()
+        import_s = instrument_transports()  # before the clock of any decision
         warm = decide_once(loaded, universe[:1], args.date, srv, db)  # first-call setup
         plan = call_plan(warm["session"].firm.root)
         for n in counts:
@@ -179,12 +181,12 @@ def main() -> None:
     one = med([r["wall_s"] for r in rows[0][1]])
     print(f"  time above the critical path ({counts[0]} symbol{'s' if counts[0] > 1 else ''}): "
           f"{(one - crit * lat) * 1000:.1f} ms per decision, "
-          f"{(one - crit * lat) * 1000 / crit:.2f} ms per critical-path call (flowkit + litellm "
+          f"{(one - crit * lat) * 1000 / crit:.2f} ms per critical-path call (flowkit + client "
           f"+ HTTP; bench/call_overhead.py splits it)")
-    print(f"  first decision in a fresh process: import litellm {import_s * 1000:.0f} ms, "
-          f"Session() {warm['setup_s'] * 1000:.0f} ms, decision {warm['wall_s'] * 1000:.0f} ms "
-          f"({(warm['wall_s'] - crit * lat) * 1000:.0f} ms above the critical path: litellm's "
-          f"first-call setup)")
+    print(f"  first decision in a fresh process: Session() {warm['setup_s'] * 1000:.0f} ms, "
+          f"decision {warm['wall_s'] * 1000:.0f} ms ({(warm['wall_s'] - crit * lat) * 1000:.0f} "
+          f"ms above the critical path); `import litellm`, which the lean path never pays: "
+          f"{import_s * 1000:.0f} ms")
     print(f"  load average after: {machine_line().split('load average ')[1]}")
 
 

@@ -1,5 +1,5 @@
 """What the framework costs per model call, measured against the fake server at 0 ms latency:
-the same request sent through litellm.acompletion directly and through flowkit's LiteLLMModel
+the same request sent through litellm.acompletion directly and through flowkit's RemoteModel
 (retries, accounting, parsing), interleaved so machine drift hits both alike; the server's own
 handling time is subtracted. Also the cost of a response-cache hit.
 
@@ -15,7 +15,8 @@ import time
 from flowkit.llm.base import ModelRequest
 from flowkit.llm.cache import CachedModel, MemoryCacheStore
 from flowkit.testing.fakeserver import FakeOpenAIServer
-from flowkit.llm.litellm_model import LiteLLMModel, _litellm
+from flowkit.llm.remote import RemoteModel
+from flowkit.llm.transport import _litellm
 from flowkit.spec.models import ModelProfile
 
 CALLS = 150
@@ -32,7 +33,7 @@ async def measure() -> None:
                            messages=[{"role": "system", "content": "You are a trader. " * 50},
                                      {"role": "user", "content": "Decide on AAPL."}])
     async with FakeOpenAIServer(latency_ms=0) as srv:
-        model = LiteLLMModel(ModelProfile(model="openai/fake", api_base=srv.base_url))
+        model = RemoteModel(ModelProfile(model="openai/fake", api_base=srv.base_url))
         cached = CachedModel(model, MemoryCacheStore(), "read_write")
         kwargs = model._kwargs(model.profile, request)  # the very same HTTP request, sent raw
 
@@ -58,8 +59,9 @@ async def measure() -> None:
     litellm_ms, flowkit_ms = statistics.median(raw), statistics.median(ours)
     hit_ms = statistics.median(hits)
     print(f"\nper call, median of {CALLS}, server time excluded: "
-          f"litellm.acompletion {litellm_ms:.2f} ms; LiteLLMModel.complete {flowkit_ms:.2f} ms "
-          f"(flowkit's own share {flowkit_ms - litellm_ms:+.2f} ms); cache hit {hit_ms:.3f} ms")
+          f"litellm.acompletion {litellm_ms:.2f} ms; RemoteModel.complete (lean transport) "
+          f"{flowkit_ms:.2f} ms "
+          f"(difference {flowkit_ms - litellm_ms:+.2f} ms); cache hit {hit_ms:.3f} ms")
 
 
 if __name__ == "__main__":

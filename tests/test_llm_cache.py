@@ -9,7 +9,7 @@ import pytest
 from flowkit.errors import CacheMiss, ModelError
 from flowkit.llm.base import Attempt, ModelRequest, ModelResponse, ToolCall
 from flowkit.llm.cache import CachedModel, MemoryCacheStore, cache_key, request_params
-from flowkit.llm.litellm_model import LiteLLMModel
+from flowkit.llm.remote import RemoteModel
 from flowkit.spec.models import ModelProfile
 
 SCHEMA = {"type": "object", "properties": {"action": {"enum": ["BUY", "SELL"]}}}
@@ -62,7 +62,7 @@ def test_request_params_cover_what_shapes_the_answer() -> None:
 
 
 def test_profile_defaults_enter_the_key() -> None:
-    cold, warm = (LiteLLMModel(ModelProfile(model="openai/x", temperature=t)) for t in (0.0, 0.7))
+    cold, warm = (RemoteModel(ModelProfile(model="openai/x", temperature=t)) for t in (0.0, 0.7))
     assert cold.cache_params(request()) != warm.cache_params(request())
     assert cold.cache_params(request())["max_tokens"] == 1024
 

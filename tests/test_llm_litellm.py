@@ -1,4 +1,4 @@
-"""LiteLLMModel through litellm's real HTTP path against the fake server on 127.0.0.1."""
+"""RemoteModel through litellm's real HTTP path against the fake server on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -16,8 +16,10 @@ from flowkit.llm.cache import CachedModel, MemoryCacheStore
 from flowkit.testing.fakeserver import (Answer, CallTools, Fail, FakeOpenAIServer, Hang, Malformed,
                                     RateLimited, Violating)
 from flowkit.llm.limits import Limiter
-from flowkit.llm.litellm_model import LiteLLMModel
+from flowkit.llm.remote import RemoteModel
 from flowkit.spec.models import ModelProfile
+
+pytestmark = pytest.mark.usefixtures("http_path")  # lean and litellm transports alike
 
 SCHEMA = {
     "type": "object",
@@ -33,7 +35,7 @@ TOOLS = [{"type": "function", "function": {
     "parameters": {"type": "object", "properties": {"symbol": {"type": "string"}},
                    "required": ["symbol"]}}}]
 
-MakeModel = Callable[..., LiteLLMModel]
+MakeModel = Callable[..., RemoteModel]
 
 
 def request(text: str = "Decide on AAPL.", **overrides: Any) -> ModelRequest:
@@ -51,15 +53,15 @@ async def srv() -> AsyncIterator[FakeOpenAIServer]:
 
 @pytest.fixture
 async def make_model(srv: FakeOpenAIServer) -> AsyncIterator[MakeModel]:
-    """LiteLLMModel factory: profiles are (name on the server, overrides) pairs; fast backoff."""
-    models: list[LiteLLMModel] = []
+    """RemoteModel factory: profiles are (name on the server, overrides) pairs; fast backoff."""
+    models: list[RemoteModel] = []
 
     def make(*names: str, backoff: float = 0.01, limiter: Limiter | None = None,
-             **profile: Any) -> LiteLLMModel:
+             **profile: Any) -> RemoteModel:
         profiles = [ModelProfile(model=f"openai/{n}", api_base=srv.base_url,
                                  **{"timeout": 5, "retries": 2, **profile})
                     for n in names or ("fake",)]
-        model = LiteLLMModel(profiles[0], profiles[1:], limiter=limiter, backoff=backoff)
+        model = RemoteModel(profiles[0], profiles[1:], limiter=limiter, backoff=backoff)
         models.append(model)
         return model
 
@@ -183,7 +185,7 @@ async def test_all_failing_raises_model_error_with_attempts(srv: FakeOpenAIServe
 async def test_connection_refused_is_retried_then_reported() -> None:
     async with FakeOpenAIServer() as dead:
         pass  # stopped: its port now refuses connections
-    model = LiteLLMModel(ModelProfile(model="openai/fake", api_base=dead.base_url, retries=1),
+    model = RemoteModel(ModelProfile(model="openai/fake", api_base=dead.base_url, retries=1),
                          backoff=0.01)
     try:
         with pytest.raises(ModelError) as caught:
@@ -219,7 +221,7 @@ async def test_cache_read_write_then_replay_with_server_stopped(make_model: Make
     store = MemoryCacheStore()
     async with FakeOpenAIServer() as server:
         profile = ModelProfile(model="openai/fake", api_base=server.base_url, retries=0)
-        live = CachedModel(LiteLLMModel(profile), store, "read_write")
+        live = CachedModel(RemoteModel(profile), store, "read_write")
         server.script(Answer({"action": "SELL", "confidence": 0.9, "reasoning": "first"}))
         first = await live.complete(request())
         again = await live.complete(request())
@@ -229,7 +231,7 @@ async def test_cache_read_write_then_replay_with_server_stopped(make_model: Make
     assert again.cached and again.cost_usd == 0 and again.latency_ms < 50
     assert again.content == first.content and again.attempts[0].cached
 
-    replay = CachedModel(LiteLLMModel(profile), store, "replay")  # same profile, server gone
+    replay = CachedModel(RemoteModel(profile), store, "replay")  # same profile, server gone
     replayed = await replay.complete(request())
     assert replayed.cached and json.loads(replayed.content)["reasoning"] == "first"
     with pytest.raises(CacheMiss, match="trader"):
@@ -240,12 +242,12 @@ async def test_cache_read_write_then_replay_with_server_stopped(make_model: Make
 async def test_limiter_caps_concurrency_and_paces_rpm(make_model: MakeModel) -> None:
     async with FakeOpenAIServer(latency_ms=50) as server:
         limiter = Limiter(concurrency=2)
-        capped = LiteLLMModel(ModelProfile(model="openai/fake", api_base=server.base_url),
+        capped = RemoteModel(ModelProfile(model="openai/fake", api_base=server.base_url),
                               limiter=limiter)
         await asyncio.gather(*(capped.complete(request(f"call {i}")) for i in range(6)))
         assert server.max_in_flight == 2
 
-        paced = LiteLLMModel(ModelProfile(model="openai/paced", api_base=server.base_url,
+        paced = RemoteModel(ModelProfile(model="openai/paced", api_base=server.base_url,
                                           rpm=600), limiter=limiter)  # one call per 0.1 s
         started = time.perf_counter()
         await asyncio.gather(*(paced.complete(request(f"paced {i}")) for i in range(4)))
@@ -255,7 +257,7 @@ async def test_limiter_caps_concurrency_and_paces_rpm(make_model: MakeModel) -> 
 
 def test_json_object_when_provider_lacks_schema_support() -> None:
     # No network: only the arguments litellm would receive are inspected.
-    model = LiteLLMModel(ModelProfile(model="ollama/llama3.1"))
+    model = RemoteModel(ModelProfile(model="ollama/llama3.1"))
     kwargs = model._kwargs(model.profile, request())
     assert kwargs["response_format"] == {"type": "json_object"}
     assert kwargs["max_retries"] == 0 and "api_key" not in kwargs
@@ -274,6 +276,6 @@ class _HeaderError(Exception):
     ({}, None),
 ])
 def test_retry_after_header_forms(headers: dict[str, str], expected: float | None) -> None:
-    from flowkit.llm.litellm_model import _retry_after
+    from flowkit.llm.remote import _retry_after
 
     assert _retry_after(_HeaderError(headers)) == expected

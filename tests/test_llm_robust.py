@@ -17,7 +17,7 @@ from runtime_support import WORKFLOWS, dicts, model_calls, steps
 from flowkit.cli import main
 from flowkit.errors import ModelError
 from flowkit.llm.base import ModelRequest
-from flowkit.llm.litellm_model import LiteLLMModel
+from flowkit.llm.remote import RemoteModel
 from flowkit.spec.models import ModelProfile
 from flowkit.testing.fakeserver import (
     Answer,
@@ -31,6 +31,8 @@ from flowkit.testing.fakeserver import (
     Say,
     instance,
 )
+
+pytestmark = pytest.mark.usefixtures("http_path")  # lean and litellm transports alike
 
 TA = str(WORKFLOWS / "tradingagents.yaml")
 SCHEMA = {"type": "object", "required": ["action", "confidence"], "properties": {
@@ -196,8 +198,8 @@ def srv() -> Iterator[FakeOpenAIServer]:
         yield server
 
 
-def model(srv: FakeOpenAIServer, **profile: Any) -> LiteLLMModel:
-    return LiteLLMModel(ModelProfile(model="openai/fake", api_base=srv.base_url,
+def model(srv: FakeOpenAIServer, **profile: Any) -> RemoteModel:
+    return RemoteModel(ModelProfile(model="openai/fake", api_base=srv.base_url,
                                      **{"retries": 2, "timeout": 5, **profile}), backoff=0.01)
 
 
@@ -233,7 +235,7 @@ async def test_faults_are_named_and_retried_only_when_retrying_can_help(
 async def test_a_refused_connection_says_cannot_connect() -> None:
     async with FakeOpenAIServer() as dead:
         pass
-    m = LiteLLMModel(ModelProfile(model="openai/fake", api_base=dead.base_url, retries=1),
+    m = RemoteModel(ModelProfile(model="openai/fake", api_base=dead.base_url, retries=1),
                      backoff=0.01)
     with pytest.raises(ModelError) as caught:
         await m.complete(request())
@@ -257,7 +259,7 @@ async def test_a_slow_drip_is_cut_at_the_total_deadline(srv: FakeOpenAIServer) -
 async def test_a_primary_that_keeps_failing_is_skipped_during_its_cool_down(
         srv: FakeOpenAIServer) -> None:
     srv.default(Fail(503), model="primary")
-    m = LiteLLMModel(ModelProfile(model="openai/primary", api_base=srv.base_url, retries=1),
+    m = RemoteModel(ModelProfile(model="openai/primary", api_base=srv.base_url, retries=1),
                      [ModelProfile(model="openai/backup", api_base=srv.base_url)], backoff=0.01,
                      breaker_failures=2, breaker_cooldown=60)
     for _ in range(5):
@@ -306,7 +308,7 @@ def test_a_fault_storm_never_sinks_the_backtest_and_replays_identically(
         capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rate: float) -> None:
     from flowkit.testing.fakeserver import FaultStorm
 
-    monkeypatch.setattr(LiteLLMModel, "_delay", lambda self, exc, failures: 0.001)
+    monkeypatch.setattr(RemoteModel, "_delay", lambda self, exc, failures: 0.001)
     db = tmp_path / "log.duckdb"
     end = "2025-10-08"
     with FakeOpenAIServer() as srv:

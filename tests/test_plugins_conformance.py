@@ -102,6 +102,7 @@ def test_offline_provider() -> None:
     check_model_provider(PROVIDERS["offline"], ModelProfile(model="offline"))
 
 
+@pytest.mark.usefixtures("http_path")  # openai/<model> at an api_base: lean and litellm transport
 def test_litellm_provider_against_the_fake_server(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FAKE_KEY", "sk-fake")
     assert provider_name("openai/fake") == "litellm" and PROVIDERS["litellm"].cacheable

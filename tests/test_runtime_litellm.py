@@ -26,6 +26,8 @@ from flowkit.testing.fakeserver import (
     Violating,
 )
 
+pytestmark = pytest.mark.usefixtures("http_path")  # lean and litellm transports alike
+
 TA = str(WORKFLOWS / "tradingagents.yaml")
 AGENTS = 14  # model calls of one TradingAgents decision: 4 analysts, 2x2 debate, judge, trader,
 #              3 risk debaters, portfolio manager

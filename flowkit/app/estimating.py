@@ -5,8 +5,9 @@ Calls come from the compiled topology (`flowkit.patterns.plan`): one call per ag
 every debate round, every `when:` counted as if it holds (the worst case), every answer valid;
 the bound multiplies each call by `runtime.output_attempts` (re-asks) and adds the tool rounds
 of agents with tools. Prompt tokens are measured on the real prompts of one dry decision (the
-first decision time, first symbol) that the offline model answers in memory, counted with
-litellm's tokenizer for each agent's model; completion tokens are the size of those
+first decision time, first symbol) that the offline model answers in memory, counted as
+litellm's tokenizer counts them for each agent's model (`flowkit.llm.tokens`, without importing
+litellm); completion tokens are the size of those
 schema-valid answers, bounded by each call's max_tokens. Dollars use litellm's price map
 (LITELLM_LOCAL_MODEL_COST_MAP: no network); `offline` and `local/...` models cost $0, and a
 model litellm has no price for is counted $0 and named in a note."""
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from flowkit.llm import catalog
+from flowkit.llm import catalog, tokens
 from flowkit.llm.base import ModelRequest, ModelResponse
 from flowkit.llm.offline import OfflineModel
 from flowkit.patterns.plan import call_plan
@@ -94,17 +95,14 @@ async def estimate(session: Session, symbols: list[str], times: list[np.datetime
 async def measure(session: Session, recorder: _Recorder, symbols: list[str],
                   times: list[np.datetime64]) -> Estimate:
     """Estimate from a dry session: one dry decision, then the call plan."""
-    from flowkit.llm.litellm_model import _litellm
-
-    litellm = _litellm()
     await session.deliberate(symbols[0], times[0])
     seen: dict[str, list[tuple[int, int]]] = defaultdict(list)  # agent -> (prompt, answer) tokens
     agents = session.firm.agents
     for request, response in recorder.calls:
         model = _model_of(session, request.agent)
         answer = [{"role": "assistant", "content": response.content}]
-        seen[request.agent].append((_tokens(litellm, model, request.messages),
-                                    _tokens(litellm, model, answer)))
+        seen[request.agent].append((tokens.count(model, request.messages),
+                                    tokens.count(model, answer)))
     everything = [t for calls in seen.values() for t in calls]
     plan = call_plan(session.firm.root)
     per, worst, unpriced = Spend(), Spend(), set()
@@ -148,13 +146,6 @@ def actual(session: Session) -> Spend:
 
 def _model_of(session: Session, agent: str) -> str:
     return session.spec.models[session.firm.agents[agent].model_profile].model
-
-
-def _tokens(litellm: Any, model: str, messages: list[dict[str, Any]]) -> int:
-    try:  # litellm picks the model's tokenizer, else OpenAI's cl100k
-        return int(litellm.token_counter(model=model, messages=messages))
-    except Exception:
-        return int(litellm.token_counter(model="gpt-4o", messages=messages))
 
 
 def _price(model: str, unpriced: set[str]) -> tuple[float, float]:

@@ -80,6 +80,15 @@ class RunContext:
             row["run_id"] = self.run_id
             self.log.append(table, row)
 
+    def spend(self, prompt_tokens: int, completion_tokens: int, cost_usd: float) -> None:
+        """Count what a provider billed (answers and failed tries alike), in the budget too
+        (checked before the next call)."""
+        self.prompt_tokens += prompt_tokens
+        self.completion_tokens += completion_tokens
+        self.cost_usd += cost_usd
+        if self.budget is not None:
+            self.budget.spend(prompt_tokens + completion_tokens, cost_usd)
+
     def step_row(self, state: DecisionState, step_id: str, **fields: Any) -> None:
         self.record("steps", {"seq": next(self.seq), "step_id": step_id, "symbol": state.symbol,
                               "as_of": state.as_of, **fields})
@@ -180,23 +189,26 @@ async def _converse(ctx: RunContext, agent: CompiledAgent, state: DecisionState,
             ctx.budget.check()  # spent already (e.g. by a concurrent step): no new call
         try:  # concurrency and rate limits apply inside the model, per real HTTP attempt
             response = await agent.model.complete(request)
-        except ModelError as exc:
-            _log_attempts(ctx, agent, state, step_id, request, exc.attempts,
-                          attempt, started, None)
+        except (ModelError, asyncio.CancelledError) as exc:
+            # every try has its row and its bill, a cancelled call's (the one in flight) too
+            tries = getattr(exc, "attempts", None) or []
+            _log_attempts(ctx, agent, state, step_id, request, tries, attempt, started, None)
+            ctx.spend(sum(a.prompt_tokens for a in tries if not a.cached),
+                      sum(a.completion_tokens for a in tries if not a.cached),
+                      sum(a.cost_usd for a in tries if not a.cached))
             # The window was smaller than known or estimated: trim harder, ask once more.
-            if not any(faults.context_overflow(getattr(a, "error", None))
-                       for a in exc.attempts) or not fitter.harder(messages):
+            if isinstance(exc, asyncio.CancelledError) or not any(
+                    faults.context_overflow(a.error) for a in tries) \
+                    or not fitter.harder(messages):
                 raise
-            attempt += len(exc.attempts)
+            attempt += len(tries)
             ctx_vars, first = fitter.prompt(variables)
             messages = first + messages[2:]
             continue
         ctx.calls += 1
         if not response.cached:
             ctx.provider_calls += response.model != "offline"
-            ctx.prompt_tokens += response.prompt_tokens
-            ctx.completion_tokens += response.completion_tokens
-            ctx.cost_usd += response.cost_usd
+            ctx.spend(response.prompt_tokens, response.completion_tokens, response.cost_usd)
         tools_called = bool(response.tool_calls and request.tools)
         output, invalid, fixed = None, None, []
         if not tools_called:
@@ -208,7 +220,7 @@ async def _converse(ctx: RunContext, agent: CompiledAgent, state: DecisionState,
                       response, invalid=f"output invalid: {problems}" if invalid else None)
         attempt += len(response.attempts) or 1
         if ctx.budget is not None:
-            ctx.budget.charge(response)
+            ctx.budget.check()
         if tools_called:
             tool_rounds += 1
             messages = messages + _tool_messages(agent, state, response)

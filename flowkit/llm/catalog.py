@@ -61,6 +61,14 @@ def model_info(model: str) -> ModelInfo | None:
     return None
 
 
+def openai_chat(model: str) -> bool:
+    """Is `model`, exactly as written, one of OpenAI's own chat models in the table (litellm's
+    `open_ai_chat_completion_models`)?"""
+    entry = _table().get(model)
+    return isinstance(entry, dict) and entry.get("litellm_provider") == "openai" \
+        and not (model.startswith("ft:") and model.count(":") <= 1)
+
+
 def _int(value: Any) -> int | None:
     return int(value) if isinstance(value, (int, float)) and value > 0 else None
 

@@ -27,6 +27,9 @@ class ProviderFault(Exception):
     def __init__(self, message: str, retryable: bool):
         super().__init__(message)
         self.retryable = retryable
+        # what the provider billed for the unusable answer (set by `transport.read`)
+        self.prompt_tokens = self.completion_tokens = 0
+        self.cost_usd = 0.0
 
 
 def retryable(exc: BaseException) -> bool:
@@ -69,18 +72,24 @@ def describe(exc: BaseException, api_base: str | None) -> str:
     return secrets.redact(text)
 
 
+def field(obj: Any, name: str) -> Any:
+    """`obj`'s `name`, whether a completion came as an SDK object or as its JSON dict."""
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
 def check_completion(raw: Any) -> Any:
-    """The first choice's message of a parsed completion, or ProviderFault saying why not."""
-    choices = getattr(raw, "choices", None)
-    if not choices:
+    """The first choice's message of a parsed completion (an SDK object or the JSON dict), or
+    ProviderFault saying why not."""
+    choices = field(raw, "choices")
+    if not choices or not isinstance(choices, list):
         raise ProviderFault("the provider answered with no choices", retryable=True)
     choice = choices[0]
-    message = getattr(choice, "message", None)
-    if message is None:
+    message = field(choice, "message")
+    if not (isinstance(message, dict) or hasattr(message, "content")):
         raise ProviderFault("the provider's answer has no message", retryable=True)
-    refusal = getattr(message, "refusal", None) or (
-        getattr(message, "provider_specific_fields", None) or {}).get("refusal")
-    if refusal or getattr(choice, "finish_reason", None) == "content_filter":
+    refusal = field(message, "refusal") or (
+        field(message, "provider_specific_fields") or {}).get("refusal")
+    if refusal or field(choice, "finish_reason") == "content_filter":
         raise ProviderFault(f"the model refused: {_cut(str(refusal or 'content filtered'))}",
                             retryable=False)
     return message

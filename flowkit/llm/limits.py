@@ -68,12 +68,15 @@ class Budget:
 
     def charge(self, response: ModelResponse) -> None:
         """Add a response's spend; raise BudgetExceeded once a ceiling is passed."""
-        if response.cached:
-            return
+        if not response.cached:
+            self.spend(response.prompt_tokens + response.completion_tokens, response.cost_usd)
+            self.check()
+
+    def spend(self, tokens: int, cost_usd: float) -> None:
+        """Add spend without checking the ceilings (`check` does)."""
         with self._lock:
-            self.cost_usd += response.cost_usd
-            self.tokens += response.prompt_tokens + response.completion_tokens
-        self.check()
+            self.cost_usd += cost_usd
+            self.tokens += tokens
 
     def check(self) -> None:
         """Raise BudgetExceeded if spend has passed a ceiling (call before starting work)."""

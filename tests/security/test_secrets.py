@@ -17,6 +17,8 @@ from flowkit.testing.fakeserver import FakeOpenAIServer
 from flowkit.secrets import key_shape, redact
 from flowkit.store import open_reader
 
+pytestmark = pytest.mark.usefixtures("http_path")  # lean and litellm transports alike
+
 KEYS = {  # recognisable fake keys, one per provider shape
     "OPENAI_API_KEY": "sk-proj-FAKEopenai0123456789abcdefXYZ",
     "ANTHROPIC_API_KEY": "sk-ant-api03-FAKEanthropic0123456789abcdef",

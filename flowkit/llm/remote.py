@@ -1,4 +1,4 @@
-"""Any litellm model behind the ChatModel interface, with retries, fallbacks and accounting.
+"""A remote model behind the ChatModel interface, with retries, fallbacks and accounting.
 
 Each profile gets `retries` retries (tenacity: exponential backoff with jitter, or the server's
 Retry-After) on what `faults.retryable` allows (408, 409, 429, 5xx, timeouts, lost connections,
@@ -7,22 +7,20 @@ deadline (twice the profile's timeout), so a slow drip cannot outlive it. A prof
 `breaker_failures` times in a row is skipped for `breaker_cooldown` seconds while a fallback
 exists (circuit breaker). The structured-output mode is negotiated per endpoint
 (`flowkit.llm.structured`). Every try, failed or not, is an Attempt on the response (or on the
-ModelError when all fail). litellm is imported on the first call: it costs 2-3 s.
+ModelError when all fail, or on the CancelledError when the call is cancelled, the try in flight
+marked so); a response's tokens and cost are its attempts' sums, unusable-but-billed ones included.
+How an attempt travels is its profile's Transport (`flowkit.llm.transport`): this policy is the
+same whichever serves it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
-import functools
-import importlib
 import logging
-import os
 import random
-import sys
 import time
 from contextlib import nullcontext
-from types import ModuleType
 from typing import Any, AsyncContextManager, Sequence
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
@@ -30,38 +28,18 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from flowkit import secrets
 from flowkit.errors import ConfigError, ModelError
 from flowkit.llm import faults, structured
-from flowkit.llm.base import Attempt, ModelRequest, ModelResponse, ToolCall
+from flowkit.llm.base import Attempt, ModelRequest, ModelResponse
 from flowkit.llm.cache import request_params, response_text
 from flowkit.llm.limits import Limiter
+from flowkit.llm.transport import (Completion, Transport, connection, supports_schema,
+                                   transport_for, within)
 from flowkit.spec.models import ModelProfile
 
-# Sent to a custom api_base that names no api_key_env: the SDKs refuse to send without a key,
-# and an explicit one stops litellm from falling back to the provider's key in the environment.
-LOCAL_API_KEY = "sk-local"
 log = logging.getLogger("flowkit.llm")
 DEADLINE_FACTOR = 2  # one attempt's total deadline, in multiples of the profile's timeout
 
 
-@functools.cache
-def _litellm() -> ModuleType:
-    # Without these, importing litellm fetches a cost map over the network and logs chatter.
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    os.environ.setdefault("LITELLM_LOG", "ERROR")
-    import litellm
-
-    litellm.suppress_debug_info = True
-    litellm.disable_hf_tokenizer_download = True
-    # What a first completion would import lazily (seconds on a busy machine): imported here,
-    # off the clock of any call's deadline.
-    for module in ("openai.resources", "litellm.proxy._types", "litellm._service_logger"):
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            pass
-    return litellm
-
-
-class LiteLLMModel:
+class RemoteModel:
     """A ChatModel for `profile`, falling back to `fallbacks` in order."""
 
     def __init__(self, profile: ModelProfile, fallbacks: Sequence[ModelProfile] = (), *,
@@ -80,6 +58,7 @@ class LiteLLMModel:
         self.modes: dict[str, str] = {}  # endpoint -> the structured-output mode it took
         self._failures: dict[str, int] = {}     # endpoint -> failed calls in a row
         self._open_until: dict[str, float] = {}  # endpoint -> monotonic end of its cool-down
+        self._transports: dict[str, Transport] = {}  # endpoint -> how its attempts travel
         for p in self.profiles:  # whatever its name, the variable holds a key: mask its value
             if p.api_key_env:
                 secrets.remember_env(p.api_key_env)
@@ -90,9 +69,15 @@ class LiteLLMModel:
                 "max_tokens": request.max_tokens or self.profile.max_tokens}
 
     async def complete(self, request: ModelRequest) -> ModelResponse:
-        _litellm()  # the first call pays the import; keep it off the clock
-        started = time.perf_counter()
         attempts: list[Attempt] = []
+        try:
+            return await self._complete(request, attempts)
+        except asyncio.CancelledError as exc:
+            exc.attempts = attempts  # type: ignore[attr-defined]  # the caller logs them
+            raise
+
+    async def _complete(self, request: ModelRequest, attempts: list[Attempt]) -> ModelResponse:
+        started = time.perf_counter()
         for i, profile in enumerate(self.profiles):
             endpoint = _endpoint(profile)
             if i < len(self.profiles) - 1 and self._open_until.get(endpoint, 0) > time.monotonic():
@@ -106,6 +91,9 @@ class LiteLLMModel:
                 continue
             self._failures.pop(endpoint, None)
             response.attempts = attempts
+            # the failed tries were billed too (an empty answer with usage, a refusal...)
+            response.prompt_tokens = sum(a.prompt_tokens for a in attempts)
+            response.completion_tokens = sum(a.completion_tokens for a in attempts)
             response.cost_usd = sum(a.cost_usd for a in attempts)
             response.latency_ms = _ms(started)
             return response
@@ -115,12 +103,19 @@ class LiteLLMModel:
                          f"last error: {last}", attempts=attempts)
 
     async def aclose(self) -> None:
-        # Only if a call imported litellm: closing must not pay for the import.
-        if "litellm" in sys.modules:
-            litellm = _litellm()
-            await litellm.close_litellm_async_clients()
-            # Closed clients stay cached and are bound to this event loop: drop them.
-            litellm.in_memory_llm_clients_cache.flush_cache()
+        transports, self._transports = list(self._transports.values()), {}
+        for transport in transports:
+            await transport.aclose()
+
+    def _transport(self, profile: ModelProfile) -> Transport:
+        endpoint = _endpoint(profile)
+        transport = self._transports.get(endpoint)
+        if transport is None:
+            transport = self._transports[endpoint] = transport_for(profile)
+            prepare = getattr(transport, "prepare", None)
+            if prepare is not None:  # a slow first import, off the clock of any deadline
+                prepare()
+        return transport
 
     def _trip(self, endpoint: str) -> None:
         failures = self._failures.get(endpoint, 0) + 1
@@ -173,12 +168,12 @@ class LiteLLMModel:
         endpoint = _endpoint(profile)
         if endpoint not in self.modes:
             self.modes[endpoint] = structured.auto_mode(
-                profile.model, bool(profile.api_base), _litellm().supports_response_schema)
+                profile.model, bool(profile.api_base), supports_schema)
         return self.modes[endpoint]
 
     async def _attempt(self, profile: ModelProfile, request: ModelRequest, mode: str | None,
                        attempts: list[Attempt]) -> ModelResponse:
-        litellm = _litellm()
+        transport = self._transport(profile)
         kwargs = self._kwargs(profile, request, mode)
         slot: AsyncContextManager[Any] = (
             self.limiter.acquire(profile.model, profile.rpm) if self.limiter else nullcontext())
@@ -186,17 +181,23 @@ class LiteLLMModel:
             started = time.perf_counter()
             try:
                 # The client's timeout restarts with every byte: a slow drip would outlive it.
-                # The total deadline leaves room for litellm's lazy setup on a first call.
-                raw = await asyncio.wait_for(litellm.acompletion(**kwargs),
-                                             DEADLINE_FACTOR * kwargs["timeout"])
-                response, attempt = _parse(profile.model, raw, _ms(started), mode,
+                answer = await within(transport.send(kwargs), DEADLINE_FACTOR * kwargs["timeout"])
+                response, attempt = _parse(profile.model, answer, _ms(started), mode,
                                            request.output_name)
+            except asyncio.CancelledError:  # cancelled from outside: the try still gets its row
+                attempts.append(Attempt(model=profile.model, latency_ms=_ms(started),
+                                        error="cancelled before an answer",
+                                        structured_output=mode))
+                raise
             except Exception as exc:
                 if isinstance(exc, asyncio.TimeoutError):
                     exc = TimeoutError(f"no complete answer within "
                                        f"{DEADLINE_FACTOR * kwargs['timeout']:g} s")
                 # a provider's error may echo the key: describe() masks it
                 attempts.append(Attempt(model=profile.model, latency_ms=_ms(started),
+                                        prompt_tokens=getattr(exc, "prompt_tokens", 0),
+                                        completion_tokens=getattr(exc, "completion_tokens", 0),
+                                        cost_usd=getattr(exc, "cost_usd", 0.0),
                                         error=faults.describe(exc, profile.api_base),
                                         structured_output=mode))
                 raise exc from None
@@ -219,7 +220,7 @@ class LiteLLMModel:
 
     def _kwargs(self, profile: ModelProfile, request: ModelRequest,
                 mode: str | None = None) -> dict[str, Any]:
-        """The litellm arguments of one attempt; `mode` defaults to the negotiated one."""
+        """The completion arguments of one attempt; `mode` defaults to the negotiated one."""
         mode = mode or self._mode(profile, request)
         kwargs: dict[str, Any] = {
             "model": profile.model,
@@ -229,7 +230,7 @@ class LiteLLMModel:
             "timeout": request.timeout or profile.timeout,
             "max_retries": 0,     # the SDK's own retries would multiply tenacity's
             "drop_params": True,  # a provider without seed/response_format support still answers
-            **_connection(profile),
+            **connection(profile),
         }
         if request.seed is not None:
             kwargs["seed"] = request.seed
@@ -246,55 +247,30 @@ class LiteLLMModel:
         return profile.temperature if request.temperature is None else request.temperature
 
 
-def _parse(model: str, raw: Any, latency_ms: float, mode: str | None,
+def _parse(model: str, answer: Completion, latency_ms: float, mode: str | None,
            output_name: str) -> tuple[ModelResponse, Attempt]:
-    message = faults.check_completion(raw)
-    tool_calls = [ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments or "{}")
-                  for c in message.tool_calls or []]
-    content = message.content or ""
+    tool_calls, content = answer.tool_calls, answer.content
     if mode == "tools":  # the answer came as a call of the answer tool: it is the content
-        answer = structured.schema_name(output_name)
+        name = structured.schema_name(output_name)
         for call in tool_calls:
-            if call.name == answer:
+            if call.name == name:
                 content = call.arguments
-        tool_calls = [c for c in tool_calls if c.name != answer]
-    usage = getattr(raw, "usage", None)
-    prompt_tokens = getattr(usage, "prompt_tokens", 0) or 0
-    completion_tokens = getattr(usage, "completion_tokens", 0) or 0
-    # litellm prices every response it can; None means the model is not in its tables.
-    cost = float((getattr(raw, "_hidden_params", None) or {}).get("response_cost") or 0.0)
-    attempt = Attempt(model=model, latency_ms=latency_ms, prompt_tokens=prompt_tokens,
-                      completion_tokens=completion_tokens, cost_usd=cost,
+        tool_calls = [c for c in tool_calls if c.name != name]
+    attempt = Attempt(model=model, latency_ms=latency_ms, prompt_tokens=answer.prompt_tokens,
+                      completion_tokens=answer.completion_tokens, cost_usd=answer.cost_usd,
                       response=response_text(content, tool_calls), structured_output=mode)
     response = ModelResponse(model=model, content=content, tool_calls=tool_calls,
-                             prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+                             prompt_tokens=answer.prompt_tokens,
+                             completion_tokens=answer.completion_tokens)
     return response, attempt
-
-
-def _connection(profile: ModelProfile) -> dict[str, Any]:
-    """Where the call goes and the one key it may carry. A key leaves only for its owner: with
-    a custom api_base, the key named by api_key_env or a placeholder, never litellm's fallback
-    to the provider's own variable (OPENAI_API_KEY for `gpt-4o-mini`...)."""
-    conn: dict[str, Any] = {}
-    if profile.api_base:
-        conn["api_base"] = profile.api_base
-    if profile.api_key_env:
-        key = os.environ.get(profile.api_key_env)
-        if not key:
-            raise ConfigError(f"model {profile.model}: environment variable "
-                              f"{profile.api_key_env} (its api_key_env) is not set")
-        conn["api_key"] = key
-    elif profile.api_base:
-        conn["api_key"] = LOCAL_API_KEY
-    return conn
 
 
 def _retry_after(exc: BaseException | None) -> float | None:
     """Seconds the server asked us to wait (retry-after-ms, or Retry-After in seconds or as an
     HTTP date), if it said."""
     # litellm keeps the provider's headers here; exc.response is often a bare stand-in.
-    headers = getattr(exc, "litellm_response_headers", None) or getattr(
-        getattr(exc, "response", None), "headers", None) or {}
+    headers = getattr(exc, "litellm_response_headers", None) or getattr(exc, "headers", None) \
+        or getattr(getattr(exc, "response", None), "headers", None) or {}
     headers = {k.lower(): v for k, v in headers.items()}
     if (ms := _float(headers.get("retry-after-ms"))) is not None:
         return max(0.0, ms / 1000)
