@@ -14,6 +14,7 @@ import os
 import random
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -34,6 +35,27 @@ log = logging.getLogger("flowkit.store")
 _instance: tuple[int, duckdb.DuckDBPyConnection] | None = None
 _instance_lock = threading.Lock()
 _names = itertools.count()  # unique attachment aliases and macro names within the instance
+
+
+_writers: dict[str, list[weakref.WeakMethod[Callable[[], None]]]] = {}  # path -> drain of its logs
+
+
+def register_writer(path: str, log: object) -> None:
+    """Make reads of `path` in this process wait until `log` (an EventLog) has committed what
+    was appended to it: read your writes, also after its close returned (see EventLog.close)."""
+    alive = [ref for ref in _writers.get(path, []) if ref() is not None]
+    _writers[path] = [*alive, weakref.WeakMethod(log._drain)]  # type: ignore[attr-defined]
+
+
+def settle_writes(path: str) -> None:
+    """Wait until this process's event logs on `path` have committed what was appended."""
+    for ref in _writers.get(os.path.abspath(path), []):
+        drain = ref()
+        if drain is not None:
+            try:
+                drain()
+            except StoreError:  # the writer has logged what it lost; read what there is
+                pass
 
 
 class Busy(StoreError):
@@ -88,6 +110,8 @@ def attached(path: str, *, read_only: bool, timeout: float) -> Iterator[duckdb.D
     (retrying while another process or attachment holds it, up to `timeout` s)."""
     import duckdb
 
+    if read_only:
+        settle_writes(path)
     alias = unique_name("flowkit")
     con = cursor()
     try:
@@ -118,6 +142,7 @@ def open_reader(path: str | os.PathLike[str], timeout: float = 15.0) -> Iterator
     is open, that writer cannot flush (it keeps its rows and retries).
     """
     path = os.path.abspath(os.fspath(path))
+    settle_writes(path)  # an EventLog of this process opens (creates) the file in its writer
     if not os.path.exists(path):
         raise StoreError(f"no event log at {path}")
     with attached(path, read_only=True, timeout=timeout) as con:

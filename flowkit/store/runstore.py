@@ -254,9 +254,10 @@ class RunStore:
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, timeout: float = 30.0) -> RunStore:
         """The event log file at `path`, read-only; each read waits up to `timeout` s for a writer."""
-        from flowkit.store._db import attached
+        from flowkit.store._db import attached, settle_writes
 
         path = os.path.abspath(os.fspath(path))
+        settle_writes(path)  # an EventLog of this process may still be creating the file
         if not os.path.exists(path):
             raise StoreError(f"no event log at {path} (use --db PATH or FLOWKIT_DB)")
         return cls(lambda: attached(path, read_only=True, timeout=timeout), path)
