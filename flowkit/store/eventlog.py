@@ -2,7 +2,7 @@
 
 DuckDB lets one process at a time open a file, so the log never keeps it open: appends only
 buffer in memory, and a background thread attaches the file, writes everything buffered in one
-transaction (a DataFrame insert per table), commits and detaches it again, every
+transaction (an insert per table, staged as JSON), commits and detaches it again, every
 `flush_interval` seconds, when `max_buffer_rows` rows are waiting, or when someone waits on
 `flush()` (a checkpoint does). Few commits keep the file small: each one leaves free space. Between flushes other processes (`flowkit runs`, `flowkit show`, `open_reader`) can
 read the file; while they hold it the writer keeps the rows and retries, dropping nothing.
@@ -29,7 +29,7 @@ from flowkit.errors import StoreError
 from flowkit import secrets
 from flowkit.store._db import Busy, attached, cursor, ensure_schema, register_writer, unique_name
 from flowkit.store._redact import macro_sql
-from flowkit.store._rows import Row, RowChecker, register_rows
+from flowkit.store._rows import Row, RowChecker, staged_rows
 from flowkit.store._values import to_json
 from flowkit.store.runstore import RunStore
 from flowkit.store.sink import DISCARD_COLUMNS, SUPERSEDE_COLUMNS, cache_row, checkpoint_row, discard_cutoff
@@ -43,7 +43,6 @@ log = logging.getLogger("flowkit.store")
 _RETRY_MIN = 0.002                     # writer's first retry delay after a failed flush
 _RETRY_MAX_BUSY = 0.05                 # ... while another process holds the file (it will let go)
 _RETRY_MAX_BROKEN = 2.0                # ... when writing fails otherwise (disk full, table dropped)
-_FRAME = "flowkit_rows"                # name the batch frame is registered under while inserting
 # Test hooks: the process dies (os._exit, like kill -9) once its Nth checkpoint is committed, so
 # kill/resume tests choose their kill point by count, never by timing; with KILL_SIGNAL set
 # (SIGTERM, SIGINT) it sends itself that signal instead, as a user or a scheduler would.
@@ -97,10 +96,6 @@ class EventLog:
 
     def __init__(self, path: str | os.PathLike[str], *, flush_interval: float = 5.0,
                  max_buffer_rows: int = 20000, lock_timeout: float = 60.0):
-        # Loaded now, not by the writer: that may first write at interpreter exit, when imports
-        # that register atexit hooks (pandas does) fail.
-        import pandas  # noqa: F401
-
         self.path = os.path.abspath(os.fspath(path))
         self.flush_interval = flush_interval
         self.max_buffer_rows = max_buffer_rows
@@ -217,10 +212,8 @@ class EventLog:
     def _at_exit(self) -> None:
         """Interpreter exit: close, and wait until the last rows are committed."""
         self.close()
-        try:
+        with contextlib.suppress(StoreError):  # what was lost is logged where it happened
             self._drain()
-        except StoreError as exc:
-            log.error("%s", exc)
 
     def _drain(self) -> None:
         """Return once every row appended so far is committed (after close: the writer ended);
@@ -372,9 +365,9 @@ class EventLog:
             try:
                 for segment in segments:
                     for table, rows in segment.rows.items():
-                        columns = self._register(con, table, rows)
-                        select = select_sql(self._columns[table], columns, _FRAME, self._redact)
-                        con.execute(f'INSERT INTO "{table}" BY NAME {select}')
+                        with staged_rows(self._columns[table], rows) as (columns, source):
+                            select = select_sql(self._columns[table], columns, source, self._redact)
+                            con.execute(f'INSERT INTO "{table}" BY NAME {select}')
                     op = segment.op
                     if op is not None and op.run is not None and not op.done.is_set():
                         op.result = op.run(con)  # (done already = its caller gave up on it)
@@ -420,13 +413,10 @@ class EventLog:
                 con.execute(macro_sql(self._redact, secrets.credentials()))
 
     def _update_run(self, con: duckdb.DuckDBPyConnection, row: Row) -> int:
-        columns = self._register(con, "runs", [row])
-        sets = ", ".join(f'"{c}" = u."{c}"' for c in columns if c != "run_id")
-        select = select_sql(self._columns["runs"], columns, _FRAME, self._redact)
-        return _count(con, f"UPDATE runs SET {sets} FROM ({select}) AS u WHERE runs.run_id = u.run_id")
-
-    def _register(self, con: duckdb.DuckDBPyConnection, table: str, rows: list[Row]) -> list[str]:
-        return register_rows(con, self._columns[table], rows, _FRAME)
+        with staged_rows(self._columns["runs"], [row]) as (columns, source):
+            sets = ", ".join(f'"{c}" = u."{c}"' for c in columns if c != "run_id")
+            select = select_sql(self._columns["runs"], columns, source, self._redact)
+            return _count(con, f"UPDATE runs SET {sets} FROM ({select}) AS u WHERE runs.run_id = u.run_id")
 
     def _attached(self, timeout: float) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
         return attached(self.path, read_only=False, timeout=timeout)

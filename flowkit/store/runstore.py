@@ -491,14 +491,14 @@ def _decode(value: Any) -> Any:
 def _in_memory(tables: Mapping[str, list[Row]]) -> Iterator[duckdb.DuckDBPyConnection]:
     """A private in-memory database with schema.sql's tables holding `tables`' rows."""
     from flowkit.store._db import attached, ensure_schema, schema
-    from flowkit.store._rows import register_rows
+    from flowkit.store._rows import staged_rows
 
     with attached(":memory:", read_only=False, timeout=0) as con:
         ensure_schema(con)
         kinds = schema()
         for table, rows in tables.items():
             if rows:
-                columns = register_rows(con, kinds[table], rows, "flowkit_rows")
-                quoted = ", ".join(f'"{c}"' for c in columns)
-                con.execute(f'INSERT INTO "{table}" ({quoted}) SELECT {quoted} FROM flowkit_rows')
+                with staged_rows(kinds[table], rows) as (columns, source):
+                    quoted = ", ".join(f'"{c}"' for c in columns)
+                    con.execute(f'INSERT INTO "{table}" ({quoted}) SELECT {quoted} FROM {source}')
         yield con
