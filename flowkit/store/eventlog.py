@@ -143,7 +143,8 @@ class EventLog:
             self._tail[table].append(clean)
             self._pending += 1
             self._unwritten += 1
-            if self._pending == self.max_buffer_rows:
+            if self._pending == self.max_buffer_rows or table == "checkpoints":
+                self._soon = True  # a checkpoint is committed at once, not a flush_interval later
                 self._cond.notify()
         if self._kill_after and table == "checkpoints":
             self._kill_after -= 1
