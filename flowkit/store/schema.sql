@@ -1,5 +1,7 @@
 -- flowkit event log: the public tables users query with SQL.
 -- Every table carries run_id. Times are UTC TIMESTAMPs; JSON columns hold JSON text.
+-- Large text columns use zstd, which compresses neighbouring rows together: the prompts of a
+-- firm repeat (system prompts, quoted reports), so whole requests take ~1 KB per decision.
 -- as_of is the decision time (the moment after which no data was visible to agents).
 
 CREATE TABLE IF NOT EXISTS runs (
@@ -59,7 +61,7 @@ CREATE TABLE IF NOT EXISTS model_calls (
     agent             VARCHAR,
     model             VARCHAR,   -- the model id that answered (after fallbacks)
     attempt           INTEGER,   -- 1-based attempt number within the step (retries, re-asks, fallbacks)
-    request           JSON USING COMPRESSION zstd, -- messages sent (content as prompt_parts ids; model_calls_full rebuilds it)
+    request           JSON USING COMPRESSION zstd, -- messages sent, whole (older files: see model_calls_full)
     response          VARCHAR USING COMPRESSION zstd, -- raw text (or tool calls JSON) returned
     prompt_tokens     INTEGER,
     completion_tokens INTEGER,
@@ -72,7 +74,8 @@ CREATE TABLE IF NOT EXISTS model_calls (
     superseded        BOOLEAN    -- an attempt a resume redid: kept (and its cost counted), not the result
 );
 
--- Content-addressed lines of prompts, shared by every call and run in the file (no run_id).
+-- Content-addressed lines of prompts that older files' requests reference (content_parts), shared
+-- by every call and run in the file (no run_id); model_calls_full rebuilds them. No longer written.
 CREATE TABLE IF NOT EXISTS prompt_parts (
     part_id VARCHAR,             -- 16 hex digits of blake2b(text)
     text    VARCHAR              -- one line of a message, with its line end
