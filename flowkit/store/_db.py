@@ -47,11 +47,12 @@ def register_writer(path: str, log: object) -> None:
     _writers[path] = [*alive, weakref.WeakMethod(log._drain)]  # type: ignore[attr-defined]
 
 
-def settle_writes(path: str) -> None:
-    """Wait until this process's event logs on `path` have committed what was appended."""
+def settle_writes(path: str, but: object = None) -> None:
+    """Wait until this process's event logs on `path` (other than `but`) have committed what
+    was appended to them."""
     for ref in _writers.get(os.path.abspath(path), []):
         drain = ref()
-        if drain is not None:
+        if drain is not None and drain.__self__ is not but:  # type: ignore[attr-defined]
             try:
                 drain()
             except StoreError:  # the writer has logged what it lost; read what there is

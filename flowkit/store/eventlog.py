@@ -3,9 +3,11 @@
 DuckDB lets one process at a time open a file, so the log never keeps it open: appends only
 buffer in memory, and a background thread attaches the file, writes everything buffered in one
 transaction (an insert per table, staged as JSON), commits and detaches it again, every
-`flush_interval` seconds, when `max_buffer_rows` rows are waiting, or when someone waits on
-`flush()` (a checkpoint does). Few commits keep the file small: each one leaves free space. Between flushes other processes (`flowkit runs`, `flowkit show`, `open_reader`) can
-read the file; while they hold it the writer keeps the rows and retries, dropping nothing.
+`flush_interval` seconds, when `max_buffer_rows` rows are waiting, when a checkpoint row is
+appended, or when someone asks with `flush()`. Few commits keep the file small: each one leaves
+free space. The caller's thread never waits for the file except to read it (see close()).
+Between flushes other processes (`flowkit runs`, `flowkit show`, `open_reader`) can read the
+file; while they hold it the writer keeps the rows and retries, dropping nothing.
 (Queries through the log also attach the file just for their duration: see _db.attached.)
 """
 
@@ -27,7 +29,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from flowkit.errors import StoreError
 from flowkit import secrets
-from flowkit.store._db import Busy, attached, cursor, ensure_schema, register_writer, unique_name
+from flowkit.store._db import (Busy, attached, cursor, ensure_schema, register_writer,
+                               settle_writes, unique_name)
 from flowkit.store._redact import macro_sql
 from flowkit.store._rows import Row, RowChecker, staged_rows
 from flowkit.store._values import to_json
@@ -301,7 +304,6 @@ class EventLog:
             return 0
         return request.wait(self._thread)
 
-
     def _write_loop(self) -> None:
         delay = _RETRY_MIN
         try:
@@ -337,6 +339,7 @@ class EventLog:
                 if stopping:
                     return
         finally:
+            atexit.unregister(self._at_exit)  # all written, or the loss logged: nothing to wait for
             if self._redaction >= 0:
                 with cursor() as con:
                     con.execute(f"DROP MACRO IF EXISTS {self._redact}")
@@ -356,6 +359,8 @@ class EventLog:
         import duckdb
 
         self._define_redaction()
+        if not self._ready.is_set():  # an earlier log on this file (a run before) ends its writes
+            settle_writes(self.path, but=self)
         with self._attached(0) as con:
             if not self._ready.is_set():  # the first write opens the file: off the caller's thread
                 ensure_schema(con)
@@ -443,7 +448,7 @@ def _check_file(path: str) -> bool:
         return False
     except OSError as exc:
         raise StoreError(f"cannot open the event log {path}: {exc.strerror or exc}") from None
-    if head and head[8:12] != b"DUCK":
+    if head[8:12] != b"DUCK":
         raise StoreError(f"cannot open the event log {path}: not a DuckDB file")
     return True
 
