@@ -19,6 +19,7 @@ from flowkit.store._values import CONVERTERS, PASSTHROUGH
 
 Row = dict[str, Any]
 _MAX_ROW_BYTES = 1 << 30  # read_json's limit per row (its default, 16 MB, is a long prompt)
+_SLICE = 500              # rows encoded at a time while staging
 
 
 class RowChecker:
@@ -77,8 +78,12 @@ def staged_rows(kinds: dict[str, str], rows: list[Row]) -> Iterator[tuple[list[s
                       for c in columns)
     fd, path = tempfile.mkstemp(prefix="flowkit-rows-", suffix=".json")
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(orjson.dumps(rows, default=_iso))
+        with os.fdopen(fd, "wb") as f:  # in slices: a batch's JSON never sits whole in memory
+            f.write(b"[")
+            for i in range(0, len(rows), _SLICE):
+                f.write(b"," if i else b"")
+                f.write(orjson.dumps(rows[i:i + _SLICE], default=_iso)[1:-1])
+            f.write(b"]")
         yield columns, (f"read_json({sql_literal(path)}, format = 'array', columns = {{{types}}}, "
                         f"maximum_object_size = {_MAX_ROW_BYTES})")
     finally:

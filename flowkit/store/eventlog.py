@@ -97,7 +97,7 @@ class EventLog:
     process to release the file before raising StoreError (the rows stay buffered).
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, flush_interval: float = 5.0,
+    def __init__(self, path: str | os.PathLike[str], *, flush_interval: float = 2.0,
                  max_buffer_rows: int = 20000, lock_timeout: float = 60.0):
         self.path = os.path.abspath(os.fspath(path))
         self.flush_interval = flush_interval
@@ -214,10 +214,10 @@ class EventLog:
             self._cond.notify()
 
     def _at_exit(self) -> None:
-        """Interpreter exit: close, and wait until the last rows are committed."""
+        """Interpreter exit: close, and wait until the last rows are committed and the writer
+        has ended (a thread still inside DuckDB when the interpreter finalises aborts it)."""
         self.close()
-        with contextlib.suppress(StoreError):  # what was lost is logged where it happened
-            self._drain()
+        self._thread.join()  # what it could not write it has logged
 
     def _drain(self) -> None:
         """Return once every row appended so far is committed (after close: the writer ended);
@@ -339,10 +339,12 @@ class EventLog:
                 if stopping:
                     return
         finally:
-            atexit.unregister(self._at_exit)  # all written, or the loss logged: nothing to wait for
             if self._redaction >= 0:
                 with cursor() as con:
                     con.execute(f"DROP MACRO IF EXISTS {self._redact}")
+            # Last: until here the exit must wait for this thread (see _at_exit). All is written,
+            # or the loss logged.
+            atexit.unregister(self._at_exit)
 
     def _lose(self, exc: Exception) -> None:
         """Closing gave up (the file stayed unwritable for lock_timeout): say what was lost."""
