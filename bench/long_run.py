@@ -66,7 +66,9 @@ def child(symbols: list[str], start: str, end: str, db: str | None) -> dict[str,
     inv = Invocation(symbols=symbols, start=start, end=end)
     session.invocation = asdict(inv)
     outcome = asyncio.run(run_session(session, inv, None))
-    session.close()
+    session.close()  # returns at once: the writer commits the last rows
+    closed = time.perf_counter() - t0
+    session.log.flush()  # ... which the process waits for before it exits: counted in the wall
     wall = time.perf_counter() - t0
     if outcome.status != "completed":
         raise SystemExit(f"run {outcome.run_id} {outcome.status}: {outcome.error}")
@@ -75,7 +77,7 @@ def child(symbols: list[str], start: str, end: str, db: str | None) -> dict[str,
         years.setdefault(sample[0][:4], sample)
     years["end"] = SAMPLES[-1]  # the last checkpoint: the loop's end, before the evaluation
     decisions = session.decided
-    return {"wall_s": wall, "decisions": decisions, "years": years, "peak_mb": peak_mb(),
+    return {"wall_s": wall, "closed_s": closed, "decisions": decisions, "years": years, "peak_mb": peak_mb(),
             "file": file_report(db, decisions) if db else None}
 
 
@@ -124,8 +126,8 @@ def main() -> None:
                                   "--years", str(args.years), "--end", args.end],
                                  check=True, capture_output=True, text=True).stdout
             r = results[name] = json.loads(out.splitlines()[-1])
-            print(f"  {name}: {r['decisions']} decisions in {r['wall_s']:.1f} s, "
-                  f"peak RSS {r['peak_mb']:.0f} MB")
+            print(f"  {name}: {r['decisions']} decisions in {r['wall_s']:.1f} s (close returned at "
+                  f"{r['closed_s']:.1f} s), peak RSS {r['peak_mb']:.0f} MB")
             for _, (as_of, rss, peak, state) in sorted(r["years"].items()):
                 print(f"    {as_of}: RSS {rss:6.0f} MB (peak {peak:6.0f}) · checkpoint "
                       f"{state / 1e3:8.1f} KB")

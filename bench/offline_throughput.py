@@ -14,7 +14,8 @@ Columns:
   steps/s     steps / loop s, the headline (median in brackets)
   us/step     loop s / steps (everything in the loop, per step)
   eval s      metrics, baselines and report rows after the loop
-  close s     the final flush: rows still buffered committed to DuckDB (0 with NullSink)
+  close s     close() (returns at once) and the wait for the last commit, which a process's
+              exit waits for: rows still buffered committed to DuckDB (0 with NullSink)
   total s     Session() + run_session + close
   steps/s all steps / total s
 
@@ -66,6 +67,7 @@ def one(loaded, symbols: list[str], start: str, end: str, db: str | None) -> dic
     outcome = asyncio.run(run_session(session, inv, None))
     t2 = time.perf_counter()
     session.close()
+    session.log.flush()  # close returns at once; the exit waits for the last commit
     t3 = time.perf_counter()
     if outcome.status != "completed":
         raise SystemExit(f"run {outcome.run_id} {outcome.status}: {outcome.error}")

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flowkit.errors import StoreError
-from flowkit.store import EventLog, open_reader
+from flowkit.store import EventLog, RunStore, open_reader
 from flowkit.store._db import SCHEMA_SQL, schema
 
 T0 = datetime(2024, 1, 2, 21, 0)
@@ -242,6 +242,26 @@ def test_close_is_idempotent_and_later_appends_fail(path):
     with pytest.raises(StoreError, match="closed"):
         log.append("steps", {"run_id": "r", "seq": 2})
     assert log.query("SELECT count(*) FROM steps") == [(1,)]  # reading still works
+
+
+def test_reads_after_close_see_every_row(path):
+    """close() returns without waiting for the file; any read of it in the process waits for
+    the last commit, whichever way it opens the file."""
+    log = EventLog(path, flush_interval=3600)
+    for i in range(2000):
+        log.append("steps", {"run_id": "r", "seq": i, "input": "prompt " * 50})
+    log.close()
+    assert len(RunStore.open(path).steps("r")) == 2000
+    with open_reader(path) as con:
+        assert con.execute("SELECT count(DISTINCT seq) FROM steps").fetchone() == (2000,)
+
+
+def test_a_file_that_is_not_an_event_log_fails_at_open(tmp_path):
+    for content in (b"", b"date,open,high,low,close\n2024-01-02,1,2,0.5,1.5\n"):
+        bad = tmp_path / "prices.csv"
+        bad.write_bytes(content)
+        with pytest.raises(StoreError, match="not a DuckDB file"):
+            EventLog(bad)
 
 
 def test_cache_put_get_and_reload(path, monkeypatch):

@@ -143,7 +143,7 @@ class Session:
                        "beliefs": self.beliefs_used},
             "flowkit_version": __version__})
         self.record_history("started")
-        self.log.flush()
+        self.log.flush(wait=False)  # visible to `flowkit runs` soon; the run does not wait
 
     def record_history(self, event: str, *, reason: str | None = None, as_of: Any = None) -> None:
         """A run_history row: the run started, resumed or ended (kept when resumed past)."""
@@ -164,7 +164,7 @@ class Session:
     def finish(self, status: str, error: str | None = None) -> None:
         self.record_history(status, reason=error)
         self.log.update_run(self.run_id, status=status, finished_at=_now(), error=error)
-        self.log.flush()
+        self.log.flush(wait=False)  # committed soon; close() and any read wait for it
 
     async def decide(self, symbol: str, as_of: Any, *, portfolio: dict[str, Any] | None = None,
                      risk_state: dict[str, Any] | None = None,

@@ -14,6 +14,7 @@ import os
 import random
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -31,9 +32,35 @@ VIEWS_SQL = Path(__file__).with_name("views.sql")
 T = TypeVar("T")
 log = logging.getLogger("flowkit.store")
 
+# Rows per row group written (DuckDB's default: 122,880). A commit checkpoints the table's last,
+# partly filled row group again: smaller ones bound that work's memory (a full group of model
+# calls is ~700 MB of prompt text), at the same size on disk (zstd works per 2,048 rows).
+_ROW_GROUP = 16_384
 _instance: tuple[int, duckdb.DuckDBPyConnection] | None = None
 _instance_lock = threading.Lock()
 _names = itertools.count()  # unique attachment aliases and macro names within the instance
+
+
+_writers: dict[str, list[weakref.WeakMethod[Callable[[], None]]]] = {}  # path -> drain of its logs
+
+
+def register_writer(path: str, log: object) -> None:
+    """Make reads of `path` in this process wait until `log` (an EventLog) has committed what
+    was appended to it: read your writes, also after its close returned (see EventLog.close)."""
+    alive = [ref for ref in _writers.get(path, []) if ref() is not None]
+    _writers[path] = [*alive, weakref.WeakMethod(log._drain)]  # type: ignore[attr-defined]
+
+
+def settle_writes(path: str, but: object = None) -> None:
+    """Wait until this process's event logs on `path` (other than `but`) have committed what
+    was appended to them."""
+    for ref in _writers.get(os.path.abspath(path), []):
+        drain = ref()
+        if drain is not None and drain.__self__ is not but:  # type: ignore[attr-defined]
+            try:
+                drain()
+            except StoreError:  # the writer has logged what it lost; read what there is
+                pass
 
 
 class Busy(StoreError):
@@ -88,11 +115,14 @@ def attached(path: str, *, read_only: bool, timeout: float) -> Iterator[duckdb.D
     (retrying while another process or attachment holds it, up to `timeout` s)."""
     import duckdb
 
+    if read_only:
+        settle_writes(path)
     alias = unique_name("flowkit")
     con = cursor()
     try:
-        retry_busy(lambda: con.execute(f"ATTACH {sql_literal(path)} AS {alias}"
-                                       f"{' (READ_ONLY)' if read_only else ''}"), path, timeout)
+        options = "READ_ONLY" if read_only else f"ROW_GROUP_SIZE {_ROW_GROUP}"
+        retry_busy(lambda: con.execute(f"ATTACH {sql_literal(path)} AS {alias} ({options})"),
+                   path, timeout)
         con.execute(f"USE {alias}")
     except BaseException:
         con.close()
@@ -118,6 +148,7 @@ def open_reader(path: str | os.PathLike[str], timeout: float = 15.0) -> Iterator
     is open, that writer cannot flush (it keeps its rows and retries).
     """
     path = os.path.abspath(os.fspath(path))
+    settle_writes(path)  # an EventLog of this process opens (creates) the file in its writer
     if not os.path.exists(path):
         raise StoreError(f"no event log at {path}")
     with attached(path, read_only=True, timeout=timeout) as con:

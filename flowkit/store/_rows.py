@@ -6,16 +6,20 @@ fails at append, naming what is wrong, and never later in a batch.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
 
 from flowkit.errors import StoreError
-from flowkit.store._db import schema
-from flowkit.store._values import CONVERTERS, DTYPES, PASSTHROUGH
-
-if TYPE_CHECKING:
-    import duckdb
+from flowkit.store._db import schema, sql_literal
+from flowkit.store._values import CONVERTERS, PASSTHROUGH
 
 Row = dict[str, Any]
+_MAX_ROW_BYTES = 1 << 30  # read_json's limit per row (its default, 16 MB, is a long prompt)
+_SLICE = 500              # rows encoded at a time while staging
 
 
 class RowChecker:
@@ -60,17 +64,37 @@ class RowChecker:
         return StoreError(f"cannot log a {table} row: {exc}")
 
 
-def register_rows(con: duckdb.DuckDBPyConnection, kinds: dict[str, str], rows: list[Row],
-                  name: str) -> list[str]:
-    """Register converted `rows` as a typed DataFrame called `name` on `con` (replacing any
-    earlier one; it dies with the cursor); returns the columns present, in schema order."""
-    import pandas as pd
+@contextmanager
+def staged_rows(kinds: dict[str, str], rows: list[Row]) -> Iterator[tuple[list[str], str]]:
+    """Converted `rows` as a source DuckDB can insert from: (the columns present, in schema
+    order; a `read_json` of a temporary file holding them, typed as schema.sql says, JSON
+    columns as their text). orjson writes the file in C and DuckDB parses it without the GIL:
+    the writer thread costs the run's thread far less than a DataFrame of Python objects."""
+    import orjson
 
     present = set().union(*rows)
     columns = [c for c in kinds if c in present]
-    con.register(name, pd.DataFrame({c: pd.Series([r.get(c) for r in rows], dtype=DTYPES[kinds[c]])
-                                     for c in columns}))
-    return columns
+    types = ", ".join(f"{sql_literal(c)}: {sql_literal('VARCHAR' if kinds[c] == 'JSON' else kinds[c])}"
+                      for c in columns)
+    fd, path = tempfile.mkstemp(prefix="flowkit-rows-", suffix=".json")
+    try:
+        with os.fdopen(fd, "wb") as f:  # in slices: a batch's JSON never sits whole in memory
+            f.write(b"[")
+            for i in range(0, len(rows), _SLICE):
+                f.write(b"," if i else b"")
+                f.write(orjson.dumps(rows[i:i + _SLICE], default=_iso)[1:-1])
+            f.write(b"]")
+        yield columns, (f"read_json({sql_literal(path)}, format = 'array', columns = {{{types}}}, "
+                        f"maximum_object_size = {_MAX_ROW_BYTES})")
+    finally:
+        os.unlink(path)
+
+
+def _iso(value: Any) -> str:
+    """A datetime subclass (pandas' Timestamp), which orjson leaves to us."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot stage {type(value).__name__}")
 
 
 def _short(value: Any, limit: int = 80) -> str:

@@ -2,8 +2,8 @@
 
 Every value is normalised on the caller's thread so a bad value fails at once, naming its
 column, instead of poisoning a whole batch on the writer thread later. Each column ends up
-holding one Python type (str, int, float, bool, naive UTC datetime), so the writer can build
-typed DataFrame columns (DTYPES) for DuckDB. dict/list values are encoded to JSON here, which
+holding one Python type (str, int, float, bool, naive UTC datetime), which the writer hands to
+DuckDB as typed JSON (_rows.staged_rows). dict/list values are encoded to JSON here, which
 also snapshots them against later mutation by the caller.
 """
 
@@ -193,14 +193,3 @@ CONVERTERS: dict[str, Converter] = {
 # Values of these exact types are stored as they are (the common case, kept cheap); a str only
 # when it is ASCII (else _utf8 has to look at it).
 PASSTHROUGH: dict[str, type] = {"VARCHAR": str, "DOUBLE": float, "BOOLEAN": bool}
-
-# pandas dtypes for the writer's frames (nullable where pandas would otherwise coerce).
-DTYPES: dict[str, Any] = {
-    "VARCHAR": object,
-    "JSON": object,
-    "DOUBLE": "float64",  # None and NaN -> NULL in DuckDB
-    "BIGINT": "Int64",
-    "INTEGER": "Int64",
-    "BOOLEAN": "boolean",
-    "TIMESTAMP": "datetime64[us]",
-}

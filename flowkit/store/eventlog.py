@@ -2,10 +2,12 @@
 
 DuckDB lets one process at a time open a file, so the log never keeps it open: appends only
 buffer in memory, and a background thread attaches the file, writes everything buffered in one
-transaction (a DataFrame insert per table), commits and detaches it again, every
-`flush_interval` seconds, when `max_buffer_rows` rows are waiting, or when someone waits on
-`flush()` (a checkpoint does). Few commits keep the file small: each one leaves free space. Between flushes other processes (`flowkit runs`, `flowkit show`, `open_reader`) can
-read the file; while they hold it the writer keeps the rows and retries, dropping nothing.
+transaction (an insert per table, staged as JSON), commits and detaches it again, every
+`flush_interval` seconds, when `max_buffer_rows` rows are waiting, when a checkpoint row is
+appended, or when someone asks with `flush()`. Few commits keep the file small: each one leaves
+free space. The caller's thread never waits for the file except to read it (see close()).
+Between flushes other processes (`flowkit runs`, `flowkit show`, `open_reader`) can read the
+file; while they hold it the writer keeps the rows and retries, dropping nothing.
 (Queries through the log also attach the file just for their duration: see _db.attached.)
 """
 
@@ -27,10 +29,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from flowkit.errors import StoreError
 from flowkit import secrets
-from flowkit.store._db import Busy, attached, cursor, ensure_schema, unique_name
-from flowkit.store._prompts import PromptParts
+from flowkit.store._db import (Busy, attached, cursor, ensure_schema, register_writer,
+                               settle_writes, unique_name)
 from flowkit.store._redact import macro_sql
-from flowkit.store._rows import Row, RowChecker, register_rows
+from flowkit.store._rows import Row, RowChecker, staged_rows
 from flowkit.store._values import to_json
 from flowkit.store.runstore import RunStore
 from flowkit.store.sink import DISCARD_COLUMNS, SUPERSEDE_COLUMNS, cache_row, checkpoint_row, discard_cutoff
@@ -44,7 +46,6 @@ log = logging.getLogger("flowkit.store")
 _RETRY_MIN = 0.002                     # writer's first retry delay after a failed flush
 _RETRY_MAX_BUSY = 0.05                 # ... while another process holds the file (it will let go)
 _RETRY_MAX_BROKEN = 2.0                # ... when writing fails otherwise (disk full, table dropped)
-_FRAME = "flowkit_rows"                # name the batch frame is registered under while inserting
 # Test hooks: the process dies (os._exit, like kill -9) once its Nth checkpoint is committed, so
 # kill/resume tests choose their kill point by count, never by timing; with KILL_SIGNAL set
 # (SIGTERM, SIGINT) it sends itself that signal instead, as a user or a scheduler would.
@@ -96,30 +97,24 @@ class EventLog:
     process to release the file before raising StoreError (the rows stay buffered).
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, flush_interval: float = 5.0,
+    def __init__(self, path: str | os.PathLike[str], *, flush_interval: float = 2.0,
                  max_buffer_rows: int = 20000, lock_timeout: float = 60.0):
-        # Loaded now, not at the first flush: that may run at interpreter exit, when imports that
-        # register atexit hooks (pandas does) fail.
-        import pandas  # noqa: F401
-
         self.path = os.path.abspath(os.fspath(path))
         self.flush_interval = flush_interval
         self.max_buffer_rows = max_buffer_rows
         self.lock_timeout = lock_timeout
         self._rows = RowChecker()
-        self._prompts = PromptParts(self._add_part)
         self._kill_after = int(os.environ.get(KILL_AFTER_CHECKPOINTS) or 0)
         self._convert = self._rows.convert
         self._columns = self._rows.columns
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        with self._attached(lock_timeout) as con:
-            ensure_schema(con)
-            self._cache_keys = {key for (key,) in con.execute(
-                "SELECT DISTINCT cache_key FROM model_cache WHERE cache_key IS NOT NULL").fetchall()}
+        if not _check_file(self.path):  # a new file gets its tables now (~40 ms), so other
+            with self._attached(lock_timeout) as con:  # processes see a complete log at once;
+                ensure_schema(con)                     # an existing one is opened by the writer
+        self._ready = threading.Event()         # the writer has opened the file (schema, cache keys)
+        self._cache_keys: set[str] = set()
         self._cache_text: dict[str, str] = {}   # JSON text of entries put or read in this session
         self._redact = f"memory.main.{unique_name('flowkit_redact')}"  # defined in memory
         self._redaction = -1  # secrets.generation() the macro was built for
-        self._define_redaction()
 
         self._lock = threading.Lock()  # guards the buffer; append takes it directly (cheaper)
         self._cond = threading.Condition(self._lock)
@@ -127,29 +122,32 @@ class EventLog:
         self._tail = self._segments[0].rows
         self._waiting: list[_Request] = []
         self._pending = 0
+        self._unwritten = 0      # rows and operations appended but not committed yet
+        self._soon = False       # someone asked for a commit without waiting for it
         self._closing = False    # no more appends
-        self._stopping = False   # the writer exits after its current batch
+        self._stopping = False   # the writer exits once everything is written
+        self._close_deadline = math.inf  # ... or, if the file stays unwritable, at this time
+        self._lost: StoreError | None = None  # why rows were left unwritten at close
         self._last_warning = ""  # the writer's last logged failure, so a retry loop logs it once
         self._thread = threading.Thread(target=self._write_loop, daemon=True,
                                         name=f"flowkit-eventlog:{os.path.basename(self.path)}")
         self._thread.start()
-        atexit.register(self.close)
+        register_writer(self.path, self)
+        atexit.register(self._at_exit)
 
     # ---- writing ---------------------------------------------------------------------------
 
     def append(self, table: str, row: Row) -> None:
-        """Buffer one row; it is committed by the next flush. Bad tables/columns/values raise here.
-        A model call's messages are stored content-addressed (see _prompts)."""
-        if table == "model_calls" and "request" in row:
-            with self._lock:  # its new parts must be buffered before (so committed with) the row
-                row = {**row, "request": self._prompts.lean(row["request"])}
+        """Buffer one row; it is committed by the next flush. Bad tables/columns/values raise here."""
         clean = self._convert(table, row)
         with self._lock:
             if self._closing:
                 raise StoreError(f"the event log {self.path} is closed")
             self._tail[table].append(clean)
             self._pending += 1
-            if self._pending == self.max_buffer_rows:
+            self._unwritten += 1
+            if self._pending == self.max_buffer_rows or table == "checkpoints":
+                self._soon = True  # a checkpoint is committed at once, not a flush_interval later
                 self._cond.notify()
         if self._kill_after and table == "checkpoints":
             self._kill_after -= 1
@@ -160,19 +158,19 @@ class EventLog:
                 else:
                     os._exit(137)
 
-    def _add_part(self, key: str, text: str) -> None:
-        """A prompt line new to this log (called under the lock, from append)."""
-        if self._closing:
-            raise StoreError(f"the event log {self.path} is closed")
-        self._tail["prompt_parts"].append(self._convert("prompt_parts", {"part_id": key, "text": text}))
-        self._pending += 1
-
-    def flush(self) -> None:
-        """Block until every row appended before this call is committed."""
+    def flush(self, wait: bool = True) -> None:
+        """Block until every row appended before this call is committed; with wait=False, ask
+        the writer to commit now and return at once. After close(): wait for its last write."""
+        if not wait:
+            with self._cond:
+                self._soon = True
+                self._cond.notify()
+            return
         self._request(None)
 
     def checkpoint(self, run_id: str, seq: int, as_of: Any, state: dict[str, Any]) -> None:
-        """Commit everything appended so far together with the checkpoint row."""
+        """Commit everything appended so far together with the checkpoint row. (The backtest
+        appends its checkpoint rows instead: it never waits for the disk.)"""
         self.append("checkpoints", checkpoint_row(run_id, seq, as_of, state))
         self.flush()
 
@@ -204,23 +202,30 @@ class EventLog:
         return self._request(discard)
 
     def close(self) -> None:
-        """Flush and stop the writer thread. Idempotent; also runs at interpreter exit."""
+        """Stop taking rows and return at once; the writer commits what is buffered and stops
+        (retrying up to lock_timeout while the file is busy). Reads after close, in this process
+        (query, reader, open_reader, a RunStore on the file), wait for that last commit, and so
+        does the interpreter's exit: nothing appended is lost. Idempotent."""
         with self._cond:
             if self._closing:
                 return
-            self._closing = True
-        atexit.unregister(self.close)
-        try:
+            self._closing = self._stopping = True
+            self._close_deadline = time.monotonic() + self.lock_timeout
+            self._cond.notify()
+
+    def _at_exit(self) -> None:
+        """Interpreter exit: close, and wait until the last rows are committed and the writer
+        has ended (a thread still inside DuckDB when the interpreter finalises aborts it)."""
+        self.close()
+        self._thread.join()  # what it could not write it has logged
+
+    def _drain(self) -> None:
+        """Return once every row appended so far is committed (after close: the writer ended);
+        raise StoreError if close could not write them."""
+        if self._thread.is_alive() and (self._unwritten or not self._ready.is_set()):
             self.flush()
-        except StoreError as exc:
-            raise StoreError(f"closing the event log lost the rows it could not write: {exc}") from exc
-        finally:
-            with self._cond:
-                self._stopping = True
-                self._cond.notify()
-            self._thread.join()
-            with cursor() as con:
-                con.execute(f"DROP MACRO IF EXISTS {self._redact}")
+        if self._lost is not None:
+            raise self._lost
 
     def __enter__(self) -> EventLog:
         return self
@@ -252,6 +257,9 @@ class EventLog:
         """The payload stored under `key`, or None. A miss never touches the file."""
         text = self._cache_text.get(key)
         if text is None:
+            if not self._ready.wait(self.lock_timeout):
+                raise StoreError(f"the event log {self.path} could not be opened in "
+                                 f"{self.lock_timeout:g}s: {self._last_warning or 'busy'}")
             if key not in self._cache_keys:
                 return None
             found = self._read("SELECT response FROM model_cache WHERE cache_key = ? "
@@ -272,6 +280,7 @@ class EventLog:
     def _queue_op(self, op: _Request) -> None:
         """Close the tail segment with `op`, so it runs after exactly the rows buffered so far."""
         self._segments[-1].op = op
+        self._unwritten += 1
         self._segments.append(_Segment())
         self._tail = self._segments[-1].rows
 
@@ -279,60 +288,94 @@ class EventLog:
         request = _Request(run, time.monotonic() + self.lock_timeout)
         with self._cond:
             if self._stopping:
-                if run is None:
-                    return 0  # closed: nothing can be buffered
-                raise StoreError(f"the event log {self.path} is closed")
-            if run is not None:
-                self._queue_op(request)
-            self._waiting.append(request)
-            self._cond.notify()
+                if run is not None:
+                    raise StoreError(f"the event log {self.path} is closed")
+                wait_closed = True
+            else:
+                wait_closed = False
+                if run is not None:
+                    self._queue_op(request)
+                self._waiting.append(request)
+                self._cond.notify()
+        if wait_closed:  # closed: its writer commits what is left, then ends
+            self._thread.join()
+            if self._lost is not None:
+                raise self._lost
+            return 0
         return request.wait(self._thread)
 
     def _write_loop(self) -> None:
         delay = _RETRY_MIN
-        while True:
-            with self._cond:
-                if not (self._waiting or self._stopping or self._pending >= self.max_buffer_rows):
-                    self._cond.wait(self.flush_interval)
-                segments, self._segments = self._segments, [_Segment()]
-                self._tail = self._segments[0].rows
-                waiting, self._waiting = self._waiting, []
-                pending, self._pending = self._pending, 0
-                stopping = self._stopping
-            if pending or any(s.op is not None for s in segments):
-                try:
-                    self._write(segments)
-                except Exception as exc:  # noqa: BLE001 - keep everything and retry; see _give_back
-                    busy = self._give_back(segments, waiting, pending, exc)
-                    if stopping:
-                        return
-                    with self._cond:  # a new flush() request cuts the backoff short
-                        self._cond.wait(delay * random.uniform(0.5, 1.0))
-                    delay = min(delay * 2, _RETRY_MAX_BUSY if busy else _RETRY_MAX_BROKEN)
-                    continue
-            delay = _RETRY_MIN
-            self._last_warning = ""
-            for request in waiting:
-                request.answer()
-            if stopping:
-                return
+        try:
+            while True:
+                with self._cond:
+                    if not (self._waiting or self._stopping or self._soon or not self._ready.is_set()
+                            or self._pending >= self.max_buffer_rows):
+                        self._cond.wait(self.flush_interval)
+                    segments, self._segments = self._segments, [_Segment()]
+                    self._tail = self._segments[0].rows
+                    waiting, self._waiting = self._waiting, []
+                    pending, self._pending = self._pending, 0
+                    stopping, self._soon = self._stopping, False
+                ops = sum(s.op is not None for s in segments)
+                if pending or ops or not self._ready.is_set():
+                    try:
+                        self._write(segments)
+                    except Exception as exc:  # noqa: BLE001 - keep everything and retry; see _give_back
+                        busy = self._give_back(segments, waiting, pending, exc)
+                        if stopping and time.monotonic() >= self._close_deadline:
+                            self._lose(exc)
+                            return
+                        with self._cond:  # a new flush() request cuts the backoff short
+                            self._cond.wait(delay * random.uniform(0.5, 1.0))
+                        delay = min(delay * 2, _RETRY_MAX_BUSY if busy else _RETRY_MAX_BROKEN)
+                        continue
+                    with self._cond:
+                        self._unwritten -= pending + ops
+                delay = _RETRY_MIN
+                self._last_warning = ""
+                for request in waiting:
+                    request.answer()
+                if stopping:
+                    return
+        finally:
+            if self._redaction >= 0:
+                with cursor() as con:
+                    con.execute(f"DROP MACRO IF EXISTS {self._redact}")
+            # Last: until here the exit must wait for this thread (see _at_exit). All is written,
+            # or the loss logged.
+            atexit.unregister(self._at_exit)
+
+    def _lose(self, exc: Exception) -> None:
+        """Closing gave up (the file stayed unwritable for lock_timeout): say what was lost."""
+        with self._cond:
+            self._lost = StoreError(f"closing the event log {self.path} lost the {self._unwritten} "
+                                    f"rows it could not write: {exc}")
+            waiting, self._waiting = self._waiting, []
+        log.error("%s", self._lost)
+        for request in waiting:
+            request.answer(self._lost)
 
     def _write(self, segments: list[_Segment]) -> None:
         """One transaction: each segment's rows, then its operation. Raises Busy if locked."""
         import duckdb
 
         self._define_redaction()
+        if not self._ready.is_set():  # an earlier log on this file (a run before) ends its writes
+            settle_writes(self.path, but=self)
         with self._attached(0) as con:
+            if not self._ready.is_set():  # the first write opens the file: off the caller's thread
+                ensure_schema(con)
+                self._cache_keys |= {key for (key,) in con.execute(
+                    "SELECT DISTINCT cache_key FROM model_cache WHERE cache_key IS NOT NULL").fetchall()}
+                self._ready.set()
             con.begin()
             try:
                 for segment in segments:
                     for table, rows in segment.rows.items():
-                        columns = self._register(con, table, rows)
-                        select = select_sql(self._columns[table], columns, _FRAME, self._redact)
-                        if table == "prompt_parts":  # another session may have stored a line
-                            select = (f"SELECT DISTINCT * FROM ({select}) WHERE part_id NOT IN "
-                                      f"(SELECT part_id FROM prompt_parts)")
-                        con.execute(f'INSERT INTO "{table}" BY NAME {select}')
+                        with staged_rows(self._columns[table], rows) as (columns, source):
+                            select = select_sql(self._columns[table], columns, source, self._redact)
+                            con.execute(f'INSERT INTO "{table}" BY NAME {select}')
                     op = segment.op
                     if op is not None and op.run is not None and not op.done.is_set():
                         op.result = op.run(con)  # (done already = its caller gave up on it)
@@ -378,13 +421,10 @@ class EventLog:
                 con.execute(macro_sql(self._redact, secrets.credentials()))
 
     def _update_run(self, con: duckdb.DuckDBPyConnection, row: Row) -> int:
-        columns = self._register(con, "runs", [row])
-        sets = ", ".join(f'"{c}" = u."{c}"' for c in columns if c != "run_id")
-        select = select_sql(self._columns["runs"], columns, _FRAME, self._redact)
-        return _count(con, f"UPDATE runs SET {sets} FROM ({select}) AS u WHERE runs.run_id = u.run_id")
-
-    def _register(self, con: duckdb.DuckDBPyConnection, table: str, rows: list[Row]) -> list[str]:
-        return register_rows(con, self._columns[table], rows, _FRAME)
+        with staged_rows(self._columns["runs"], [row]) as (columns, source):
+            sets = ", ".join(f'"{c}" = u."{c}"' for c in columns if c != "run_id")
+            select = select_sql(self._columns["runs"], columns, source, self._redact)
+            return _count(con, f"UPDATE runs SET {sets} FROM ({select}) AS u WHERE runs.run_id = u.run_id")
 
     def _attached(self, timeout: float) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
         return attached(self.path, read_only=False, timeout=timeout)
@@ -397,6 +437,22 @@ class EventLog:
                 return fetch(con.execute(sql, list(params)))
             except duckdb.Error as exc:
                 raise StoreError(f"query on {self.path} failed: {exc}") from exc
+
+
+def _check_file(path: str) -> bool:
+    """Whether the file exists; fails at once, not at the first commit, on a path that cannot
+    be a DuckDB event log."""
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise StoreError(f"cannot open the event log {path}: {exc.strerror or exc}") from None
+    if head[8:12] != b"DUCK":
+        raise StoreError(f"cannot open the event log {path}: not a DuckDB file")
+    return True
 
 
 def select_sql(kinds: dict[str, str], columns: list[str], source: str, redact: str) -> str:

@@ -254,9 +254,10 @@ class RunStore:
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, timeout: float = 30.0) -> RunStore:
         """The event log file at `path`, read-only; each read waits up to `timeout` s for a writer."""
-        from flowkit.store._db import attached
+        from flowkit.store._db import attached, settle_writes
 
         path = os.path.abspath(os.fspath(path))
+        settle_writes(path)  # an EventLog of this process may still be creating the file
         if not os.path.exists(path):
             raise StoreError(f"no event log at {path} (use --db PATH or FLOWKIT_DB)")
         return cls(lambda: attached(path, read_only=True, timeout=timeout), path)
@@ -490,14 +491,14 @@ def _decode(value: Any) -> Any:
 def _in_memory(tables: Mapping[str, list[Row]]) -> Iterator[duckdb.DuckDBPyConnection]:
     """A private in-memory database with schema.sql's tables holding `tables`' rows."""
     from flowkit.store._db import attached, ensure_schema, schema
-    from flowkit.store._rows import register_rows
+    from flowkit.store._rows import staged_rows
 
     with attached(":memory:", read_only=False, timeout=0) as con:
         ensure_schema(con)
         kinds = schema()
         for table, rows in tables.items():
             if rows:
-                columns = register_rows(con, kinds[table], rows, "flowkit_rows")
-                quoted = ", ".join(f'"{c}"' for c in columns)
-                con.execute(f'INSERT INTO "{table}" ({quoted}) SELECT {quoted} FROM flowkit_rows')
+                with staged_rows(kinds[table], rows) as (columns, source):
+                    quoted = ", ".join(f'"{c}"' for c in columns)
+                    con.execute(f'INSERT INTO "{table}" ({quoted}) SELECT {quoted} FROM {source}')
         yield con

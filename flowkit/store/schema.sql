@@ -1,5 +1,7 @@
 -- flowkit event log: the public tables users query with SQL.
 -- Every table carries run_id. Times are UTC TIMESTAMPs; JSON columns hold JSON text.
+-- Large text columns use zstd, which compresses neighbouring rows together: the prompts of a
+-- firm repeat (system prompts, quoted reports), so whole requests take ~1 KB per decision.
 -- as_of is the decision time (the moment after which no data was visible to agents).
 
 CREATE TABLE IF NOT EXISTS runs (
@@ -12,7 +14,7 @@ CREATE TABLE IF NOT EXISTS runs (
     status          VARCHAR,      -- running | completed | failed | budget_exceeded | interrupted
     started_at      TIMESTAMP,
     finished_at     TIMESTAMP,
-    config          JSON,         -- the resolved workflow (no secrets)
+    config          JSON USING COMPRESSION zstd, -- the resolved workflow (no secrets)
     error           VARCHAR,
     flowkit_version VARCHAR,
     decision_times  INTEGER,      -- how many decision times the run covers (progress: checkpoints)
@@ -44,8 +46,8 @@ CREATE TABLE IF NOT EXISTS steps (
     finished_at TIMESTAMP,
     duration_ms DOUBLE,
     status      VARCHAR,         -- ok | failed | skipped | cancelled
-    input       JSON,            -- what the step saw (rendered prompt or child summary)
-    output      JSON,            -- the validated typed output
+    input       JSON USING COMPRESSION zstd, -- what the step saw (rendered prompt or child summary)
+    output      JSON USING COMPRESSION zstd, -- the validated typed output
     error       VARCHAR,
     repairs     JSON             -- repairs made to the answer before it validated (list of text)
 );
@@ -59,8 +61,8 @@ CREATE TABLE IF NOT EXISTS model_calls (
     agent             VARCHAR,
     model             VARCHAR,   -- the model id that answered (after fallbacks)
     attempt           INTEGER,   -- 1-based attempt number within the step (retries, re-asks, fallbacks)
-    request           JSON,      -- messages sent (content as prompt_parts ids; model_calls_full rebuilds it)
-    response          VARCHAR,   -- raw text (or tool calls JSON) returned
+    request           JSON USING COMPRESSION zstd, -- messages sent, whole (older files: see model_calls_full)
+    response          VARCHAR USING COMPRESSION zstd, -- raw text (or tool calls JSON) returned
     prompt_tokens     INTEGER,
     completion_tokens INTEGER,
     cost_usd          DOUBLE,
@@ -72,7 +74,8 @@ CREATE TABLE IF NOT EXISTS model_calls (
     superseded        BOOLEAN    -- an attempt a resume redid: kept (and its cost counted), not the result
 );
 
--- Content-addressed lines of prompts, shared by every call and run in the file (no run_id).
+-- Content-addressed lines of prompts that older files' requests reference (content_parts), shared
+-- by every call and run in the file (no run_id); model_calls_full rebuilds them. No longer written.
 CREATE TABLE IF NOT EXISTS prompt_parts (
     part_id VARCHAR,             -- 16 hex digits of blake2b(text)
     text    VARCHAR              -- one line of a message, with its line end
@@ -90,7 +93,7 @@ CREATE TABLE IF NOT EXISTS decisions (
     entry         DOUBLE,
     stop_loss     DOUBLE,
     take_profit   DOUBLE,
-    reasoning     VARCHAR,
+    reasoning     VARCHAR USING COMPRESSION zstd,
     status        VARCHAR        -- ok | invalid (held: no usable model answer; why in reasoning)
 );
 
@@ -102,7 +105,7 @@ CREATE TABLE IF NOT EXISTS risk_reviews (
     rule          VARCHAR,       -- the rule that decided (NULL on plain approve)
     requested_qty DOUBLE,        -- signed quantity the proposal asked for
     approved_qty  DOUBLE,        -- signed quantity allowed through
-    details       JSON           -- the numbers that decided it, every rule checked
+    details       JSON USING COMPRESSION zstd -- the numbers that decided it, every rule checked
 );
 
 CREATE TABLE IF NOT EXISTS orders (
@@ -140,7 +143,7 @@ CREATE TABLE IF NOT EXISTS portfolio (
     equity         DOUBLE,
     gross_exposure DOUBLE,       -- sum |position value| / equity
     drawdown       DOUBLE,       -- from peak equity, <= 0
-    positions      JSON          -- {symbol: {qty, avg_cost, price, value, unrealized_pnl}}
+    positions      JSON USING COMPRESSION zstd -- {symbol: {qty, avg_cost, price, value, unrealized_pnl}}
 );
 
 CREATE TABLE IF NOT EXISTS beliefs (
@@ -161,7 +164,7 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     run_id     VARCHAR,
     seq        BIGINT,
     as_of      TIMESTAMP,        -- last decision time fully done
-    state      JSON,             -- portfolio/broker/risk state to resume from
+    state      JSON USING COMPRESSION zstd, -- portfolio/broker/risk state to resume from
     created_at TIMESTAMP
 );
 
@@ -189,7 +192,7 @@ CREATE TABLE IF NOT EXISTS metrics (
 CREATE TABLE IF NOT EXISTS model_cache (
     cache_key  VARCHAR,          -- sha256 of (model, messages, parameters)
     model      VARCHAR,
-    response   JSON,             -- the ModelResponse payload to replay
+    response   JSON USING COMPRESSION zstd, -- the ModelResponse payload to replay
     created_at TIMESTAMP
 );
 
@@ -199,6 +202,6 @@ CREATE TABLE IF NOT EXISTS lessons (
     as_of       TIMESTAMP,       -- when the lesson became known (outcome bar closed)
     decided_at  TIMESTAMP,       -- the decision it judges
     agents      JSON,            -- agents it is fed to
-    text        VARCHAR,
+    text        VARCHAR USING COMPRESSION zstd,
     outcome_pct DOUBLE           -- signed return of the decision over the horizon, %
 );

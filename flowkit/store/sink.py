@@ -10,8 +10,9 @@ The contract (tests/test_store_sinks.py runs it against every sink):
 - `append(table, row)`: takes one row of a schema.sql table. A sink that keeps rows checks it
   at once and raises StoreError naming the bad table, column or value. After `close()` every
   sink raises StoreError.
-- `flush()`: returns once every row appended before it is readable through `reader()` (for
-  the file: committed, and so visible to other processes).
+- `flush(wait=True)`: returns once every row appended before it is readable through `reader()`
+  (for the file: committed, and so visible to other processes); `wait=False` asks for that
+  and returns at once (a run never waits on its log: only reads do).
 - `checkpoint(run_id, seq, as_of, state)`: appends a checkpoints row and flushes; once a
   checkpoint is readable, every row appended before it is too.
 - `update_run(run_id, **fields)`: sets fields of the run's `runs` row, after every row
@@ -23,7 +24,8 @@ The contract (tests/test_store_sinks.py runs it against every sink):
 - `cache_get(key)` / `cache_put(key, model, payload)`: the model response cache.
 - `reader()`: a RunStore over what the sink holds; each read (or `with` block of reads) sees
   every row appended before it.
-- `close()`: flushes and releases the sink; idempotent.
+- `close()`: no more rows; what is buffered is still written (for the file: by its writer,
+  before the interpreter exits, and any read of the file waits for it); idempotent.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ class EventSink(Protocol):
     """Where a run writes its rows (see the module docstring for the contract)."""
 
     def append(self, table: str, row: Row) -> None: ...
-    def flush(self) -> None: ...
+    def flush(self, wait: bool = True) -> None: ...
     def checkpoint(self, run_id: str, seq: int, as_of: Any, state: dict[str, Any]) -> None: ...
     def update_run(self, run_id: str, **fields: Any) -> None: ...
     def discard_after(self, run_id: str, as_of: Any) -> int: ...
@@ -104,7 +106,7 @@ class NullSink(_Closable):
     def append(self, table: str, row: Row) -> None:
         self._check_open()
 
-    def flush(self) -> None:
+    def flush(self, wait: bool = True) -> None:
         pass
 
     def checkpoint(self, run_id: str, seq: int, as_of: Any, state: dict[str, Any]) -> None:
@@ -143,7 +145,7 @@ class MemorySink(_Closable):
             self._check_open()
             self._tables[table].append(clean)
 
-    def flush(self) -> None:
+    def flush(self, wait: bool = True) -> None:
         pass
 
     def checkpoint(self, run_id: str, seq: int, as_of: Any, state: dict[str, Any]) -> None:

@@ -1,7 +1,8 @@
 -- Views over the tables of schema.sql, (re)created whenever flowkit opens a file for writing.
 
 -- model_calls with every request's messages rebuilt from prompt_parts: the full prompt of any
--- call, exactly as it was sent. Rows stored before prompts were content-addressed pass through.
+-- call, exactly as it was sent. Requests are stored whole (zstd-compressed, see schema.sql);
+-- those of files written while messages were stored as line references are rebuilt here.
 CREATE OR REPLACE VIEW model_calls_full AS
 WITH calls AS (
     SELECT row_number() OVER () AS flowkit_row, * FROM model_calls
@@ -9,7 +10,7 @@ WITH calls AS (
     SELECT flowkit_row,
            unnest(json_extract(request, '$.messages[*]')) AS msg,
            generate_subscripts(json_extract(request, '$.messages[*]'), 1) AS mi
-    FROM calls WHERE json_type(request, '$.messages') = 'ARRAY'
+    FROM calls WHERE contains(request, '"content_parts":') AND json_type(request, '$.messages') = 'ARRAY'
 ), refs AS (
     SELECT flowkit_row, mi,
            unnest(json_extract_string(msg, '$.content_parts[*]')) AS part_id,
