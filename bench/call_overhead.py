@@ -5,7 +5,7 @@ process, 127.0.0.1, 0 ms latency). Each contender runs in a fresh child process,
 and peak RSS are its own:
 
 - flowkit (lean): the TradingAgents firm, `openai/fake` at the server's api_base (the lean
-  httpx transport), DuckDB log on, cache off, `runtime.concurrency=1` so every call runs one
+  transport: HTTP/1.1 on asyncio streams), DuckDB log on, cache off, `runtime.concurrency=1` so every call runs one
   after another like the SDK loop; `--decisions` decisions of one symbol through
   `Session.deliberate`;
 - flowkit (litellm): the same with the litellm transport (what every call paid before);
