@@ -16,6 +16,9 @@ SYMBOL_PATTERN = r"^[A-Z0-9][A-Z0-9.\-/]*$"
 NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$"
 ENV_NAME_PATTERN = r"^[A-Z_][A-Z0-9_]*$"
 EXCHANGE_PATTERN = r"^[a-z0-9_]+$"
+# http(s), a host name or [IPv6] literal, an optional port, path and query (a proxy's token)
+API_BASE_PATTERN = (r"^(https?://([A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?(/[^\s?#]*)?"
+                    r"(\?[^\s#]*)?|.*\$\{env:[^}]*\}.*)$")  # ${env:...}: checked once resolved
 
 # What each pattern means, for error messages (a regex is not an explanation).
 PATTERN_NAMES = {
@@ -25,6 +28,7 @@ PATTERN_NAMES = {
     NAME_PATTERN: "a name of letters, digits, _ . and - (no spaces)",
     ENV_NAME_PATTERN: "an environment variable name such as OPENAI_API_KEY",
     EXCHANGE_PATTERN: "a lower-case ccxt exchange id such as binance",
+    API_BASE_PATTERN: "an http(s) URL such as http://127.0.0.1:8080/v1 (host, optional port, path and query)",
 }
 
 

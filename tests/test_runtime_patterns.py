@@ -22,7 +22,7 @@ from runtime_support import (
 )
 
 from flowkit.cli import main
-from flowkit.errors import FlowkitError
+from flowkit.errors import FlowkitError, ModelError
 from flowkit.spec import templates
 from flowkit.testing.models import EagerModel, JitterModel, RecordingModel
 
@@ -230,6 +230,29 @@ def test_parallel_that_cannot_meet_its_join_fails(tmp_path: Path) -> None:
     assert outcome.status == "failed" and "cannot be met" in outcome.error
     status = {r["agent"]: r["status"] for r in agent_rows(db, outcome.run_id)}
     assert status == {"t": "failed", "f": "failed", "n": "failed", "s": "cancelled"}
+
+
+class DeadEndpoint(RecordingModel):
+    """Every failing agent meets the same error, as behind one endpoint that refuses them all."""
+
+    async def complete(self, request):
+        if request.agent in self.fail:
+            raise ModelError("cannot connect to http://127.0.0.1:1/v1: connection refused")
+        return await super().complete(request)
+
+
+def test_branches_failing_alike_are_told_once_naming_each(tmp_path: Path) -> None:
+    model = DeadEndpoint(fail={"t", "f", "n", "s"})
+    outcome, _ = run(tmp_path, PARALLEL.format(join="all", on_error="continue"), model)
+    assert outcome.status == "failed"
+    assert outcome.error.count("connection refused") == 1
+    assert "'t', 'f', 'n', 's': " in outcome.error  # every branch named, in YAML order
+
+
+def test_branches_failing_differently_each_keep_their_reason(tmp_path: Path) -> None:
+    model = RecordingModel(fail={"t", "f", "n", "s"})
+    outcome, _ = run(tmp_path, PARALLEL.format(join="all", on_error="continue"), model)
+    assert all(f"scripted failure for {a}" in outcome.error for a in "tfns")
 
 
 # ---------------------------------------------------------------- debate

@@ -75,9 +75,10 @@ class ParallelNode(PatternNode):
                     else:
                         failures[task] = str(exc)
                 if done_ok + len(pending) < self.required:
+                    why = _once([(tasks[t].agents(), failures[t]) for t in tasks if t in failures])
                     raise StepError(f"parallel step '{inner.path}' (join {self.join}) cannot be "
                                     f"met: {done_ok} of {len(self.steps)} branches succeeded, "
-                                    f"{len(failures)} failed: {'; '.join(failures.values())}")
+                                    f"{len(failures)} failed: {why}")
         finally:
             for task in tasks:  # any/quorum met, or a failure: stop the rest
                 task.cancel()
@@ -144,3 +145,19 @@ class Parallel(Pattern):
 
 
 PATTERN = Parallel()
+
+
+def _once(failures: list[tuple[list[str], str]]) -> str:
+    """The branches' failures in YAML order, each reason once: four analysts refused by one
+    dead endpoint make one line naming the four, not the same error four times."""
+    reasons: dict[str, list[str]] = {}
+    for agents, message in failures:
+        reason = message
+        for agent in agents:  # "agent 'x' failed: agent 'x': ..." -> "..."
+            reason = reason.replace(f"agent '{agent}' failed: ", "").replace(f"agent '{agent}': ", "")
+        reasons.setdefault(reason, []).extend(agents)
+    if len(reasons) == len(failures):
+        return "; ".join(message for _, message in failures)
+    return "; ".join(f"{', '.join(repr(a) for a in agents)}: {reason}"
+                     for reason, agents in reasons.items())
+

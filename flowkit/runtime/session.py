@@ -6,6 +6,7 @@ decision; the trading loop (flowkit.backtest.loop) turns decisions into risk-che
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from flowkit._version import __version__
+from flowkit.fields import API_BASE_PATTERN, PATTERN_NAMES
 from flowkit.domain.decision import Decision, decision_from_output
 from flowkit.errors import ConfigError, FlowkitError, OutputNeverValid, RunAborted, StepError
 from flowkit.graph.agent import RunContext
@@ -52,6 +54,13 @@ def resolve_db(loaded: LoadedWorkflow, option: str | None) -> str:
     return option or os.environ.get("FLOWKIT_DB") or loaded.spec.log.db
 
 
+def check_api_base(url: str) -> str:
+    """--api-base as the workflow's `api_base` must be: an http(s) URL a call can reach."""
+    if "${" in url or not re.search(API_BASE_PATTERN.replace("$", r"\Z"), url):
+        raise ConfigError(f"--api-base {url!r}: expected {PATTERN_NAMES[API_BASE_PATTERN]}")
+    return url
+
+
 def apply_overrides(spec: m.Workflow, options: RunOptions) -> m.Workflow:
     """--model / --api-base replace every profile's model and endpoint; --cache the cache mode."""
     profiles = {}
@@ -62,7 +71,7 @@ def apply_overrides(spec: m.Workflow, options: RunOptions) -> m.Workflow:
             if options.model == "offline":
                 update["fallbacks"] = []
         if options.api_base:
-            update["api_base"] = options.api_base
+            update["api_base"] = check_api_base(options.api_base)
         profiles[name] = p.model_copy(update=update)
     runtime = spec.runtime
     if options.cache:

@@ -9,9 +9,9 @@ from typing import Any, Literal, Union
 
 from pydantic import Field
 
-from flowkit.fields import (ENV_NAME_PATTERN, EXCHANGE_PATTERN, ID_PATTERN, NAME_PATTERN,
-                                 SYMBOL_PATTERN, Bool, Date, Float, Id, Int, OptDate, OptFloat,
-                                 OptInt, Strict, Symbol, Version)
+from flowkit.fields import (API_BASE_PATTERN, ENV_NAME_PATTERN, EXCHANGE_PATTERN, ID_PATTERN,
+                            NAME_PATTERN, SYMBOL_PATTERN, Bool, Date, Float, Id, Int, OptDate, OptFloat,
+                            OptInt, Strict, Symbol, Version)
 from flowkit.patterns import step_union
 
 # ---------------------------------------------------------------- models
@@ -41,7 +41,7 @@ class ModelProfile(Strict):
                          "with exponential backoff, honouring Retry-After, before fallbacks.")
     fallbacks: list[Id] = Field(default_factory=list, description="Profile names tried in order "
                                  "when this profile's model keeps failing.")
-    api_base: str | None = Field(None, description="Base URL of an OpenAI-compatible server. "
+    api_base: str | None = Field(None, pattern=API_BASE_PATTERN, description="Base URL of an OpenAI-compatible server. "
                                  "Allows ${env:NAME:-default}.")
     api_key_env: str | None = Field(None, pattern=ENV_NAME_PATTERN, description="Name of the "
                                     "environment variable holding the API key. Keys are never "
