@@ -5,15 +5,12 @@ nothing done or logged twice."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from flowkit.errors import StoreError
 from runtime_support import rows
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,30 +33,6 @@ def flowkit(*args: str) -> list[str]:
 def start(db: Path) -> subprocess.Popen:
     return subprocess.Popen(flowkit("run", *ARGS, "--db", str(db)), cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
-def kill_after_checkpoints(proc: subprocess.Popen, db: Path, more_than: int,
-                           timeout: float = 120, signum: int = signal.SIGKILL) -> str:
-    """Send `signum` to `proc` once the log holds more than `more_than` checkpoints, and wait
-    for it to exit; returns the run id."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"the run ended (rc {proc.returncode}) before it could be killed: "
-                        f"{proc.stderr.read().decode()[-2000:]}")
-        time.sleep(0.05)
-        if not db.exists():
-            continue
-        try:
-            found = rows(db, "SELECT run_id, count(*) FROM checkpoints GROUP BY 1")
-        except StoreError:  # the file is being created or is busy: try again
-            continue
-        if found and found[0][1] > more_than:
-            proc.send_signal(signum)
-            proc.wait()
-            return found[0][0]
-    proc.kill()
-    pytest.fail("no checkpoint appeared in time")
 
 
 def killed_after(n: int, db: Path, *command: str) -> None:
@@ -185,30 +158,18 @@ def test_resume_killed_itself_still_ends_the_same(tmp_path, uninterrupted):
 def test_run_killed_twice_and_before_its_first_checkpoint_still_ends_the_same(tmp_path, uninterrupted):
     # Killed after the first checkpoint, resumed, and the resume killed at its first checkpoint.
     db = tmp_path / "twice.duckdb"
-    run_id = kill_after_checkpoints(start(db), db, more_than=0)
-    (seen,), = rows(db, "SELECT count(*) FROM checkpoints")
-    proc = subprocess.Popen(flowkit("resume", run_id, "--db", str(db), "--quiet"), cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    kill_after_checkpoints(proc, db, more_than=seen)
-    assert rows(db, "SELECT status FROM runs")[0][0] == "running"
+    killed_after(1, db, "run", *ARGS)
+    (run_id,), = rows(db, "SELECT run_id FROM runs")
+    killed_after(1, db, "resume", run_id, "--quiet")
+    assert rows(db, "SELECT max(seq), status FROM checkpoints, runs GROUP BY ALL") == [(2 * EVERY - 1, "running")]
     assert rows(db, "SELECT count(DISTINCT as_of) FROM decisions")[0][0] < SESSIONS
     resume(db, run_id)
     assert_same_as_uninterrupted(db, uninterrupted())
-    # Killed before any checkpoint: resume starts over under the same run id.
+    # Killed as its first checkpoint was due (none logged): resume starts over, same run id.
     early = tmp_path / "early.duckdb"
-    proc = start(early)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        time.sleep(0.02)
-        try:
-            found = early.exists() and rows(early, "SELECT run_id FROM runs")
-        except StoreError:
-            continue
-        if found:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-            break
+    killed_after(0, early, "run", *ARGS)
     (run_id,), = rows(early, "SELECT run_id FROM runs")
     assert rows(early, "SELECT count(*) FROM checkpoints")[0][0] == 0
+    assert rows(early, "SELECT count(*) FROM decisions")[0][0] > 0  # it had decided, unsaved
     resume(early, run_id)
     assert_same_as_uninterrupted(early, uninterrupted())

@@ -46,7 +46,8 @@ log = logging.getLogger("flowkit.store")
 _RETRY_MIN = 0.002                     # writer's first retry delay after a failed flush
 _RETRY_MAX_BUSY = 0.05                 # ... while another process holds the file (it will let go)
 _RETRY_MAX_BROKEN = 2.0                # ... when writing fails otherwise (disk full, table dropped)
-# Test hooks: the process dies (os._exit, like kill -9) once its Nth checkpoint is committed, so
+# Test hooks: the process dies (os._exit, like kill -9) once its Nth checkpoint is committed (0:
+# as its first is appended, which is never logged), so
 # kill/resume tests choose their kill point by count, never by timing; with KILL_SIGNAL set
 # (SIGTERM, SIGINT) it sends itself that signal instead, as a user or a scheduler would.
 KILL_AFTER_CHECKPOINTS = "FLOWKIT_TEST_KILL_AFTER_CHECKPOINTS"
@@ -104,7 +105,8 @@ class EventLog:
         self.max_buffer_rows = max_buffer_rows
         self.lock_timeout = lock_timeout
         self._rows = RowChecker()
-        self._kill_after = int(os.environ.get(KILL_AFTER_CHECKPOINTS) or 0)
+        hook = os.environ.get(KILL_AFTER_CHECKPOINTS)  # checkpoints left before the test hook kills
+        self._kill_after = int(hook) if hook else None
         self._convert = self._rows.convert
         self._columns = self._rows.columns
         if not _check_file(self.path):  # a new file gets its tables now (~40 ms), so other
@@ -140,6 +142,8 @@ class EventLog:
     def append(self, table: str, row: Row) -> None:
         """Buffer one row; it is committed by the next flush. Bad tables/columns/values raise here."""
         clean = self._convert(table, row)
+        if self._kill_after == 0 and table == "checkpoints":
+            self._die()  # FLOWKIT_TEST_KILL_AFTER_CHECKPOINTS=0: dies before its first checkpoint
         with self._lock:
             if self._closing:
                 raise StoreError(f"the event log {self.path} is closed")
@@ -149,14 +153,20 @@ class EventLog:
             if self._pending == self.max_buffer_rows or table == "checkpoints":
                 self._soon = True  # a checkpoint is committed at once, not a flush_interval later
                 self._cond.notify()
-        if self._kill_after and table == "checkpoints":
+        if self._kill_after is not None and table == "checkpoints":
             self._kill_after -= 1
             if not self._kill_after:
-                self.flush()
-                if os.environ.get(KILL_SIGNAL):
-                    os.kill(os.getpid(), signal.Signals[os.environ[KILL_SIGNAL]])
-                else:
-                    os._exit(137)
+                self._die()
+
+    def _die(self) -> None:
+        """The test hook's death: everything appended so far committed, then kill -9 or a signal
+        (which a run may survive to log more: the hook fires once)."""
+        self._kill_after = None
+        self.flush()
+        if os.environ.get(KILL_SIGNAL):
+            os.kill(os.getpid(), signal.Signals[os.environ[KILL_SIGNAL]])
+        else:
+            os._exit(137)
 
     def flush(self, wait: bool = True) -> None:
         """Block until every row appended before this call is committed; with wait=False, ask
