@@ -6,7 +6,6 @@ decision; the trading loop (flowkit.backtest.loop) turns decisions into risk-che
 from __future__ import annotations
 
 import os
-import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -26,6 +25,7 @@ from flowkit.llm.base import ChatModel
 from flowkit.patterns.state import DecisionState, Scope
 from flowkit.spec import models as m
 from flowkit.spec.loader import LoadedWorkflow
+from flowkit.spec.schema import ecma
 
 if TYPE_CHECKING:
     from flowkit.llm.limits import Limiter
@@ -56,7 +56,7 @@ def resolve_db(loaded: LoadedWorkflow, option: str | None) -> str:
 
 def check_api_base(url: str) -> str:
     """--api-base as the workflow's `api_base` must be: an http(s) URL a call can reach."""
-    if "${" in url or not re.search(API_BASE_PATTERN.replace("$", r"\Z"), url):
+    if "${" in url or not ecma(API_BASE_PATTERN).search(url):  # not interpolated: a flag
         raise ConfigError(f"--api-base {url!r}: expected {PATTERN_NAMES[API_BASE_PATTERN]}")
     return url
 

@@ -83,7 +83,7 @@ def validator_for(contract: dict[str, Any]) -> Any:
     def pattern(validator: Any, patrn: str, instance: Any, schema: Any) -> Iterator[Any]:
         from jsonschema.exceptions import ValidationError
 
-        if validator.is_type(instance, "string") and not _ecma(patrn).search(instance):
+        if validator.is_type(instance, "string") and not ecma(patrn).search(instance):
             yield ValidationError(f"{instance!r} does not match {patrn!r}")
 
     cls = validators.extend(Draft202012Validator, {"pattern": pattern})
@@ -91,7 +91,8 @@ def validator_for(contract: dict[str, Any]) -> Any:
 
 
 @cache
-def _ecma(patrn: str) -> re.Pattern[str]:
+def ecma(patrn: str) -> re.Pattern[str]:
+    """A JSON Schema (ECMA-262) pattern as Python reads it: `$` ends the text."""
     return re.compile(re.sub(r"(?<!\\)\$", r"\\Z", patrn))
 
 
