@@ -15,7 +15,7 @@ from typing import Any, Callable
 from flowkit.errors import FlowkitError, ModelError, OutputNeverValid, RunAborted, StepError
 from flowkit.graph.fit import Fitter, Trim
 from flowkit.llm import faults
-from flowkit.llm.base import ChatModel, ModelRequest, ModelResponse
+from flowkit.llm.base import ChatModel, ModelRequest, ModelResponse, billed
 from flowkit.llm.context import Budget
 from flowkit.llm.repair import repair
 from flowkit.patterns.node import now
@@ -193,9 +193,7 @@ async def _converse(ctx: RunContext, agent: CompiledAgent, state: DecisionState,
             # every try has its row and its bill, a cancelled call's (the one in flight) too
             tries = getattr(exc, "attempts", None) or []
             _log_attempts(ctx, agent, state, step_id, request, tries, attempt, started, None)
-            ctx.spend(sum(a.prompt_tokens for a in tries if not a.cached),
-                      sum(a.completion_tokens for a in tries if not a.cached),
-                      sum(a.cost_usd for a in tries if not a.cached))
+            ctx.spend(*billed(tries))
             # The window was smaller than known or estimated: trim harder, ask once more.
             if isinstance(exc, asyncio.CancelledError) or not any(
                     faults.context_overflow(a.error) for a in tries) \

@@ -51,6 +51,14 @@ class Attempt:
     structured_output: str | None = None  # how the typed output was asked for (structured.MODES)
 
 
+def billed(attempts: Sequence[Attempt]) -> tuple[int, int, float]:
+    """Prompt tokens, completion tokens and dollars the provider billed for `attempts`: failed
+    tries included (an empty answer with usage, a refusal), answers from the cache not."""
+    fresh = [a for a in attempts if not a.cached]
+    return (sum(a.prompt_tokens for a in fresh), sum(a.completion_tokens for a in fresh),
+            sum(a.cost_usd for a in fresh))
+
+
 @dataclass
 class ModelResponse:
     model: str                      # the model id that answered (after fallbacks)

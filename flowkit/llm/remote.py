@@ -28,7 +28,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from flowkit import secrets
 from flowkit.errors import ConfigError, ModelError
 from flowkit.llm import faults, structured
-from flowkit.llm.base import Attempt, ModelRequest, ModelResponse
+from flowkit.llm.base import Attempt, ModelRequest, ModelResponse, billed
 from flowkit.llm.cache import request_params, response_text
 from flowkit.llm.limits import Limiter
 from flowkit.llm.transport import (Completion, Transport, connection, supports_schema,
@@ -91,10 +91,8 @@ class RemoteModel:
                 continue
             self._failures.pop(endpoint, None)
             response.attempts = attempts
-            # the failed tries were billed too (an empty answer with usage, a refusal...)
-            response.prompt_tokens = sum(a.prompt_tokens for a in attempts)
-            response.completion_tokens = sum(a.completion_tokens for a in attempts)
-            response.cost_usd = sum(a.cost_usd for a in attempts)
+            response.prompt_tokens, response.completion_tokens, response.cost_usd = \
+                billed(attempts)
             response.latency_ms = _ms(started)
             return response
         last = attempts[-1].error if attempts else "every model is cooling down"
