@@ -138,15 +138,24 @@ def test_discard_after_drops_only_that_runs_later_rows(sink):
             sink.append("fills", {"run_id": run_id, "fill_id": f"f{k}", "symbol": "AAPL", "time": t,
                                   "side": "buy", "quantity": 1, "price": 1.0})
             sink.append("portfolio", {"run_id": run_id, "time": t, "equity": 100.0 + k})
+            sink.append("model_calls", {"run_id": run_id, "call_id": f"c{k}", "as_of": t,
+                                        "model": "m", "prompt_tokens": 10, "cost_usd": 0.5})
     gone = sink.discard_after("r1", T0 + DAY)
     store = sink.reader()
     if not keeps(sink):
         assert gone == 0
         return
-    assert gone == 3 * 2  # decisions, fills, snapshots at days 2 and 3
+    assert gone == 3 * 2 + 2  # decisions, fills, snapshots at days 2 and 3 deleted; calls marked
     assert [d["as_of"] for d in store.decisions("r1")] == [T0, T0 + DAY]
     assert [p["equity"] for p in store.snapshots("r1")] == [100.0, 101.0]
     assert len(store.fills("r2")) == 4 and store.run("r1")["status"] == "running"
+    # the calls the resume will redo stay on record: not in the result, their cost counted
+    assert [(c["call_id"], c["superseded"]) for c in store.model_calls("r1")] == \
+        [("c0", None), ("c1", None), ("c2", True), ("c3", True)]
+    totals = store.call_totals("r1")
+    assert (totals.calls, totals.prompt_tokens, totals.cost_usd) == (2, 20, 2.0)
+    assert store.tally("r1").totals() == totals and store.tally("r1").decisions == 2
+    assert store.call_totals("r2").calls == 4
 
 
 @pytest.mark.parametrize("bad", [None, "not a time", 3.5])

@@ -145,6 +145,8 @@ async def run_session(session: Session, inv: Invocation, reporter: Reporter | No
             session.ctx.progress = lambda st, step, status: reporter.step(
                 st.symbol, st.as_of, step, status)
     else:
+        with session.log.reader() as store:  # what the attempts before logged, to count on from
+            session.ctx.tally = store.tally(session.run_id)
         if state is not None:
             loop.preload(resume["seq"])
         start_seq = resume["seq"] + 1

@@ -40,10 +40,8 @@ def evaluate(session: Any, loop: Any, outcome: Any, every: str) -> None:
     firm = compute_metrics(equity, periods_per_year=ppy, risk_free_rate=rf,
                            trades=loop.trips.closed, exposure=exposure,
                            turnover_notional=loop.notional)
-    # From the log, so a resumed run counts the calls made before it was killed too.
-    with session.log.reader() as store:
-        n_decisions = store.decision_count(session.run_id)
-        totals = store.call_totals(session.run_id)
+    # As logged (a resumed run's count started from what its earlier attempts logged).
+    n_decisions, totals = session.ctx.tally.decisions, session.ctx.tally.totals()
     calls, cost = totals.calls, totals.cost_usd
     tokens = totals.prompt_tokens + totals.completion_tokens
     per = max(n_decisions, 1)

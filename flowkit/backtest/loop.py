@@ -396,7 +396,7 @@ class Loop:
         price, equity = prices.get(d.symbol), portfolio.equity(prices)
         weight = (portfolio.qty(d.symbol) + review.approved_qty) * price / equity \
             if price and equity > 0 else None
-        self.log.append("decisions", {"run_id": self.session.run_id, **d.row(weight)})
+        self.session.ctx.record("decisions", d.row(weight))
         row = review.model_dump(exclude={"order"})
         self.log.append("risk_reviews", {"run_id": self.session.run_id, **row})
         self.outcome.decisions.append(d)

@@ -22,6 +22,7 @@ from flowkit.patterns.node import now
 from flowkit.patterns.state import DecisionState, Scope
 from flowkit.roles.outputs import OutputInvalid
 from flowkit.spec import templates
+from flowkit.store.runstore import RunTally
 
 REASK_ECHO_CHARS = 2000  # how much of a bad answer a re-ask quotes back (a reply can be megabytes)
 
@@ -74,11 +75,13 @@ class RunContext:
     completion_tokens: int = 0
     cost_usd: float = 0.0
     seq: Any = field(default_factory=itertools.count)
+    tally: RunTally = field(default_factory=RunTally)  # decisions and calls logged, for evaluate
 
     def record(self, table: str, row: dict[str, Any]) -> None:
         if self.log is not None:
             row["run_id"] = self.run_id
             self.log.append(table, row)
+            self.tally.add(table, row)
 
     def spend(self, prompt_tokens: int, completion_tokens: int, cost_usd: float) -> None:
         """Count what a provider billed (answers and failed tries alike), in the budget too

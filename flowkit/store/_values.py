@@ -163,8 +163,26 @@ def _bool(value: Any) -> bool:
     raise TypeError(f"expected a bool, got {type(value).__name__}")
 
 
+_PARSED: dict[str, datetime | None] = {}  # ISO strings seen: a run logs each decision time
+_PARSED_MAX = 4096                        # on many rows (steps, calls), so each is parsed once
+
+
 def to_timestamp(value: Any) -> datetime | None:
     """A naive UTC datetime: aware values are converted, naive ones are taken as UTC."""
+    if type(value) is datetime and value.tzinfo is None:  # the common case, first
+        return value
+    if type(value) is str:
+        stamp = _PARSED.get(value)
+        if stamp is None:
+            stamp = _to_timestamp(value)
+            if len(_PARSED) >= _PARSED_MAX:
+                _PARSED.clear()
+            _PARSED[value] = stamp
+        return stamp
+    return _to_timestamp(value)
+
+
+def _to_timestamp(value: Any) -> datetime | None:
     if isinstance(value, str):  # ISO 8601; a trailing Z (UTC) also before Python 3.11
         value = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value)
     elif type(value).__name__ == "datetime64":  # numpy, without importing it; NaT -> None

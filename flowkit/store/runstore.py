@@ -238,6 +238,38 @@ class CallTotals:
     models: tuple[str, ...]
 
 
+class RunTally:
+    """A run's decisions and model calls counted as their rows are appended, by the rules of
+    `RunStore.decision_count` and `call_totals`, so the end of a run need not wait for the log's
+    last commit to read them back. `RunStore.tally(run_id)` starts one from what the log already
+    holds: a resumed run's earlier attempts, superseded ones' cost included."""
+
+    def __init__(self, decisions: int = 0, totals: CallTotals | None = None) -> None:
+        t = totals or CallTotals(0, 0, 0, 0, 0.0, ())
+        self.decisions = decisions
+        self._calls, self._cached = t.calls, t.cached
+        self._prompt, self._completion, self._cost = t.prompt_tokens, t.completion_tokens, t.cost_usd
+        self._models = set(t.models)
+
+    def add(self, table: str, row: dict[str, Any]) -> None:
+        if table == "decisions":
+            self.decisions += 1
+        elif table == "model_calls":
+            self._cost += row.get("cost_usd") or 0.0
+            if row.get("superseded"):
+                return
+            self._calls += 1
+            self._cached += bool(row.get("cached"))
+            self._prompt += row.get("prompt_tokens") or 0
+            self._completion += row.get("completion_tokens") or 0
+            if row.get("model") is not None:
+                self._models.add(row["model"])
+
+    def totals(self) -> CallTotals:
+        return CallTotals(self._calls, self._cached, self._prompt, self._completion, self._cost,
+                          tuple(sorted(self._models)))
+
+
 class RunStore:
     """Typed reads of an event log (see the module docstring). Build one with `open(path)`, `of`
     (a path, a store or an open connection) or an EventSink's `reader()`; use each from one
@@ -408,6 +440,10 @@ class RunStore:
                            [run_id])
         row["models"] = tuple(row["models"] or ())
         return CallTotals(**row)
+
+    def tally(self, run_id: str) -> RunTally:
+        """A RunTally holding what the log has of the run, to count on from."""
+        return RunTally(self.decision_count(run_id), self.call_totals(run_id))
 
     def beliefs(self, workflow: str, *, run_id: str | None = None) -> list[Belief]:
         """Frozen beliefs of training run `run_id`, else of the latest training run of `workflow`."""

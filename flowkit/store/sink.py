@@ -41,7 +41,7 @@ from flowkit.store._values import to_json, to_timestamp
 from flowkit.store.runstore import RunStore
 
 # Rows "after" a resume point, per table: the column holding their decision time.
-DISCARD_COLUMNS = {"steps": "as_of", "model_calls": "as_of", "decisions": "as_of",
+DISCARD_COLUMNS = {"steps": "as_of", "decisions": "as_of",
                    "risk_reviews": "as_of", "orders": "as_of", "fills": "time", "portfolio": "time",
                    "lessons": "as_of", "risk_state": "time"}
 # Kept but marked superseded instead: the run's model calls after the cut, its whole history.
