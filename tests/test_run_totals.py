@@ -110,3 +110,27 @@ def test_a_resumed_run_counts_its_earlier_attempts(tmp_path: Path,
     same(said, logged)
     assert said["cost_usd"] > spent_before
 
+
+
+def test_a_backtest_never_waits_for_its_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Start, checkpoints, the end and the evaluation only ask the writer to commit: nothing on
+    the run's thread blocks on the file (a slow disk slows the writer, never the run)."""
+    from flowkit.store import eventlog
+
+    waited: list[str] = []
+    request = eventlog.EventLog._request
+    monkeypatch.setattr(eventlog.EventLog, "_request",
+                        lambda self, run: (waited.append("a blocking read or flush"), request(self, run))[1])
+    db, symbols = tmp_path / "log.duckdb", ["MSFT", "ETH-USDT"]
+    session = Session(load_workflow(firm(tmp_path, FIRM.format(base="http://127.0.0.1:9/v1",
+                                                                symbols=", ".join(symbols)))),
+                      RunOptions(db=str(db), symbols=symbols, mode="backtest", model="offline"))
+    try:
+        outcome = app.run_to_end(session, app.Invocation(symbols=symbols, start="2024-02-01",
+                                                         end="2024-03-15"))
+        assert outcome.status == "completed" and waited == []
+        assert outcome.metrics["decisions"] > 0 and outcome.metrics["model_calls"] > 0
+    finally:
+        session.close()
+    said, logged = counted(db, outcome.run_id)  # a read: it waits for the last commit
+    same(said, logged)
