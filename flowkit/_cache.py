@@ -31,7 +31,12 @@ def cache_dir() -> Path | None:
     if given:
         return Path(given).expanduser()
     base = os.environ.get("XDG_CACHE_HOME", "").strip()
-    return Path(base).expanduser() / "flowkit" if base else Path.home() / ".cache" / "flowkit"
+    if base:
+        return Path(base).expanduser() / "flowkit"
+    try:
+        return Path.home() / ".cache" / "flowkit"
+    except RuntimeError:  # no home directory (a bare service account): no cache
+        return None
 
 
 def key(*parts: str | bytes) -> str:
