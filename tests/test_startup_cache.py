@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,8 @@ from flowkit.market import sources
 from flowkit.market.sources import SAMPLE_DIR, RawSymbol, read_folder
 from flowkit.spec import templates
 from flowkit.spec.models import TemplateLimits
-from flowkit.store import EventLog
+from flowkit.store import EventLog, open_reader
+from flowkit.store._db import create_log
 
 # stocks and crypto, daily and hourly; with and without news and earnings files
 SERIES = [("AAPL", "1d"), ("SPY", "1d"), ("BTC-USDT", "1d"), ("ETH-USDT", "1h"), ("BTC-USDT", "1h")]
@@ -217,3 +219,33 @@ def test_a_new_log_has_every_table_whatever_the_cache_holds(cache, monkeypatch, 
     assert _tables(tmp_path / "second.duckdb") == want
     assert sorted(p.name for p in tmp_path.glob("*.duckdb*")) == \
         ["first.duckdb", "second.duckdb", "uncached.duckdb"]  # nothing left aside
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_logs_created_at_once_share_one_complete_file(cache, tmp_path, cached):
+    """Several processes creating one new log at the same moment (here: threads, each making
+    the file as an EventLog does): one file, every table, nothing left aside."""
+    want = _tables(tmp_path / "reference.duckdb")
+    if not cached:
+        shutil.rmtree(cache / "eventlog")
+    path = tmp_path / "shared.duckdb"
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def create() -> None:
+        try:
+            barrier.wait()
+            create_log(str(path))
+            with open_reader(path) as con:  # complete once its maker returns
+                assert con.execute("SELECT count(*) FROM runs").fetchone() == (0,)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=create) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    assert _tables(path) == want
+    assert sorted(p.name for p in tmp_path.glob("*.duckdb*")) == ["reference.duckdb", "shared.duckdb"]
