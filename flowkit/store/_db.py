@@ -196,8 +196,15 @@ def create_log(path: str) -> None:
             with open(aside, "xb") as f:
                 f.write(empty)
         else:
-            with attached(aside, read_only=False, timeout=0) as con:
+            import duckdb
+
+            # Its own instance, not an attachment to this process's: closing it writes the
+            # whole file at once (a DETACH while other threads use the instance may defer that).
+            con = duckdb.connect(aside)
+            try:
                 ensure_schema(con)
+            finally:
+                con.close()
             if entry:
                 _cache.write("eventlog", entry, Path(aside).read_bytes())
         try:
