@@ -132,11 +132,14 @@ def child_sdk(url: str, spawn: float, bodies_file: str) -> dict:
 
 def child_cli(url: str, spawn: float, symbol: str) -> dict:
     from flowkit.cli import main
+    from flowkit.store import open_reader
 
     with tempfile.TemporaryDirectory() as tmp:
+        db = os.path.join(tmp, "log.duckdb")
         code = main(["run", str(WORKFLOW), "--model", "openai/fake", "--api-base", url,
-                     "--db", os.path.join(tmp, "log.duckdb"), "--cache", "off", "--quiet",
-                     "--symbol", symbol])
+                     "--db", db, "--cache", "off", "--quiet", "--symbol", symbol])
+        with open_reader(db):  # waits for the log's last commit (as the CLI's exit does),
+            pass               # which would otherwise race the folder's removal
     return {"code": code, "wall_s": time.time() - spawn, "rss_mb": _rss_mb()}
 
 

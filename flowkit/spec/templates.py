@@ -6,7 +6,9 @@ Templates come from YAML and prompt files a user may not fully trust, and they r
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
+import marshal
 import re
 import string
 import time
@@ -14,14 +16,17 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
+from types import CodeType
 from typing import Any, Callable
 
+import jinja2
 import orjson
 from jinja2 import StrictUndefined, TemplateError, nodes
 from jinja2.filters import FILTERS as DEFAULT_FILTERS
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from jinja2.utils import Namespace, generate_lorem_ipsum
 
+from flowkit import _cache
 from flowkit._paths import asset_dir
 from flowkit.errors import FlowkitError
 from flowkit.spec.models import TemplateLimits as Limits
@@ -382,12 +387,52 @@ def environment() -> ImmutableSandboxedEnvironment:
     return env
 
 
+# What the code jinja2 generates for a template depends on, besides the template's source.
+_SETTINGS = ("block_start_string", "block_end_string", "variable_start_string",
+             "variable_end_string", "comment_start_string", "comment_end_string",
+             "line_statement_prefix", "line_comment_prefix", "trim_blocks", "lstrip_blocks",
+             "newline_sequence", "keep_trailing_newline", "optimized", "is_async", "sandboxed",
+             "autoescape", "finalize", "undefined")
+
+
+@lru_cache(maxsize=1)
+def _code_key() -> str:
+    """The compiled-code cache's key for this environment: jinja2's and Python's versions, the
+    environment's settings, filter and test names, and this module (the sandbox, `_parse`)."""
+    env = environment()
+    settings = {a: repr(getattr(env, a)) for a in _SETTINGS}
+    settings.update(filters=sorted(env.filters), tests=sorted(env.tests),
+                    extensions=sorted(env.extensions), binops=sorted(env.intercepted_binops),
+                    unops=sorted(env.intercepted_unops), cls=type(env).__qualname__)
+    return _cache.key(jinja2.__version__, importlib.util.MAGIC_NUMBER, json.dumps(settings),
+                      Path(__file__).read_bytes())
+
+
 @lru_cache(maxsize=512)
 def _compile_source(source: str, name: str) -> Any:
+    """`environment().from_string(source)`, with the compiled code kept in flowkit's cache
+    (flowkit/_cache.py): compiling is most of a firm's start-up (~10 ms a prompt)."""
+    env = environment()
+    entry = _cache.key(_code_key(), source)
+    code = _cached_code(entry)
+    if code is None:
+        try:
+            code = env.compile(source)
+        except TemplateError as exc:
+            raise FlowkitError(f"template {name}: {exc}") from None
+        _cache.write("templates", entry, marshal.dumps(code))
+    return env.template_class.from_code(env, code, env.make_globals(None), None)
+
+
+def _cached_code(entry: str) -> CodeType | None:
+    data = _cache.read("templates", entry)
+    if data is None:
+        return None
     try:
-        return environment().from_string(source)
-    except TemplateError as exc:
-        raise FlowkitError(f"template {name}: {exc}") from None
+        code = marshal.loads(data)
+    except (EOFError, ValueError, TypeError):
+        return None
+    return code if isinstance(code, CodeType) else None
 
 
 def template(prompt: Any, role_prompt_file: str | None, base_dir: Path) -> Any:

@@ -17,11 +17,13 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import cache
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from flowkit import _cache
 from flowkit.errors import StoreError
 from flowkit.store._values import CONVERTERS
 
@@ -180,6 +182,54 @@ def schema() -> dict[str, dict[str, str]]:
                                  f"cannot write (supported: {', '.join(CONVERTERS)})")
             tables.setdefault(table, {})[match.group(1)] = kind
     return tables
+
+
+def create_log(path: str) -> None:
+    """A new event log file with every table and view, made aside and linked into place, so
+    other processes see no file or a complete one (if another process created it meanwhile,
+    theirs stays). The empty log is kept in flowkit's cache (flowkit/_cache.py), keyed by
+    schema.sql, views.sql and the DuckDB version: copying it takes ~1 ms of the caller's
+    thread where creating it takes ~100 ms (importing DuckDB, running the DDL)."""
+    entry = _empty_log_key()
+    aside = f"{path}.{os.getpid()}.{unique_name('new')}.tmp"
+    try:
+        empty = _cache.read("eventlog", entry) if entry else None
+        if empty is not None and empty[8:12] == b"DUCK":
+            with open(aside, "xb") as f:
+                f.write(empty)
+        else:
+            import duckdb
+
+            # Its own instance, not an attachment to this process's: closing it writes the
+            # whole file at once (a DETACH while other threads use the instance may defer that).
+            con = duckdb.connect(aside)
+            try:
+                ensure_schema(con)
+            finally:
+                con.close()
+            if entry:
+                _cache.write("eventlog", entry, Path(aside).read_bytes())
+        try:
+            os.link(aside, path)
+        except FileExistsError:
+            pass
+        except OSError:  # a file system without hard links: rename, unless it appeared meanwhile
+            if not os.path.exists(path):
+                os.rename(aside, path)
+    except OSError as exc:
+        raise StoreError(f"cannot open the event log {path}: {exc.strerror or exc}") from None
+    finally:
+        for leftover in (aside, f"{aside}.wal"):
+            with suppress(OSError):
+                os.unlink(leftover)
+
+
+def _empty_log_key() -> str | None:
+    try:
+        duckdb_version = metadata.version("duckdb")
+    except metadata.PackageNotFoundError:  # an unusual install: no cache, create the file
+        return None
+    return _cache.key(duckdb_version, SCHEMA_SQL.read_bytes(), VIEWS_SQL.read_bytes())
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:

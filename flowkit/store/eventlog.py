@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from flowkit.errors import StoreError
 from flowkit import secrets
-from flowkit.store._db import (Busy, attached, cursor, ensure_schema, register_writer,
-                               settle_writes, unique_name)
+from flowkit.store._db import (Busy, attached, create_log, cursor, ensure_schema,
+                               register_writer, settle_writes, unique_name)
 from flowkit.store._redact import macro_sql
 from flowkit.store._rows import Row, RowChecker, staged_rows
 from flowkit.store._values import to_json
@@ -109,9 +109,8 @@ class EventLog:
         self._kill_after = int(hook) if hook else None
         self._convert = self._rows.convert
         self._columns = self._rows.columns
-        if not _check_file(self.path):  # a new file gets its tables now (~40 ms), so other
-            with self._attached(lock_timeout) as con:  # processes see a complete log at once;
-                ensure_schema(con)                     # an existing one is opened by the writer
+        if not _check_file(self.path):  # a new file gets its tables now, so other processes
+            create_log(self.path)        # see a complete log at once; the writer opens it
         self._ready = threading.Event()         # the writer has opened the file (schema, cache keys)
         self._cache_keys: set[str] = set()
         self._cache_text: dict[str, str] = {}   # JSON text of entries put or read in this session
