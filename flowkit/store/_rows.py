@@ -34,14 +34,16 @@ class RowChecker:
                              for table, cols in self.columns.items()}
 
     def convert(self, table: str, row: Row) -> Row:
+        """A new row of plain values (never a container: the buffered rows stay out of the
+        garbage collector's way)."""
         try:
             converters, passthrough = self._converters[table], self._passthrough[table]
-            clean = dict(row)
+            clean = {}
             for col, value in row.items():
                 keep = passthrough[col]
-                if value is None or (type(value) is keep and (not isinstance(value, str) or value.isascii())):
-                    continue
-                clean[col] = converters[col](value)
+                clean[col] = value if value is None or (
+                    type(value) is keep and (keep is not str or value.isascii())) \
+                    else converters[col](value)
             return clean
         except Exception as exc:  # noqa: BLE001 - converters call user objects; _explain says which
             raise self._explain(table, row, exc) from None
