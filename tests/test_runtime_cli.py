@@ -8,6 +8,7 @@ import contextlib
 import io
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -232,20 +233,35 @@ def test_readers_without_an_event_log_exit_1(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- reading while a run writes
 
 
+def _stopped(proc: subprocess.Popen) -> bool:
+    """Whether the process is stopped (SIGSTOP), from its /proc state."""
+    with open(f"/proc/{proc.pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] == "T"
+
+
 def test_runs_and_show_work_while_a_backtest_is_writing(tmp_path: Path) -> None:
     db = tmp_path / "log.duckdb"
-    env = {k: v for k, v in os.environ.items() if k not in AMBIENT}
+    # Reads race the run's commits as they come; and, whatever the machine's speed, the run
+    # stops itself (SIGSTOP) once its second checkpoint is committed, so it is read mid-run
+    # there at least three times before it is let go (SIGCONT).
+    env = {**{k: v for k, v in os.environ.items() if k not in AMBIENT},
+           "FLOWKIT_CHECKPOINT_EVERY": "20", "FLOWKIT_TEST_KILL_AFTER_CHECKPOINTS": "2",
+           "FLOWKIT_TEST_KILL_SIGNAL": "SIGSTOP"}
     writer = subprocess.Popen(
         [sys.executable, "-m", "flowkit.cli", "run", TA, "--db", str(db), "--quiet",
          "--symbol", "AAPL", "--symbol", "MSFT", "--symbol", "NVDA",
          "--start", "2024-01-02", "--end", "2024-06-28"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     seen: list[str] = []  # the run's status at each poll
-    last_process = 0.0
+    last_process, paused = 0.0, 0
     try:
         while not db.exists() and writer.poll() is None:
             time.sleep(0.05)
         while True:
+            if paused or (writer.poll() is None and _stopped(writer)):
+                paused += 1  # polls since the run stopped itself
+            if paused == 4:  # read three times while stopped: let it go
+                writer.send_signal(signal.SIGCONT)
             done = writer.poll() is not None  # read after this poll: it saw the final state
             code, out, err = cli("runs", "--db", db)
             assert code == 0, err
@@ -269,7 +285,7 @@ def test_runs_and_show_work_while_a_backtest_is_writing(tmp_path: Path) -> None:
             writer.kill()
         _, err = writer.communicate()
     assert writer.returncode == 0, err
-    assert seen.count("running") >= 3, seen  # we did read, repeatedly, while it wrote
+    assert paused > 3 and seen.count("running") >= 3, seen  # we did read, repeatedly, mid-run
     assert seen[-1] == "completed", seen
     [n] = dicts(db, "SELECT count(*) AS n FROM decisions")
     assert n["n"] == 3 * len(dicts(db, "SELECT DISTINCT as_of FROM decisions"))
