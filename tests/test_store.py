@@ -357,3 +357,27 @@ def test_lone_surrogates_do_not_poison_a_batch(log):
     [(error, input_, output)] = log.query("SELECT error, input, output FROM steps")
     fixed = "model said \ufffd"
     assert (error, json.loads(input_), json.loads(output)) == (fixed, fixed, {"text": fixed})
+
+
+def test_logs_opened_at_once_on_one_new_file_do_not_wait_for_each_other(tmp_path):
+    """Each log's first write waits for the logs opened on the file before it (a run before
+    ends its writes), never for later ones: two opened together used to wait on each other."""
+    path = tmp_path / "shared.duckdb"
+    logs = [EventLog(path, flush_interval=60) for _ in range(3)]
+    done = []
+
+    def write(k: int, log: EventLog) -> None:
+        log.append("steps", {"run_id": f"r{k}", "seq": k})
+        log.flush()
+        done.append(k)
+
+    threads = [threading.Thread(target=write, args=(k, log), daemon=True) for k, log in enumerate(logs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert sorted(done) == [0, 1, 2], "the logs' first writes waited on each other"
+    for log in logs:
+        log.close()
+    with open_reader(path) as con:
+        assert con.execute("SELECT run_id FROM steps ORDER BY seq").fetchall() == [("r0",), ("r1",), ("r2",)]

@@ -57,11 +57,14 @@ def register_writer(path: str, log: object) -> None:
 
 
 def settle_writes(path: str, but: object = None) -> None:
-    """Wait until this process's event logs on `path` (other than `but`) have committed what
-    was appended to them."""
+    """Wait until this process's event logs on `path` have committed what was appended to
+    them; with `but` (a log), only the logs opened on it before that one: two logs opened
+    together would otherwise each wait for the other's first write."""
     for ref in _writers.get(os.path.abspath(path), []):
         drain = ref()
-        if drain is not None and drain.__self__ is not but:  # type: ignore[attr-defined]
+        if drain is not None and drain.__self__ is but:  # type: ignore[attr-defined]
+            break
+        if drain is not None:
             try:
                 drain()
             except StoreError:  # the writer has logged what it lost; read what there is
