@@ -217,10 +217,14 @@ class Loop:
         order, a batch per transaction, so once this row is on disk so is all that came before
         it; if the process dies first, resume starts from the previous checkpoint. The loop
         does not wait for the disk."""
-        state = {"trading": self.trading.state(), "cursor": self.cursor, "opened": self.opened,
-                 "memory": self.memory.to_state() if self.memory else None,
-                 "trips": self.trips.to_state(), "notional": self.notional}
-        self.log.append("checkpoints", checkpoint_row(self.session.run_id, seq, _ts(t), state))
+        self.log.append("checkpoints", checkpoint_row(self.session.run_id, seq, _ts(t),
+                                                      self.checkpoint_state()))
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        """What a checkpoint holds: the live state only (history is in the log tables)."""
+        return {"trading": self.trading.state(), "cursor": self.cursor, "opened": self.opened,
+                "memory": self.memory.to_state() if self.memory else None,
+                "trips": self.trips.to_state(), "notional": self.notional}
 
     def preload(self, seq: int) -> None:
         """On resume from the checkpoint at decision time `seq`: the equity curve, for the
