@@ -11,6 +11,7 @@ import pytest
 
 from flowkit.errors import RunNotFound, StoreError
 from flowkit.store import EventLog, EventSink, MemorySink, NullSink, RunStore
+from flowkit.store.runstore import CallTotals, RunTally
 
 T0 = datetime(2024, 3, 4, 21, 0)
 DAY = timedelta(days=1)
@@ -154,7 +155,7 @@ def test_discard_after_drops_only_that_runs_later_rows(sink):
         [("c0", None), ("c1", None), ("c2", True), ("c3", True)]
     totals = store.call_totals("r1")
     assert (totals.calls, totals.prompt_tokens, totals.cost_usd) == (2, 20, 2.0)
-    assert store.tally("r1").totals() == totals and store.tally("r1").decisions == 2
+    assert store.tally("r1").decisions == 2 and store.tally("r1").totals() == totals  # resume's start
     assert store.call_totals("r2").calls == 4
 
 
@@ -261,3 +262,30 @@ def test_a_backtest_runs_on_any_sink_with_the_same_result(tmp_path, make):
             expected = strip(getattr(file_rows, read)(file_session.run_id))
             assert expected and strip(getattr(mem_rows, read)(other_session.run_id)) == expected, read
         assert mem_rows.run(other_session.run_id)["status"] == "completed"
+
+
+def test_a_tally_of_appended_rows_counts_as_the_log_does(sink):
+    """RunTally (what a run's metrics count, without reading its log back) follows the rules
+    of decision_count and call_totals: result calls only, cached ones, missing tokens and
+    costs as 0, distinct models sorted, and a superseded call's cost but not the call."""
+    rows = [("decisions", {"symbol": "AAPL", "as_of": T0}),
+            ("decisions", {"symbol": "MSFT", "as_of": T0}),
+            ("model_calls", {"call_id": "a", "model": "gpt-4o-mini", "prompt_tokens": 120,
+                             "completion_tokens": 30, "cost_usd": 0.25, "cached": False}),
+            ("model_calls", {"call_id": "b", "model": "claude-3-haiku", "prompt_tokens": None,
+                             "completion_tokens": 5, "cost_usd": None, "cached": True}),
+            ("model_calls", {"call_id": "c", "model": None, "error": "timed out"}),
+            ("model_calls", {"call_id": "d", "model": "gpt-4o-mini", "prompt_tokens": 7,
+                             "cost_usd": 0.5, "superseded": True}),
+            ("steps", {"seq": 0, "as_of": T0})]
+    tally = RunTally()
+    for table, row in rows:
+        sink.append(table, {"run_id": "r1", **row})
+        tally.add(table, row)
+    if not keeps(sink):
+        return
+    store = sink.reader()
+    assert tally.decisions == store.decision_count("r1") == 2
+    assert tally.totals() == store.call_totals("r1") == \
+        CallTotals(calls=3, cached=1, prompt_tokens=120, completion_tokens=35, cost_usd=0.75,
+                   models=("claude-3-haiku", "gpt-4o-mini"))
