@@ -469,9 +469,10 @@ def select_sql(kinds: dict[str, str], columns: list[str], source: str, redact: s
 
     The string columns go through the macro as one list, so its regexes are compiled
     once per statement rather than once per column (that dominated small flushes). JSON text
-    that redaction made invalid (a secret inside a number) is stored as a JSON string."""
+    that redaction made invalid (a secret inside a number) is stored as a JSON string; text it
+    left alone is valid already (checked at append), so only changed text is parsed again."""
     texts = [c for c in columns if kinds[c] in ("VARCHAR", "JSON")]
-    inner = [f'"{c}"' for c in columns if c not in texts]
+    inner = [f'"{c}"' for c in columns if kinds[c] != "VARCHAR"]
     if texts:
         quoted = ", ".join(f'"{c}"' for c in texts)
         inner.append(f"list_transform([{quoted}], lambda s: {redact}(s)) AS flowkit_texts")
@@ -482,7 +483,8 @@ def select_sql(kinds: dict[str, str], columns: list[str], source: str, redact: s
             continue
         value = f"flowkit_texts[{texts.index(c) + 1}]"
         if kinds[c] == "JSON":
-            value = f"CASE WHEN json_valid({value}) THEN {value} ELSE to_json({value}) END"
+            value = (f'CASE WHEN {value} IS NOT DISTINCT FROM "{c}" OR json_valid({value}) '
+                     f"THEN {value} ELSE to_json({value}) END")
         outer.append(f'{value} AS "{c}"')
     return f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM {source})"
 
