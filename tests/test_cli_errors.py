@@ -74,8 +74,14 @@ def logged(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
     (["runs", "--limit", "0"], "error: --limit 0: expected at least 1"),
     (["report", "{decision}", "--out", "{folder}/a-file/report.html"],
      "error: cannot write {folder}/a-file: "),
-    (["compare", TA, "--start", "2024-01-02", "--end", "2024-01-03", "--out", "{folder}"],
-     "error: cannot write {folder}: "),
+    (["report", "{decision}", "--out", "/proc/flowkit-report.html"],
+     "error: cannot write /proc/flowkit-report.html: "),
+    (["export", "{decision}", "--parquet", "{folder}/a-file"],
+     "error: cannot export run {decision} to {folder}/a-file: "),
+    (["export", "{decision}", "--parquet", "/proc/flowkit-export"],
+     "error: cannot export run {decision} to /proc/flowkit-export: "),
+    (["compare", TA, "--start", "2024-01-02", "--end", "2024-01-03", "--out", "{folder}/a-file/c.html"],
+     "error: cannot write {folder}/a-file: "),
 ], ids=lambda v: v if isinstance(v, str) else None)
 def test_mistakes_are_one_clean_line(logged: tuple[Path, str, str], args: list[str],
                                      message: str) -> None:
@@ -86,6 +92,18 @@ def test_mistakes_are_one_clean_line(logged: tuple[Path, str, str], args: list[s
     one_line_error(proc, message.format(**fill))
     if args[0] != "compare":  # compare writes its report after running the firms
         assert dicts(db, "SELECT count(*) AS n FROM runs") == before  # nothing was started
+
+
+@pytest.mark.parametrize("out", ["{folder}/existing", "{folder}/new/"])
+def test_an_out_naming_a_folder_writes_the_report_inside_it(logged: tuple[Path, str, str],
+                                                              out: str) -> None:
+    db, decision, _ = logged
+    (db.parent / "existing").mkdir(exist_ok=True)
+    folder = Path(out.format(folder=db.parent))
+    proc = flowkit("report", decision, "--out", out.format(folder=db.parent), "--db", db)
+    assert proc.returncode == 0, proc.stderr
+    assert (folder / f"{decision}.html").stat().st_size > 0
+    assert (folder / f"{decision}.png").stat().st_size > 0
 
 
 def test_run_aborting_errors_share_one_base_and_model_errors_carry_their_attempts() -> None:

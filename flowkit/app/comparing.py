@@ -7,7 +7,7 @@ from pathlib import Path
 
 from flowkit.app import live
 from flowkit.app.events import Reporter
-from flowkit.app.read import writing
+from flowkit.app.read import output_file, writing
 from flowkit.app.running import Invocation, run_to_end
 from flowkit.backtest.loop import Outcome
 from flowkit.errors import ConfigError
@@ -41,7 +41,7 @@ def compare(files: list[str], inv: Invocation, options: RunOptions | None = None
         session = Session(plan.loaded, RunOptions(**{**asdict(options), "mode": plan.mode}))
         db = session.db_path
         outcomes.append(run_to_end(session, plan.inv, reporter))
-    target = Path(out or f"reports/compare-{outcomes[0].run_id}.html")
+    target = output_file(out, Path("reports", f"compare-{outcomes[0].run_id}.html"))
     ids = [o.run_id for o in outcomes]
     with writing(target):
         write_comparison(db, ids, target)

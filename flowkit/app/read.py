@@ -115,11 +115,22 @@ def report(run_id: str, db: str | None = None, out: str | Path | None = None) ->
 
     store = RunStore.open(existing_db(db))
     store.run(run_id)  # a run that is not there is the user's mistake, said plainly
-    html = Path(out or f"reports/{run_id}.html")
+    html = output_file(out, Path("reports", f"{run_id}.html"))
     png = html.with_suffix(".png")
     with writing(html, png):
         write_report(store, run_id, html, png=png)
     return html, png
+
+
+def output_file(out: str | Path | None, default: Path) -> Path:
+    """The file an --out option names: `default` without one; inside it when it names a
+    folder (an existing one, or a path ending in a slash), under the default's file name."""
+    if out is None or str(out) == "":
+        return default
+    path = Path(out)
+    if path.is_dir() or str(out).endswith(("/", os.sep)):
+        return path / default.name
+    return path
 
 
 @contextmanager

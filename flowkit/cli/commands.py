@@ -266,8 +266,7 @@ def _print_outcome(moment: Any, out: TextIO) -> None:
 
 
 def sweep(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
+    from flowkit.app.read import output_file, writing
     from flowkit.cli.present import table
     from flowkit.sweep.compare import compare, tables
     from flowkit.sweep.cutoff import sides
@@ -305,8 +304,9 @@ def sweep(args: argparse.Namespace) -> int:
         print(f"\n{title}\n{table(header, rows)}")
     for warning in comparison.warnings:
         print(f"warning: {warning}")
-    out = write_report(result.sweep, comparison,
-                       Path(args.out or result.folder / "report.html"))
+    out = output_file(args.out, result.folder / "report.html")
+    with writing(out):
+        write_report(result.sweep, comparison, out)
     print(f"\nreport: {out}")
     for r in result.failed:
         print(f"error: cell {r['cell']['id']} ({r['cell']['variant']}, "

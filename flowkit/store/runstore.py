@@ -470,7 +470,11 @@ class RunStore:
 
         self.run(run_id)  # RunNotFound first
         out = os.path.abspath(os.fspath(directory))
-        os.makedirs(out, exist_ok=True)
+        try:
+            os.makedirs(out, exist_ok=True)
+        except OSError as exc:  # a file there, no permission, a read-only or pseudo file system
+            raise StoreError(f"cannot export run {run_id} to {out}: "
+                             f"{exc.strerror or exc}") from None
         run = sql_literal(run_id)
         queries = {table: f'SELECT * FROM "{table}" WHERE run_id = {run}' for table in schema()
                    if table not in ("model_calls", "model_cache", "prompt_parts")}
