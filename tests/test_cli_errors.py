@@ -74,6 +74,13 @@ def logged(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
     (["runs", "--limit", "0"], "error: --limit 0: expected at least 1"),
     (["report", "{decision}", "--out", "{folder}/a-file/report.html"],
      "error: cannot write {folder}/a-file: "),
+    (["run", TA, "--symbol", "../../etc/passwd"],
+     "error: --symbol '../../etc/passwd': expected an upper-case symbol such as AAPL"),
+    (["run", TA, "--symbol", "msft"], "error: --symbol 'msft': expected an upper-case symbol"),
+    (["run", TA, "--symbol", "AAPL/../../../ETC/PASSWD"],  # the symbol pattern allows / and .
+     "error: no 1d bars for AAPL/../../../ETC/PASSWD: a symbol read from files names one in "),
+    (["run", TA, "--symbol", "ETH-USDT", "--set", "market.timeframe=1h", "--start", "2024-03-01",
+      "--end", "2024-03-02", "--every", "1h"], "error: no 1h bars for SPY: "),
     (["report", "{decision}", "--out", "/proc/flowkit-report.html"],
      "error: cannot write /proc/flowkit-report.html: "),
     (["export", "{decision}", "--parquet", "{folder}/a-file"],
@@ -90,6 +97,8 @@ def test_mistakes_are_one_clean_line(logged: tuple[Path, str, str], args: list[s
     fill = {"decision": decision, "training": training, "folder": db.parent}
     proc = flowkit(*[a.format(**fill) for a in args], "--db", db)
     one_line_error(proc, message.format(**fill))
+    if "SPY" in message:  # the symbol came from a setting, not from the command line: which one
+        assert "SPY is market.benchmark: set it to a symbol with 1h bars, or to null" in proc.stderr
     if args[0] != "compare":  # compare writes its report after running the firms
         assert dicts(db, "SELECT count(*) AS n FROM runs") == before  # nothing was started
 

@@ -175,7 +175,13 @@ def load_market(spec: MarketSpec, *, base_dir: Path | None = None, cache_db: str
     cache (otherwise a cached series is used as is)."""
     wanted = list(dict.fromkeys([*spec.symbols, *([spec.benchmark] if spec.benchmark else [])]))
     source = SOURCES[spec.source](spec, base_dir=base_dir, cache_db=cache_db, refresh=refresh)
-    raw = source.load(wanted, spec.timeframe)
+    raw = source.load(list(spec.symbols), spec.timeframe)
+    if spec.benchmark and spec.benchmark not in raw:
+        try:
+            raw = {**raw, **source.load([spec.benchmark], spec.timeframe)}
+        except DataError as exc:  # say which setting brought the symbol in
+            raise DataError(f"{exc}; {spec.benchmark} is market.benchmark: set it to a symbol "
+                            f"with {spec.timeframe} bars, or to null") from None
     missing = [s for s in wanted if s not in raw]
     if missing:
         raise DataError(f"data source '{spec.source}' returned no data for {', '.join(missing)}")

@@ -137,6 +137,9 @@ def _readable(cell: str, dtype: Any) -> bool:
 def read_folder(folder: Path, symbol: str, timeframe: str) -> RawSymbol:
     """A symbol's files parsed, or (the same arrays and records) from flowkit's cache when
     none of them changed since they were parsed: see `_cache_entry`."""
+    if "/" in symbol or symbol.startswith("."):  # a file name, never a path out of the folder
+        raise DataError(f"no {timeframe} bars for {symbol}: a symbol read from files names one "
+                        f"in {folder / 'ohlcv'}, so it holds no '/' (BTC-USDT, not BTC/USDT)")
     path = folder / "ohlcv" / (f"{symbol}.csv" if timeframe == "1d" else f"{symbol}_1h.csv")
     if not path.is_file():
         have = sorted(p.stem for p in (folder / "ohlcv").glob("*.csv"))

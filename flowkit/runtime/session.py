@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from flowkit._version import __version__
-from flowkit.fields import API_BASE_PATTERN, PATTERN_NAMES
+from flowkit.fields import API_BASE_PATTERN, PATTERN_NAMES, SYMBOL_PATTERN
 from flowkit.domain.decision import Decision, decision_from_output
 from flowkit.errors import ConfigError, FlowkitError, OutputNeverValid, RunAborted, StepError
 from flowkit.graph.agent import RunContext
@@ -61,6 +61,13 @@ def check_api_base(url: str) -> str:
     return url
 
 
+def check_symbol(symbol: str) -> str:
+    """--symbol as market.symbols must be: also what keeps a file-based source in its folder."""
+    if not ecma(SYMBOL_PATTERN).search(symbol):
+        raise ConfigError(f"--symbol {symbol!r}: expected {PATTERN_NAMES[SYMBOL_PATTERN]}")
+    return symbol
+
+
 def apply_overrides(spec: m.Workflow, options: RunOptions) -> m.Workflow:
     """--model / --api-base replace every profile's model and endpoint; --cache the cache mode."""
     profiles = {}
@@ -80,7 +87,8 @@ def apply_overrides(spec: m.Workflow, options: RunOptions) -> m.Workflow:
         runtime = runtime.model_copy(update={"seed": options.seed})
     market = spec.market
     if options.symbols:
-        market = market.model_copy(update={"symbols": list(dict.fromkeys(options.symbols))})
+        symbols = list(dict.fromkeys(map(check_symbol, options.symbols)))
+        market = market.model_copy(update={"symbols": symbols})
     return spec.model_copy(update={"models": profiles, "runtime": runtime, "market": market})
 
 
