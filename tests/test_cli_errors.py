@@ -103,6 +103,13 @@ def test_mistakes_are_one_clean_line(logged: tuple[Path, str, str], args: list[s
         assert dicts(db, "SELECT count(*) AS n FROM runs") == before  # nothing was started
 
 
+def test_a_limit_beyond_any_integer_lists_every_run(logged: tuple[Path, str, str]) -> None:
+    db, decision, training = logged
+    proc = flowkit("runs", "--limit", "99999999999999999999", "--db", db)
+    assert proc.returncode == 0, proc.stderr
+    assert decision in proc.stdout and training in proc.stdout
+
+
 @pytest.mark.parametrize("out", ["{folder}/existing", "{folder}/new/"])
 def test_an_out_naming_a_folder_writes_the_report_inside_it(logged: tuple[Path, str, str],
                                                               out: str) -> None:
