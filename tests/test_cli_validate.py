@@ -135,6 +135,11 @@ def test_set_overrides_on_the_command_line() -> None:
     bad = flowkit("validate", firm, "--set", "risk.max_position_pct=150")
     assert (bad.returncode, bad.stderr) == (1, "--set risk.max_position_pct:1:1: "
                                                "risk.max_position_pct: 150 is out of range; must be <= 100\n")
+    # money past float64's cents is refused, and the bound reads as the number it is
+    rich = flowkit("validate", firm, "--set", "portfolio.initial_cash=1e300")
+    assert (rich.returncode, rich.stderr) == (1, "--set portfolio.initial_cash:1:1: portfolio."
+                                                 "initial_cash: 1e+300 is out of range; must be "
+                                                 "<= 1000000000000\n")
     malformed = flowkit("validate", firm, "--set", "nokey")
     assert (malformed.returncode, malformed.stderr) == (
         1, "error: --set expects dotted.path=value, got 'nokey'\n")

@@ -174,7 +174,8 @@ class RiskSpec(Strict):
 
 
 class PortfolioSpec(Strict):
-    initial_cash: Float = Field(100_000, gt=0, description="Starting cash.")
+    initial_cash: Float = Field(100_000, gt=0, le=1e12, description="Starting cash (up to a "
+                                "trillion: beyond, float64 money would lose its cents).")
     currency: str = Field("USD", min_length=1, description="Quote currency.")
     fee_bps: Float = Field(1, ge=0, le=1000, description="Fee per fill, basis points of notional.")
     slippage_bps: Float = Field(5, ge=0, le=1000, description="Adverse price move per fill, bps.")

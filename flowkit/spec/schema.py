@@ -158,7 +158,7 @@ def _explain(error: Any, doc: Located, validator: Any) -> list[FlowkitError]:
         op = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">",
               "exclusiveMaximum": "<"}[kind]
         return [FlowkitError(f"{where}: {describe(error.instance)} is out of range; must be "
-                             f"{op} {error.validator_value}", loc)]
+                             f"{op} {describe(error.validator_value)}", loc)]
     if kind in ("minItems", "minProperties"):
         n = error.validator_value
         noun = ("item" if kind == "minItems" else "entry") if n == 1 else (
