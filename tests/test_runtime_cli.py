@@ -289,3 +289,37 @@ def test_runs_and_show_work_while_a_backtest_is_writing(tmp_path: Path) -> None:
     assert seen[-1] == "completed", seen
     [n] = dicts(db, "SELECT count(*) AS n FROM decisions")
     assert n["n"] == 3 * len(dicts(db, "SELECT DISTINCT as_of FROM decisions"))
+
+
+def test_resume_refuses_a_run_whose_process_is_still_at_work(tmp_path: Path) -> None:
+    """Two processes continuing one run would log every decision twice (seen: a resume of a
+    live run ran alongside it, then failed on the doubled log)."""
+    db = tmp_path / "log.duckdb"
+    env = {**{k: v for k, v in os.environ.items() if k not in AMBIENT},
+           "FLOWKIT_CHECKPOINT_EVERY": "5", "FLOWKIT_TEST_KILL_AFTER_CHECKPOINTS": "1",
+           "FLOWKIT_TEST_KILL_SIGNAL": "SIGSTOP"}  # stops itself at its first checkpoint
+    writer = subprocess.Popen(
+        [sys.executable, "-m", "flowkit.cli", "run", TA, "--db", str(db), "--quiet",
+         "--symbol", "ETH-USDT", "--symbol", "MSFT", "--start", "2024-01-02", "--end", "2024-02-28"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not (writer.poll() is None and _stopped(writer)):
+            assert writer.poll() is None and time.monotonic() < deadline, "the run never stopped"
+            time.sleep(0.05)
+        [run] = dicts(db, "SELECT run_id, status FROM runs")
+        assert run["status"] == "running"
+        proc = flowkit_process("resume", run["run_id"], "--db", db)
+        assert proc.returncode == 1 and proc.stderr == (
+            f"error: run {run['run_id']} is still running (process {writer.pid}); it can be "
+            f"resumed once it stops (Ctrl-C, or kill {writer.pid})\n"), proc.stderr
+        writer.send_signal(signal.SIGCONT)
+        _, err = writer.communicate(timeout=300)
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+            writer.communicate()
+    assert writer.returncode == 0, err
+    assert dicts(db, "SELECT status FROM runs") == [{"status": "completed"}]
+    times = dicts(db, "SELECT count(*) AS n, count(DISTINCT (symbol, as_of)) AS distinct_n FROM decisions")
+    assert times[0]["n"] == times[0]["distinct_n"] > 0  # every decision logged once

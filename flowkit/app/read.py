@@ -54,13 +54,23 @@ def _alive(pid: int | None, host: str | None) -> bool:
 
     if pid is None or host != socket.gethostname():
         return True
+    return process_alive(pid)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` of this machine exists (one of another user's counts), a zombie
+    (dead, not yet reaped by its parent) excepted."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):  # no /proc (macOS): it exists
+        return True
 
 
 @dataclass

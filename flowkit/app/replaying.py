@@ -71,6 +71,7 @@ def resume(run_id: str, db: str | None = None, reporter: Reporter | None = None,
     db = existing_db(db)
     stored = load_run(db, run_id)
     stored.refuse_training("resumed")
+    stored.refuse_running("resumed")
     if stored.status == "completed":
         raise ConfigError(f"run {run_id} already completed")
     plan = live.execution("resume", stored.loaded(), stored.invocation, mode=stored.mode,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,8 @@ class StoredRun:
     checkpoint: dict[str, Any] | None
     decisions: list[tuple[Any, ...]]  # (symbol, as_of, action, size_pct), by time and symbol
     error: str | None = None        # why it stopped, if it failed
+    pid: int | None = None          # the process that ran it, and its host
+    host: str | None = None
 
     @property
     def invocation(self) -> Invocation:
@@ -46,6 +50,16 @@ class StoredRun:
                               f"cannot be {verb} on other data; restore the data or start a "
                               f"new run")
 
+    def refuse_running(self, verb: str) -> None:
+        """A run whose process is still at work on this machine: two processes continuing one
+        run would log every decision twice."""
+        from flowkit.app.read import process_alive
+
+        if self.status == "running" and self.pid not in (None, os.getpid()) \
+                and self.host == socket.gethostname() and process_alive(self.pid):
+            raise ConfigError(f"run {self.run_id} is still running (process {self.pid}); it can "
+                              f"be {verb} once it stops (Ctrl-C, or kill {self.pid})")
+
     def refuse_training(self, verb: str) -> None:
         """A training episode ran with the beliefs of the episodes before it, which only
         `flowkit train` rebuilds: replaying or resuming one alone would not be the same run."""
@@ -66,4 +80,4 @@ def load_run(db: str, run_id: str) -> StoredRun:
         decided = [(d["symbol"], d["as_of"], d["action"], d["size_pct"]) for d in store.decisions(run_id)]
     checkpoint = None if cp is None else {"seq": cp["seq"], "as_of": cp["as_of"], "state": cp["state"]}
     return StoredRun(run_id, run["workflow_path"], run["workflow_hash"], run["status"], run["mode"],
-                     run["config"], checkpoint, decided, run["error"])
+                     run["config"], checkpoint, decided, run["error"], run["pid"], run["host"])
