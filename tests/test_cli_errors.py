@@ -99,6 +99,7 @@ def test_mistakes_are_one_clean_line(logged: tuple[Path, str, str], args: list[s
     one_line_error(proc, message.format(**fill))
     if "SPY" in message:  # the symbol came from a setting, not from the command line: which one
         assert "SPY is market.benchmark: set it to a symbol with 1h bars, or to null" in proc.stderr
+        assert "(1h bars there: BTC-USDT, ETH-USDT)" in proc.stderr  # symbols, not file names
     if args[0] != "compare":  # compare writes its report after running the firms
         assert dicts(db, "SELECT count(*) AS n FROM runs") == before  # nothing was started
 

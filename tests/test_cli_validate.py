@@ -140,6 +140,10 @@ def test_set_overrides_on_the_command_line() -> None:
     assert (rich.returncode, rich.stderr) == (1, "--set portfolio.initial_cash:1:1: portfolio."
                                                  "initial_cash: 1e+300 is out of range; must be "
                                                  "<= 1000000000000\n")
+    for text, hint in (("nan", ""), ("'0.5'", "; remove the quotes")):  # nan: no number either way
+        odd = flowkit("validate", firm, "--set", f"models.default.temperature={text}")
+        assert odd.returncode == 1 and odd.stderr.endswith(
+            f"expected a number, got '{text.strip(chr(39))}'{hint}\n"), odd.stderr
     malformed = flowkit("validate", firm, "--set", "nokey")
     assert (malformed.returncode, malformed.stderr) == (
         1, "error: --set expects dotted.path=value, got 'nokey'\n")

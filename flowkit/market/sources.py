@@ -142,9 +142,10 @@ def read_folder(folder: Path, symbol: str, timeframe: str) -> RawSymbol:
                         f"in {folder / 'ohlcv'}, so it holds no '/' (BTC-USDT, not BTC/USDT)")
     path = folder / "ohlcv" / (f"{symbol}.csv" if timeframe == "1d" else f"{symbol}_1h.csv")
     if not path.is_file():
-        have = sorted(p.stem for p in (folder / "ohlcv").glob("*.csv"))
+        stems = [p.stem for p in (folder / "ohlcv").glob("*.csv")]
+        have = sorted(s.removesuffix("_1h") for s in stems if s.endswith("_1h") == (timeframe == "1h"))
         raise DataError(f"no {timeframe} bars for {symbol}: {path} does not exist "
-                        f"(found: {', '.join(have) or 'nothing'})")
+                        f"({timeframe} bars there: {', '.join(have) or 'none'})")
     news, earnings = folder / "news" / f"{symbol}.csv", folder / "fundamentals" / f"{symbol}_earnings.csv"
     entry = _cache_entry(timeframe, path, news, earnings)
     cached = _decode(str(path), _cache.read("market", entry)) if entry else None

@@ -6,6 +6,7 @@ schemas/workflow.schema.json, and used to report located errors before pydantic 
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 from functools import cache
@@ -223,6 +224,8 @@ def _quoted(instance: Any, types: list[str]) -> bool:
     try:
         number = float(instance)
     except ValueError:
+        return False
+    if not math.isfinite(number):  # "nan", "inf": no number without quotes either
         return False
     return "number" in types or "integer" in types and number.is_integer()
 
