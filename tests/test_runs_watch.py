@@ -4,8 +4,10 @@ hands a run's tables to other tools as Parquet."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -74,3 +76,30 @@ def test_export_of_an_unknown_run_is_a_clear_error(logs, tmp_path):
     done, _ = logs
     exported = flowkit("export", "nope", "--db", str(done), "--parquet", str(tmp_path / "x"))
     assert exported.returncode == 1 and "nope" in exported.stderr and "Traceback" not in exported.stderr
+
+
+def _summary(**pace):
+    from flowkit.store.runstore import RunSummary
+
+    fields = dict(run_id="r", workflow_name="w", mode="backtest", status="running",
+                  started_at=None, decisions=0, model_calls=0, cost_usd=0.0,
+                  decision_times=110, pid=os.getpid(), host=socket.gethostname())
+    return RunSummary(**{**fields, **pace})
+
+
+def test_the_eta_of_a_running_run_follows_the_pace_of_its_latest_attempt():
+    from flowkit.app import eta_seconds
+
+    t0 = datetime(2024, 1, 1, 12, 0, 0)
+    # resumed at 10 done, 60 done 50 s later: 1 a second, 50 to go, 5 s spent since
+    resumed = _summary(done=60, attempt_done=10, attempt_at=t0, checkpoint_at=t0 + timedelta(seconds=50))
+    assert eta_seconds(resumed, now=t0 + timedelta(seconds=55)) == pytest.approx(45.0)
+    fresh = _summary(done=55, attempt_done=0, attempt_at=t0, checkpoint_at=t0 + timedelta(seconds=11))
+    assert eta_seconds(fresh, now=t0 + timedelta(seconds=11)) == pytest.approx(11.0)  # 5 a second
+    assert eta_seconds(fresh, now=t0 + timedelta(hours=1)) == 0.0  # overdue: nearly done, not negative
+    # no checkpoint since it (re)started, a run no process runs, a finished one: no ETA
+    assert eta_seconds(_summary(done=60, attempt_done=60, attempt_at=t0, checkpoint_at=None)) is None
+    assert eta_seconds(_summary(done=60, attempt_done=10, attempt_at=t0,
+                                checkpoint_at=t0 + timedelta(seconds=50), pid=2**22 + 1)) is None
+    assert eta_seconds(_summary(done=110, attempt_done=10, attempt_at=t0, status="completed",
+                                checkpoint_at=t0 + timedelta(seconds=50))) is None

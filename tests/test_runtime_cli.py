@@ -309,6 +309,8 @@ def test_resume_refuses_a_run_whose_process_is_still_at_work(tmp_path: Path) -> 
             time.sleep(0.05)
         [run] = dicts(db, "SELECT run_id, status FROM runs")
         assert run["status"] == "running"
+        listed = flowkit_process("runs", "--db", db)  # its first checkpoint gives it a pace
+        assert re.search(rf"{run['run_id']} .* running +\d+/\d+ · ETA \d+m\d\ds ", listed.stdout), listed.stdout
         proc = flowkit_process("resume", run["run_id"], "--db", db)
         assert proc.returncode == 1 and proc.stderr == (
             f"error: run {run['run_id']} is still running (process {writer.pid}); it can be "

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from flowkit.app.comparing import Comparison, compare
     from flowkit.app.events import Episode, Reporter, RunStarted
-    from flowkit.app.read import (RunSummary, Transcript, export, list_runs, report, resumable,
-                                  run_state, transcript)
+    from flowkit.app.read import (RunSummary, Transcript, eta_seconds, export, list_runs, report,
+                                  resumable, run_state, transcript)
     from flowkit.app.replaying import Replay, Resumed, replay, resume
     from flowkit.app.estimating import Estimate, Spend
     from flowkit.app.running import Invocation, estimate, run, run_session, run_to_end
@@ -29,8 +29,8 @@ if TYPE_CHECKING:
 _HOME = {
     "flowkit.app.comparing": ["Comparison", "compare"],
     "flowkit.app.events": ["Episode", "Reporter", "RunStarted"],
-    "flowkit.app.read": ["RunSummary", "Transcript", "export", "list_runs", "report", "resumable",
-                         "run_state", "transcript"],
+    "flowkit.app.read": ["RunSummary", "Transcript", "eta_seconds", "export", "list_runs", "report",
+                         "resumable", "run_state", "transcript"],
     "flowkit.app.replaying": ["Replay", "Resumed", "replay", "resume"],
     "flowkit.app.estimating": ["Estimate", "Spend"],
     "flowkit.app.running": ["Invocation", "estimate", "run", "run_session", "run_to_end"],

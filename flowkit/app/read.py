@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,20 @@ def run_state(run: RunSummary) -> str:
     if run.status == "running" and not _alive(run.pid, run.host):
         return "interrupted"
     return run.status or "unknown"
+
+
+def eta_seconds(run: RunSummary, now: datetime | None = None) -> float | None:
+    """Seconds a running run still needs, at the pace of its latest attempt (start or resume
+    to its last checkpoint); None until that attempt has committed a checkpoint."""
+    if run_state(run) != "running" or not run.decision_times or run.attempt_at is None \
+            or run.checkpoint_at is None or run.done <= run.attempt_done:
+        return None
+    spent = (run.checkpoint_at - run.attempt_at).total_seconds()
+    if spent <= 0:
+        return None
+    now = now or datetime.now(timezone.utc).replace(tzinfo=None)
+    left = (run.decision_times - run.done) * spent / (run.done - run.attempt_done)
+    return max(0.0, left - (now - run.checkpoint_at).total_seconds())
 
 
 def resumable(run: RunSummary) -> bool:

@@ -177,7 +177,7 @@ def export(args: argparse.Namespace) -> int:
 
 def runs(args: argparse.Namespace) -> int:
     from flowkit import app
-    from flowkit.cli.present import table
+    from flowkit.cli.present import duration, table
 
     rows = app.list_runs(args.db, args.limit)
     if not rows:
@@ -186,10 +186,15 @@ def runs(args: argparse.Namespace) -> int:
     def status(r: Any) -> str:
         return f"{app.run_state(r)}, resumable" if app.resumable(r) else app.run_state(r)
 
+    def progress(r: Any) -> str:
+        if not r.decision_times:
+            return ""
+        eta = app.eta_seconds(r)
+        return f"{r.done}/{r.decision_times}" + ("" if eta is None else f" · ETA {duration(eta)}")
+
     print(table(["run", "workflow", "mode", "status", "progress", "started (UTC)", "decisions",
                  "calls", "cost $"],
-                [[r.run_id, r.workflow_name, r.mode, status(r),
-                  f"{r.done}/{r.decision_times}" if r.decision_times else "",
+                [[r.run_id, r.workflow_name, r.mode, status(r), progress(r),
                   str(r.started_at)[:19], r.decisions, r.model_calls, f"{r.cost_usd:.4f}"]
                  for r in rows]))
     db = f" --db {shlex.quote(args.db)}" if args.db else ""

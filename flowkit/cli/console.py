@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TextIO
 
 from flowkit.app import Episode, Progress, Reporter, RunStarted
+from flowkit.cli.present import duration
 
 _BAR = 28
 
@@ -56,9 +57,7 @@ class Console(Reporter):
         left, pace = p.total - p.done, p.elapsed_s / max(1, p.done - self._before)
         if not left:
             return ""
-        minutes, seconds = divmod(round(left * pace), 60)
-        return f" · ETA {minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else \
-            f" · ETA {minutes}m{seconds:02d}s"
+        return f" · ETA {duration(left * pace)}"
 
     def episode(self, e: Episode) -> None:
         trend = ("" if e.number == 1 else " (same as the last)" if e.improved is None

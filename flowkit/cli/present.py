@@ -147,6 +147,12 @@ def seeds(outcomes: list[Any], out: TextIO) -> None:
     out.write(f"\nacross {len(done)} seeds:\n" + table(["metric", "mean", "± std. error"], rows) + "\n")
 
 
+def duration(seconds: float) -> str:
+    """A time left as a person reads it: 4m07s, 2h05m."""
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m{secs:02d}s"
+
+
 def table(header: list[str], rows: list[list[Any]]) -> str:
     cells = [header] + [[str(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]

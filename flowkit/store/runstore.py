@@ -223,6 +223,11 @@ class RunSummary:
     decision_times: int | None  # the run's total (None: logged before flowkit recorded it)
     pid: int | None
     host: str | None
+    # The pace of its latest attempt (its start or resume): decision times done when it
+    # began and when it began, and when the last checkpoint was committed (None: none yet).
+    attempt_done: int = 0
+    attempt_at: datetime | None = None
+    checkpoint_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -339,8 +344,16 @@ class RunStore:
                     WHERE c.run_id = r.run_id) AS cost_usd,
                    (SELECT coalesce(max(seq) + 1, 0) FROM checkpoints k
                     WHERE k.run_id = r.run_id) AS done,
-                   r.decision_times, r.pid, r.host
-            FROM runs r ORDER BY r.started_at DESC NULLS LAST LIMIT ?""", [limit])
+                   r.decision_times, r.pid, r.host,
+                   (SELECT coalesce(max(seq) + 1, 0) FROM checkpoints k
+                    WHERE k.run_id = r.run_id AND k.created_at < a.attempt_at) AS attempt_done,
+                   a.attempt_at,
+                   (SELECT max(created_at) FROM checkpoints k
+                    WHERE k.run_id = r.run_id AND k.created_at >= a.attempt_at) AS checkpoint_at
+            FROM runs r LEFT JOIN (SELECT run_id, max(time) AS attempt_at FROM run_history
+                                   WHERE event IN ('started', 'resumed') GROUP BY run_id) a
+                 USING (run_id)
+            ORDER BY r.started_at DESC NULLS LAST LIMIT ?""", [limit])
         return [RunSummary(**r) for r in rows]
 
     def run(self, run_id: str) -> Run:
