@@ -48,7 +48,7 @@ CATALOGUE: dict[str, Option] = {
     "quiet": Option(("--quiet",), dict(action="store_true", help="no progress: print only the "
                                                                  "run id and the result")),
     "out": Option(("--out",), dict(help="HTML file to write, or a folder to write it in "
-                                        "(default: under reports/)")),
+                                        "(default: under reports/; a sweep's in its folder)")),
     # reading one run
     "only-symbol": Option(("--symbol",), dict(help="only this symbol")),
     "only-date": Option(("--date",), dict(help="only this decision date YYYY-MM-DD")),
