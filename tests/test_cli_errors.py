@@ -130,3 +130,15 @@ def test_run_aborting_errors_share_one_base_and_model_errors_carry_their_attempt
     assert BudgetExceeded("x").status == "budget_exceeded" and CacheMiss("x").status == "failed"
     assert ModelError("boom").attempts == []
     assert ModelError("boom", attempts=["a1", "a2"]).attempts == ["a1", "a2"]
+
+
+@pytest.mark.parametrize("command", ["replay", "resume"])
+def test_a_run_row_without_its_workflow_is_a_clear_error(tmp_path: Path, command: str) -> None:
+    """A row written by hand or by another tool into a log (no config recorded)."""
+    from flowkit.store import EventLog
+
+    db = tmp_path / "hand.duckdb"
+    with EventLog(db) as log:
+        log.append("runs", {"run_id": "hand", "status": "failed", "mode": "backtest"})
+    one_line_error(flowkit(command, "hand", "--db", db),
+                   "error: run hand has no recorded workflow: it cannot be replayed or resumed")

@@ -35,7 +35,10 @@ class StoredRun:
         from flowkit.spec.loader import LoadedWorkflow
         from flowkit.spec.models import Workflow
 
-        data = self.config["workflow"]
+        data = self.config.get("workflow")
+        if not isinstance(data, dict):  # a row written by hand or by another tool
+            raise ConfigError(f"run {self.run_id} has no recorded workflow: it cannot be "
+                              f"replayed or resumed")
         return LoadedWorkflow(Workflow.model_validate(data), Path(self.path), "", self.sha256, data)
 
     def check_data(self, market: Any, verb: str) -> None:

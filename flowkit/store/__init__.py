@@ -4,9 +4,9 @@ memory sink, a null sink); reads through a RunStore, which opens the file the sa
 Tables are defined in schema.sql and documented in docs/tables.md.
 """
 
-from flowkit.store._db import open_reader
+from flowkit.store._db import open_reader, settle_all
 from flowkit.store.eventlog import EventLog
 from flowkit.store.runstore import RunStore
 from flowkit.store.sink import EventSink, MemorySink, NullSink
 
-__all__ = ["EventLog", "EventSink", "MemorySink", "NullSink", "RunStore", "open_reader"]
+__all__ = ["EventLog", "EventSink", "MemorySink", "NullSink", "RunStore", "open_reader", "settle_all"]

@@ -71,6 +71,22 @@ def settle_writes(path: str, but: object = None) -> None:
                 pass
 
 
+def settle_all() -> None:
+    """Wait until every event log of this process has committed what was appended to it (the
+    interpreter's exit waits for that too); raise StoreError if one could not write it all."""
+    lost = []
+    for refs in list(_writers.values()):
+        for ref in refs:
+            drain = ref()
+            try:
+                if drain is not None:
+                    drain()
+            except StoreError as exc:
+                lost.append(exc)
+    if lost:
+        raise lost[0]
+
+
 class Busy(StoreError):
     """Another process, or another attachment in this one, holds the file."""
 

@@ -145,7 +145,7 @@ class EventLog:
             self._die()  # FLOWKIT_TEST_KILL_AFTER_CHECKPOINTS=0: dies before its first checkpoint
         with self._lock:
             if self._closing:
-                raise StoreError(f"the event log {self.path} is closed")
+                raise self._lost or StoreError(f"the event log {self.path} is closed")
             self._tail[table].append(clean)
             self._pending += 1
             self._unwritten += 1
@@ -190,7 +190,7 @@ class EventLog:
         row = self._convert("runs", {**fields, "run_id": run_id})
         with self._cond:
             if self._closing:
-                raise StoreError(f"the event log {self.path} is closed")
+                raise self._lost or StoreError(f"the event log {self.path} is closed")
             self._queue_op(_Request(lambda con: self._update_run(con, row), math.inf))
 
     def discard_after(self, run_id: str, as_of: Any) -> int:
@@ -331,6 +331,9 @@ class EventLog:
                     try:
                         self._write(segments)
                     except Exception as exc:  # noqa: BLE001 - keep everything and retry; see _give_back
+                        if not self._ready.is_set() and not isinstance(exc, Busy):
+                            self._refuse(exc, waiting)  # never opened: nothing to wait for
+                            return
                         busy = self._give_back(segments, waiting, pending, exc)
                         if stopping and time.monotonic() >= self._close_deadline:
                             self._lose(exc)
@@ -355,6 +358,20 @@ class EventLog:
             # or the loss logged.
             atexit.unregister(self._at_exit)
 
+    def _refuse(self, exc: Exception, waiting: list[_Request]) -> None:
+        """The file cannot be opened for writing at all (a read-only view of Parquet folders,
+        no permission, not a log): stop taking rows, so the run fails now rather than run on
+        to lose everything at close."""
+        error = exc if isinstance(exc, StoreError) else StoreError(
+            f"cannot write the event log {self.path}: {exc}")
+        with self._cond:  # said by the next append, flush or read (and by the CLI at its end)
+            self._closing = self._stopping = True
+            self._lost = error
+            waiting += self._waiting
+            self._waiting = []
+        for request in waiting:
+            request.answer(error)
+
     def _lose(self, exc: Exception) -> None:
         """Closing gave up (the file stayed unwritable for lock_timeout): say what was lost."""
         with self._cond:
@@ -374,6 +391,12 @@ class EventLog:
             settle_writes(self.path, but=self)
         with self._attached(0) as con:
             if not self._ready.is_set():  # the first write opens the file: off the caller's thread
+                if con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = "
+                               "'runs' AND table_type = 'VIEW' AND table_catalog = "
+                               "current_database()").fetchone()[0]:  # type: ignore[index]
+                    raise StoreError(f"the event log {self.path} is a read-only view of Parquet "
+                                     f"folders (a sweep's): runs, show, report and export read "
+                                     f"it; write runs to another --db")
                 ensure_schema(con)
                 self._cache_keys |= {key for (key,) in con.execute(
                     "SELECT DISTINCT cache_key FROM model_cache WHERE cache_key IS NOT NULL").fetchall()}
