@@ -64,3 +64,4 @@ def test_the_cli_says_so_and_exits_1(views: Path, command: str) -> None:
     assert done.stderr.endswith(f"is a read-only view of Parquet folders (a sweep's): runs, show, "
                                 f"report and export read it; write runs to another --db\n")
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert "logged" not in done.stdout  # no claim the rows were kept

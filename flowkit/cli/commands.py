@@ -49,6 +49,14 @@ def graph(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- commands that run models
 
 
+def _settled() -> None:
+    """Wait for the run's last commit before saying it was logged (the exit would wait for it
+    anyway); StoreError if rows could not be written."""
+    from flowkit.store import settle_all
+
+    settle_all()
+
+
 def _options(args: argparse.Namespace, **fixed: Any) -> Any:
     """The run options every model-running command takes from the catalogue."""
     from flowkit.app import RunOptions
@@ -88,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
                          sys.stdout)
         return 0
     outcomes = app.run(loaded, _options(args, symbols=args.symbols), inv, _reporter(args))
+    _settled()
     for o in outcomes:
         present.outcome(o, inv, sys.stdout)
     if len(outcomes) > 1:
@@ -101,6 +110,7 @@ def resume(args: argparse.Namespace) -> int:
 
     done = app.resume(args.run_id, args.db, _reporter(args), model=args.model,
                       api_base=args.api_base, cache=args.cache)
+    _settled()
     if done.note:
         print(f"note: {done.note}")
     present.outcome(done.outcome, done.invocation, sys.stdout)
@@ -112,6 +122,7 @@ def replay(args: argparse.Namespace) -> int:
     from flowkit.cli import present
 
     r = app.replay(args.run_id, args.db, _reporter(args))
+    _settled()
     if r.note:
         print(f"note: {r.note}")
     present.outcome(r.outcome, r.invocation, sys.stdout)
@@ -137,6 +148,7 @@ def compare(args: argparse.Namespace) -> int:
                          every=args.every)
     done = app.compare(args.files, inv, _options(args, symbols=args.symbols), args.set, args.out,
                        _reporter(args))
+    _settled()
     present.side_by_side(done.outcomes, done.differences, sys.stdout)
     print(f"wrote {done.report}")
     return _failed(done.outcomes)
@@ -149,6 +161,7 @@ def train(args: argparse.Namespace) -> int:
     loaded = load_workflow(args.file, args.set)
     result = app.train(loaded, _options(args, symbols=args.symbols), episodes=args.episodes,
                        symbols=args.symbols, reporter=_reporter(args))
+    _settled()
     print(f"\nfrozen beliefs of training {result.training_id} (used by `flowkit run` on later "
           f"windows while learning.beliefs.enabled):")
     for b in result.beliefs:
