@@ -110,10 +110,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _handle(args: argparse.Namespace) -> int:
     try:
-        code = args.handler(args)
-        if "flowkit.store" in sys.modules:  # a command that wrote: say if rows were lost
-            sys.modules["flowkit.store"].settle_all()
-        return code
+        return args.handler(args)
     except FlowkitError as exc:
         print(f"error: {exc}" if exc.location is None else str(exc), file=sys.stderr)
         return 1
