@@ -59,32 +59,33 @@ def register_writer(path: str, log: object) -> None:
 def settle_writes(path: str, but: object = None) -> None:
     """Wait until this process's event logs on `path` have committed what was appended to
     them; with `but` (a log), only the logs opened on it before that one: two logs opened
-    together would otherwise each wait for the other's first write."""
-    for ref in _writers.get(os.path.abspath(path), []):
-        drain = ref()
-        if drain is not None and drain.__self__ is but:  # type: ignore[attr-defined]
-            break
-        if drain is not None:
-            try:
-                drain()
-            except StoreError:  # the writer has logged what it lost; read what there is
-                pass
+    together would otherwise each wait for the other's first write. A log that could not
+    write says so itself (its appends, flushes, close); readers read what there is."""
+    _drain(_writers.get(os.path.abspath(path), []), but)
 
 
 def settle_all() -> None:
     """Wait until every event log of this process has committed what was appended to it (the
     interpreter's exit waits for that too); raise StoreError if one could not write it all."""
-    lost = []
-    for refs in list(_writers.values()):
-        for ref in refs:
-            drain = ref()
-            try:
-                if drain is not None:
-                    drain()
-            except StoreError as exc:
-                lost.append(exc)
-    if lost:
-        raise lost[0]
+    lost = _drain([ref for refs in list(_writers.values()) for ref in refs])
+    if lost is not None:
+        raise lost
+
+
+def _drain(refs: list[weakref.WeakMethod[Callable[[], None]]], but: object = None) -> StoreError | None:
+    """Drain each live log of `refs` in order, up to `but`; the first StoreError one raised."""
+    lost = None
+    for ref in refs:
+        drain = ref()
+        if drain is None:
+            continue
+        if drain.__self__ is but:  # type: ignore[attr-defined]
+            break
+        try:
+            drain()
+        except StoreError as exc:
+            lost = lost or exc
+    return lost
 
 
 class Busy(StoreError):

@@ -361,26 +361,27 @@ class EventLog:
     def _refuse(self, exc: Exception, waiting: list[_Request]) -> None:
         """The file cannot be opened for writing at all (a read-only view of Parquet folders,
         no permission, not a log): stop taking rows, so the run fails now rather than run on
-        to lose everything at close."""
-        error = exc if isinstance(exc, StoreError) else StoreError(
-            f"cannot write the event log {self.path}: {exc}")
-        with self._cond:  # said by the next append, flush or read (and by the CLI at its end)
-            self._closing = self._stopping = True
-            self._lost = error
-            waiting += self._waiting
-            self._waiting = []
-        for request in waiting:
-            request.answer(error)
+        to lose everything at close. The next append, flush or read says why."""
+        self._fail(exc if isinstance(exc, StoreError) else StoreError(
+            f"cannot write the event log {self.path}: {exc}"), waiting, refuse_rows=True)
 
     def _lose(self, exc: Exception) -> None:
         """Closing gave up (the file stayed unwritable for lock_timeout): say what was lost."""
-        with self._cond:
-            self._lost = StoreError(f"closing the event log {self.path} lost the {self._unwritten} "
-                                    f"rows it could not write: {exc}")
-            waiting, self._waiting = self._waiting, []
+        self._fail(StoreError(f"closing the event log {self.path} lost the {self._unwritten} "
+                              f"rows it could not write: {exc}"), [], refuse_rows=False)
         log.error("%s", self._lost)
+
+    def _fail(self, error: StoreError, waiting: list[_Request], *, refuse_rows: bool) -> None:
+        """Record why rows are lost and answer every waiter with it (with refuse_rows, in the
+        same step: no more appends)."""
+        with self._cond:
+            if refuse_rows:
+                self._closing = self._stopping = True
+            self._lost = error
+            waiting = [*waiting, *self._waiting]
+            self._waiting = []
         for request in waiting:
-            request.answer(self._lost)
+            request.answer(error)
 
     def _write(self, segments: list[_Segment]) -> None:
         """One transaction: each segment's rows, then its operation. Raises Busy if locked."""
