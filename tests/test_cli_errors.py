@@ -123,6 +123,17 @@ def test_an_out_naming_a_folder_writes_the_report_inside_it(logged: tuple[Path, 
     assert (folder / f"{decision}.png").stat().st_size > 0
 
 
+def test_compare_out_naming_a_folder_writes_the_report_inside_it(tmp_path: Path) -> None:
+    folder = tmp_path / "reports-here"
+    folder.mkdir()
+    proc = flowkit("compare", TA, FINCON, "--symbol", "ETH-USDT", "--start", "2024-01-01",
+                   "--end", "2024-02-29", "--every", "1w", "--out", folder,
+                   "--db", tmp_path / "c.duckdb", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    [report] = folder.glob("compare-*.html")
+    assert report.stat().st_size > 0 and f"wrote {report}" in proc.stdout
+
+
 def test_run_aborting_errors_share_one_base_and_model_errors_carry_their_attempts() -> None:
     assert issubclass(BudgetExceeded, RunAborted) and issubclass(CacheMiss, RunAborted)
     assert issubclass(CacheMiss, ModelError) and issubclass(RunAborted, FlowkitError)
